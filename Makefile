@@ -1,0 +1,40 @@
+# Every target makes its own virtualenv (.venv) and installs what it needs into it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install test unit functional lint demo bench docs clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -q -n 2 tests
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+functional: install
+	$(BIN)/pytest -q tests/functional
+
+demo: install
+	$(BIN)/python -m cyborg_smartnic.demo
+
+bench: install
+	$(BIN)/python bench/run.py
+
+docs: install
+	$(BIN)/oslo-config-generator --namespace cyborg_smartnic > docs/cyborg-smartnic.conf.sample
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

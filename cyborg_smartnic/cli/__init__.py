@@ -1,0 +1,1 @@
+"""The ``cyborg-smartnic`` command: thin argparse glue over the library."""

@@ -1,0 +1,67 @@
+"""Arguments and output shared by every command (``-f``, ``--sysfs-root``, ``--config-file``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import yaml
+from oslo_config import cfg
+from prettytable import PrettyTable
+
+from cyborg_smartnic import conf as smartnic_conf
+from cyborg_smartnic.errors import ConfigError
+
+FORMATS = ("table", "json", "yaml")
+
+
+def add_format_argument(parser: argparse.ArgumentParser,
+                        choices: Sequence[str] = FORMATS, default: str = "table") -> None:
+    parser.add_argument("-f", "--format", choices=choices, default=default,
+                        help=f"output format (default {default})")
+
+
+def add_host_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--sysfs-root`` and ``--config-file``: where a host is read and how it is configured."""
+    parser.add_argument("--sysfs-root", metavar="DIR",
+                        help="directory holding sys/ to read instead of / (a snapshot or "
+                             "generated tree); overrides [smartnic] sysfs_root")
+    parser.add_argument("--config-file", metavar="FILE", action="append", default=[],
+                        help="cyborg.conf-style file with a [smartnic] group (repeatable)")
+
+
+def load_config(args: argparse.Namespace) -> cfg.ConfigOpts:
+    """A private ConfigOpts with [smartnic] read from ``--config-file``; CLI flags win."""
+    conf = cfg.ConfigOpts()
+    smartnic_conf.register_opts(conf)
+    try:
+        conf(args=[], project="cyborg", default_config_files=list(args.config_file),
+             use_env=False)
+        smartnic_conf.register_pool_opts(conf, list(conf.smartnic.pools))
+    except (cfg.Error, OSError) as exc:
+        raise ConfigError(option="--config-file", reason=str(exc).splitlines()[0]) from exc
+    if getattr(args, "sysfs_root", None):
+        conf.set_override("sysfs_root", args.sysfs_root, group=smartnic_conf.GROUP)
+    return conf
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    table = PrettyTable(field_names=list(headers))
+    table.align = "l"
+    for row in rows:
+        table.add_row(["" if cell is None else cell for cell in row])
+    return table.get_string()
+
+
+def emit(data: Any, fmt: str, table: Callable[[], str], out: TextIO | None = None) -> None:
+    """Print ``data`` as JSON or YAML, or the text ``table()`` builds for ``-f table``."""
+    stream = out or sys.stdout
+    if fmt == "json":
+        stream.write(json.dumps(data, indent=2) + "\n")
+    elif fmt == "yaml":
+        stream.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+    else:
+        stream.write(table() + "\n")

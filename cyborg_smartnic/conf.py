@@ -1,0 +1,87 @@
+"""Every oslo.config option of cyborg-smartnic, in one place.
+
+Options live in ``[smartnic]`` of cyborg.conf (the driver registers them on cyborg-agent's
+CONF when it is loaded, never at import time). Pools are cinder-style dynamic groups: ``[smartnic]
+pools = dpdk,kernel`` names groups ``[smartnic_pool:dpdk]`` and ``[smartnic_pool:kernel]``.
+``list_opts`` feeds ``oslo-config-generator --namespace cyborg_smartnic``.
+"""
+
+from __future__ import annotations
+
+from oslo_config import cfg
+
+from cyborg_smartnic.traits import DEFAULT_RESOURCE_CLASS
+
+GROUP = "smartnic"
+POOL_GROUP_PREFIX = "smartnic_pool:"
+
+SMARTNIC_OPTS = [
+    cfg.StrOpt(
+        "sysfs_root", default="/",
+        help="Directory that holds sys/ (and proc/) to read. '/' on a real host; an "
+             "unpacked `cyborg-smartnic snapshot` or a generated tree in tests."),
+    cfg.StrOpt(
+        "hostname",
+        help="Host name used as the prefix of deployable (resource provider) names. "
+             "Defaults to the cyborg-agent's resource provider name, else the FQDN."),
+    cfg.ListOpt(
+        "devices", default=[],
+        help="Which PCI functions count. Each selector is a vendor:device id pair ('15b3:101d', "
+             "'8086:*'), a PF netdev name ('ens1f0') or a PF address ('0000:3b:00.0'), "
+             "optionally followed by '#' and VF index ranges ('ens1f0#0-3,8'). Empty selects "
+             "every PF of a catalogued model. Unknown selector shapes are refused."),
+    cfg.ListOpt(
+        "physical_device_mappings", default=[],
+        help="Physical network of each PF, like the Neutron SR-IOV agent's option: "
+             "'physnet1:ens1f0,physnet2:0000:3b:00.1' (PF netdev name or PF address)."),
+    cfg.StrOpt(
+        "resource_class", default=DEFAULT_RESOURCE_CLASS,
+        help="Placement resource class of the default pools (a CUSTOM_* name)."),
+    cfg.ListOpt(
+        "extra_traits", default=[],
+        help="CUSTOM_* traits added to every pool this host reports."),
+    cfg.ListOpt(
+        "pools", default=[],
+        help="Names of explicit VF pools; each has a [smartnic_pool:NAME] group. VFs not in "
+             "any explicit pool stay in their PF's default pool."),
+    cfg.ListOpt(
+        "extra_models", default=[],
+        help="Extra NIC models, 'VVVV:DDDD[:VFDEV]=Model name' (PF vendor and device id, "
+             "optional VF device id); overrides a built-in row with the same ids."),
+    cfg.BoolOpt(
+        "use_devlink", default=True,
+        help="Ask `devlink -j` for eswitch mode and firmware when the command exists; "
+             "otherwise these are inferred from sysfs."),
+    cfg.StrOpt(
+        "pci_ids_path",
+        help="pci.ids file for names of models the catalogue lacks. Default: the usual "
+             "pciutils locations, when installed."),
+]
+
+POOL_OPTS = [
+    cfg.ListOpt(
+        "devices", default=[],
+        help="Selectors (same syntax as [smartnic] devices) of the VFs in this pool, "
+             "e.g. 'ens1f0#0-3'. Required."),
+    cfg.StrOpt(
+        "resource_class",
+        help="Resource class of this pool; default [smartnic] resource_class."),
+    cfg.ListOpt("traits", default=[], help="Extra CUSTOM_* traits of this pool."),
+    cfg.StrOpt(
+        "physnet",
+        help="Physical network of this pool; default the PF's physical_device_mappings."),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the [smartnic] options and one group per configured pool name."""
+    conf.register_opts(SMARTNIC_OPTS, group=GROUP)
+
+
+def register_pool_opts(conf: cfg.ConfigOpts, names: list[str]) -> None:
+    for name in names:
+        conf.register_opts(POOL_OPTS, group=POOL_GROUP_PREFIX + name)
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    return [(GROUP, SMARTNIC_OPTS), (POOL_GROUP_PREFIX + "NAME", POOL_OPTS)]
