@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from oslo_config import cfg
+
+from cyborg_smartnic import conf
+
+
+def test_list_opts_names_every_group() -> None:
+    groups = dict(conf.list_opts())
+    assert set(groups) == {"smartnic", "smartnic_pool:NAME"}
+    names = {opt.name for opt in groups["smartnic"]}
+    assert {"sysfs_root", "devices", "physical_device_mappings", "pools",
+            "resource_class"} <= names
+
+
+def test_pool_groups_read_from_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "cyborg.conf"
+    path.write_text(
+        "[smartnic]\npools = dpdk\nphysical_device_mappings = physnet1:ens1f0\n"
+        "[smartnic_pool:dpdk]\ndevices = ens1f0#0-3\nresource_class = CUSTOM_DPDK_VF\n")
+    opts = cfg.ConfigOpts()
+    conf.register_opts(opts)
+    opts(args=[], default_config_files=[str(path)], use_env=False)
+    conf.register_pool_opts(opts, list(opts.smartnic.pools))
+    assert opts.smartnic.physical_device_mappings == ["physnet1:ens1f0"]
+    assert opts["smartnic_pool:dpdk"].devices == ["ens1f0#0-3"]
+    assert opts["smartnic_pool:dpdk"].resource_class == "CUSTOM_DPDK_VF"
+
+
+def test_config_generator_writes_a_sample() -> None:
+    generator = Path(sys.executable).with_name("oslo-config-generator")
+    result = subprocess.run([str(generator), "--namespace", "cyborg_smartnic"],
+                            capture_output=True, text=True, check=True)
+    assert "[smartnic]" in result.stdout
+    assert "#physical_device_mappings =" in result.stdout
