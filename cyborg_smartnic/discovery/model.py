@@ -74,6 +74,7 @@ class PhysicalFunction:
     virtual_functions: tuple[VirtualFunction, ...]  # selected VFs, by index
     serial: str | None = None
     representors: tuple[str, ...] = ()  # representor netdevs seen (switchdev mode)
+    flow_steering_mode: str | None = None  # mlx5 devlink param (smfs/dmfs); None when unknown
 
 
 @dataclass(frozen=True, slots=True)
