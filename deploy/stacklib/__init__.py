@@ -1,0 +1,1 @@
+"""Helpers of deploy/stack.py: processes, RabbitMQ, the OpenStack services, the auth filter."""
