@@ -1,0 +1,321 @@
+"""The host config file (``host.yaml``): what an operator wants this compute node to look like.
+
+Loaded with the shared positioned YAML loader and checked by a JSON schema plus the
+cross-field rules a schema cannot say (VF ranges inside ``vf_count``, no overlaps, one
+selector per entry). Every problem is collected and reported as ``FILE:LINE:COL: field:
+reason``; nothing here looks at the host itself (see ``match_devices`` for that).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cyborg_smartnic import yamlsource
+from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
+from cyborg_smartnic.errors import InvalidPciAddress, SmartNicError, SourceError
+from cyborg_smartnic.pci import PciAddress
+
+DEFAULT_DRIVER = "default"  # vf_drivers value meaning "the vendor's netdev VF driver"
+MAX_VFS = 4096
+FLOW_STEERING_MODES = ("smfs", "dmfs")
+DRIVER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+_RANGES_PATTERN = r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$"
+_RANGES_RE = re.compile(_RANGES_PATTERN)
+_SIZE_RE = re.compile(r"(?P<number>\d+)\s*(?P<unit>[kKmMgG])?[bB]?")
+_SIZE_UNITS_KB = {"k": 1, "m": 1024, "g": 1024 * 1024}
+_SELECTORS = ("address", "netdev", "select")
+
+
+class InvalidHostConfig(SmartNicError):
+    """One or more problems in a host config file; ``errors`` holds each as a SourceError."""
+
+    msg_fmt = "%(errors)s"
+
+    def __init__(self, errors: tuple[SourceError, ...] = (), **kwargs: Any) -> None:
+        self.errors = tuple(sorted(errors, key=yamlsource.error_sort_key))
+        if "errors" not in kwargs:
+            kwargs["errors"] = "\n".join(str(e) for e in self.errors)
+        super().__init__(**kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a config entry was written, so later checks can point at it."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+
+    def error(self, reason: str) -> SourceError:
+        return SourceError(file=self.file, line=self.line, column=self.column,
+                           field=self.field, reason=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class VfDriverRange:
+    indices: tuple[int, ...]
+    driver: str  # a kernel driver name, or DEFAULT_DRIVER
+    text: str  # the range as written, for messages
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    """Desired state of the PFs one entry selects (by address, netdev or selector)."""
+
+    origin: Origin  # of the selector key
+    address: PciAddress | None = None
+    netdev: str | None = None
+    select: str | None = None
+    vf_count: int | None = None
+    vf_drivers: tuple[VfDriverRange, ...] = ()
+    reserved_vfs: tuple[int, ...] = ()
+    eswitch_mode: str | None = None
+    flow_steering_mode: str | None = None
+    firmware_mode: str | None = None
+    physnet: str | None = None
+
+    @property
+    def selector_text(self) -> str:
+        return str(self.address) if self.address else (self.netdev or self.select or "")
+
+    def driver_for(self, index: int) -> str | None:
+        for entry in self.vf_drivers:
+            if index in entry.indices:
+                return entry.driver
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class HugepageConfig:
+    origin: Origin
+    size_kb: int
+    count: int
+    numa_node: int | None = None  # None: the global pool (/sys/kernel/mm/hugepages)
+
+    @property
+    def label(self) -> str:
+        where = "global" if self.numa_node is None else f"node{self.numa_node}"
+        return f"{where} {self.size_kb}kB"
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    file: str
+    devices: tuple[DeviceConfig, ...] = ()
+    hugepages: tuple[HugepageConfig, ...] = ()
+
+
+_DEVICE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "address": {"type": "string", "minLength": 1},
+        "netdev": {"type": "string", "pattern": r"^[A-Za-z0-9_.:@-]{1,15}$",
+                   "x-message": "not a network interface name (1-15 of A-Z a-z 0-9 _ . : @ -)"},
+        "select": {"type": "string", "minLength": 1},
+        "vf_count": {"type": "integer", "minimum": 0, "maximum": MAX_VFS},
+        "vf_drivers": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "string", "pattern": DRIVER_PATTERN,
+                "x-message": "not a kernel driver name (like vfio-pci, iavf, mlx5_core) "
+                             "or 'default'"},
+        },
+        "reserved_vfs": {"type": ["string", "integer"]},
+        "eswitch_mode": {"enum": [ESWITCH_LEGACY, ESWITCH_SWITCHDEV]},
+        "flow_steering_mode": {"enum": list(FLOW_STEERING_MODES)},
+        "firmware_mode": {"type": "string", "pattern": r"^[a-z0-9_]{1,64}$",
+                          "x-message": "a firmware mode is lower-case letters, digits and _ "
+                                       "(like nic, dpu, comms, os_default)"},
+        "physnet": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$",
+                    "x-message": "a physical network name is 1-64 of A-Z a-z 0-9 _ . -"},
+    },
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "cyborg-smartnic host config",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "devices": {"type": "array", "items": _DEVICE_SCHEMA},
+        "hugepages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["size", "count"],
+                "properties": {
+                    "node": {"type": "integer", "minimum": 0, "maximum": 1023},
+                    "size": {"type": ["string", "integer"]},
+                    "count": {"type": "integer", "minimum": 0, "maximum": 10_000_000},
+                },
+            },
+        },
+    },
+}
+
+
+def load_host_config(path: str | Path) -> HostConfig:
+    """Read, validate and convert ``path``; raise ``InvalidHostConfig`` listing every problem."""
+    return parse_document(yamlsource.load_document(path))
+
+
+def parse_document(doc: yamlsource.Document) -> HostConfig:
+    if doc.data is None:
+        return HostConfig(file=doc.file)
+    errors = yamlsource.validate_with_schema(doc, SCHEMA)
+    if errors:
+        raise InvalidHostConfig(tuple(errors))
+    found: list[SourceError] = []
+    devices = tuple(_device(doc, index, found)
+                    for index in range(len(doc.get(("devices",), []))))
+    hugepages = tuple(_hugepages(doc, index, found)
+                      for index in range(len(doc.get(("hugepages",), []))))
+    _check_duplicates(devices, hugepages, found)
+    if found:
+        raise InvalidHostConfig(tuple(found))
+    return HostConfig(file=doc.file, devices=devices, hugepages=hugepages)
+
+
+def parse_ranges(text: str | int) -> tuple[int, ...]:
+    """``"0-3,8"`` -> ``(0, 1, 2, 3, 8)``; raises ValueError with a reason."""
+    if isinstance(text, int):
+        if not 0 <= text < MAX_VFS:
+            raise ValueError(f"VF index {text} is outside 0-{MAX_VFS - 1}")
+        return (text,)
+    if not _RANGES_RE.fullmatch(text):
+        raise ValueError(f"{text!r} is not a VF index list like '0-7' or '0-3,8'")
+    indices: set[int] = set()
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        low, high = int(first), int(last or first)
+        if low > high:
+            raise ValueError(f"range {part.strip()!r} runs backwards")
+        if high >= MAX_VFS:
+            raise ValueError(f"VF index {high} is outside 0-{MAX_VFS - 1}")
+        indices.update(range(low, high + 1))
+    return tuple(sorted(indices))
+
+
+def parse_size_kb(value: str | int) -> int:
+    """Hugepage size: ``2M``, ``1G``, ``2048kB`` or an integer number of kB."""
+    if isinstance(value, int):
+        number, unit = value, "k"
+    else:
+        match = _SIZE_RE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"{value!r} is not a page size like 2M, 1G or 2048kB")
+        number, unit = int(match["number"]), (match["unit"] or "k").lower()
+    size = number * _SIZE_UNITS_KB[unit]
+    if size < 4 or size & (size - 1):
+        raise ValueError(f"page size {size} kB is not a power of two of at least 4 kB")
+    return size
+
+
+def _origin(doc: yamlsource.Document, path: yamlsource.JsonPath) -> Origin:
+    line, column = doc.position(path)
+    return Origin(doc.file, line, column, yamlsource.format_path(path))
+
+
+def _device(doc: yamlsource.Document, index: int, found: list[SourceError]) -> DeviceConfig:
+    base: yamlsource.JsonPath = ("devices", index)
+    entry: dict[str, Any] = doc.get(base)
+    given = [key for key in _SELECTORS if key in entry]
+    if len(given) != 1:
+        reason = ("needs one of address, netdev or select" if not given else
+                  f"give only one of address, netdev or select (found {', '.join(given)})")
+        found.append(doc.error(base, reason))
+    key = given[0] if given else "address"
+    origin = _origin(doc, (*base, key))
+    address = None
+    if "address" in entry:
+        try:
+            address = PciAddress.parse(entry["address"])
+        except InvalidPciAddress as exc:
+            found.append(doc.error((*base, "address"), str(exc)))
+    select = entry.get("select")
+    if select is not None and "#" in select:
+        found.append(doc.error((*base, "select"),
+                               "a host entry selects whole PFs: drop the '#' VF ranges "
+                               "(use reserved_vfs to hold VFs back from Cyborg)"))
+    vf_count = entry.get("vf_count")
+    drivers = _vf_drivers(doc, base, entry.get("vf_drivers", {}), vf_count, found)
+    reserved: tuple[int, ...] = ()
+    if "reserved_vfs" in entry:
+        try:
+            reserved = parse_ranges(entry["reserved_vfs"])
+        except ValueError as exc:
+            found.append(doc.error((*base, "reserved_vfs"), str(exc)))
+        _check_inside(doc, (*base, "reserved_vfs"), reserved, vf_count, found)
+    return DeviceConfig(
+        origin=origin, address=address, netdev=entry.get("netdev"), select=select,
+        vf_count=vf_count, vf_drivers=drivers, reserved_vfs=reserved,
+        eswitch_mode=entry.get("eswitch_mode"),
+        flow_steering_mode=entry.get("flow_steering_mode"),
+        firmware_mode=entry.get("firmware_mode"), physnet=entry.get("physnet"))
+
+
+def _vf_drivers(doc: yamlsource.Document, base: yamlsource.JsonPath, raw: dict[str, str],
+                vf_count: int | None, found: list[SourceError]) -> tuple[VfDriverRange, ...]:
+    result: list[VfDriverRange] = []
+    owner: dict[int, str] = {}
+    for text, driver in raw.items():
+        path = (*base, "vf_drivers", text)
+        try:
+            indices = parse_ranges(text)
+        except ValueError as exc:
+            found.append(doc.error(path, str(exc)))
+            continue
+        clash = sorted({owner[i] for i in indices if i in owner})
+        if clash:
+            found.append(doc.error(path, f"overlaps the range {clash[0]!r}"))
+        owner.update((i, text) for i in indices)
+        _check_inside(doc, path, indices, vf_count, found)
+        result.append(VfDriverRange(indices, driver, text))
+    return tuple(result)
+
+
+def _check_inside(doc: yamlsource.Document, path: yamlsource.JsonPath,
+                  indices: tuple[int, ...], vf_count: int | None,
+                  found: list[SourceError]) -> None:
+    if vf_count is not None and indices and indices[-1] >= vf_count:
+        found.append(doc.error(path, f"VF {indices[-1]} does not exist with vf_count "
+                                     f"{vf_count} (VFs are numbered 0-{vf_count - 1})"
+                               if vf_count else f"VF {indices[-1]} does not exist with "
+                                                f"vf_count 0"))
+
+
+def _hugepages(doc: yamlsource.Document, index: int,
+               found: list[SourceError]) -> HugepageConfig:
+    base: yamlsource.JsonPath = ("hugepages", index)
+    entry: dict[str, Any] = doc.get(base)
+    size_kb = 0
+    try:
+        size_kb = parse_size_kb(entry["size"])
+    except ValueError as exc:
+        found.append(doc.error((*base, "size"), str(exc)))
+    return HugepageConfig(origin=_origin(doc, base), size_kb=size_kb, count=entry["count"],
+                          numa_node=entry.get("node"))
+
+
+def _check_duplicates(devices: tuple[DeviceConfig, ...],
+                      hugepages: tuple[HugepageConfig, ...], found: list[SourceError]) -> None:
+    seen: dict[str, Origin] = {}
+    for device in devices:
+        key = device.selector_text
+        if key and key in seen:
+            found.append(device.origin.error(f"{key!r} is already configured at line "
+                                             f"{seen[key].line}"))
+        seen.setdefault(key, device.origin)
+    pools: dict[tuple[int | None, int], Origin] = {}
+    for pool in hugepages:
+        pool_key = (pool.numa_node, pool.size_kb)
+        if pool.size_kb and pool_key in pools:
+            found.append(pool.origin.error(f"{pool.label} pages are already configured at "
+                                           f"line {pools[pool_key].line}"))
+        pools.setdefault(pool_key, pool.origin)

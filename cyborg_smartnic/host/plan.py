@@ -1,0 +1,336 @@
+"""Diff the desired host config against the discovered host into ordered steps (pure).
+
+The order encodes what the kernel and the drivers demand (see notes/sysfs-and-nics.md):
+hugepages first; per PF a firmware mode change is a manual step; ``sriov_numvfs`` N->M
+goes through 0; ice changes eswitch mode only with 0 VFs, mlx5 only with its VFs unbound;
+mlx5 ``flow_steering_mode`` only changes in legacy mode; VF drivers are bound after the VFs
+exist. A step that would destroy or rebind a VF in use, or change a BlueField in DPU mode
+from the host, is kept in the plan but marked refused, so the operator sees why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cyborg_smartnic.catalog import Catalog, NicModel
+from cyborg_smartnic.discovery.model import (
+    ESWITCH_LEGACY,
+    ESWITCH_SWITCHDEV,
+    Host,
+    PhysicalFunction,
+    VirtualFunction,
+)
+from cyborg_smartnic.errors import SourceError
+from cyborg_smartnic.host import steps as S
+from cyborg_smartnic.host.config import (
+    DEFAULT_DRIVER,
+    DeviceConfig,
+    HostConfig,
+    HugepageConfig,
+    InvalidHostConfig,
+)
+from cyborg_smartnic.host.inuse import InUse
+
+MLX5 = "mlx5_core"
+FLOW_STEERING_PARAM = "flow_steering_mode"
+FW_DPU = "dpu"
+
+Selector = Callable[[str, PhysicalFunction], bool]
+
+
+def plan(desired: HostConfig, current: Host, in_use: InUse,
+         catalog: Catalog | None = None, selector: Selector | None = None) -> S.Plan:
+    """The steps from ``current`` to ``desired``; never touches the host.
+
+    ``selector(text, pf)`` answers whether a ``select:`` entry matches a PF (the
+    ``[smartnic] devices`` syntax); raises ``InvalidHostConfig`` when an entry names a PF
+    this host does not have.
+    """
+    models = catalog or Catalog()
+    pairs = match_devices(desired, current, selector)
+    steps: list[S.Step] = []
+    notes: list[str] = list(in_use.notes)
+    for pool in desired.hugepages:
+        steps.extend(_hugepage_steps(pool, current))
+    for device, pf in pairs:
+        model = models.lookup_pf(pf.vendor_id, pf.device_id)
+        steps.extend(_PfPlanner(device, pf, in_use, model).run())
+        if device.reserved_vfs:
+            notes.append(f"{pf.address}: VFs {_ranges(device.reserved_vfs)} are held back "
+                         f"from Cyborg (see `host conf` for the [smartnic] devices line)")
+    return S.Plan(tuple(steps), tuple(notes))
+
+
+def match_devices(desired: HostConfig, current: Host, selector: Selector | None = None,
+                  ) -> tuple[tuple[DeviceConfig, PhysicalFunction], ...]:
+    """Each config entry with the PFs it selects, by PF address; every miss is an error."""
+    errors: list[SourceError] = []
+    owner: dict[str, DeviceConfig] = {}
+    pairs: list[tuple[DeviceConfig, PhysicalFunction]] = []
+    skipped = {s.address: s.reason for s in current.skipped}
+    for device in desired.devices:
+        found = [pf for pf in current.physical_functions if _selects(device, pf, selector)]
+        if not found:
+            why = skipped.get(device.selector_text)
+            errors.append(device.origin.error(
+                f"no PF {device.selector_text!r} on this host"
+                + (f" (discovery skipped it: {why})" if why else "")))
+        for pf in found:
+            key = str(pf.address)
+            if key in owner:
+                errors.append(device.origin.error(
+                    f"PF {key} is also selected by the entry at line {owner[key].origin.line}"))
+                continue
+            owner[key] = device
+            pairs.append((device, pf))
+    if errors:
+        raise InvalidHostConfig(tuple(errors))
+    return tuple(sorted(pairs, key=lambda pair: pair[1].address))
+
+
+def _selects(device: DeviceConfig, pf: PhysicalFunction, selector: Selector | None) -> bool:
+    if device.address is not None:
+        return pf.address == device.address
+    if device.netdev is not None:
+        return pf.netdev == device.netdev
+    if device.select is not None and selector is not None:
+        return selector(device.select, pf)
+    return False
+
+
+def _hugepage_steps(want: HugepageConfig, current: Host) -> list[S.Step]:
+    pool = next((p for p in current.hugepages
+                 if p.numa_node == want.numa_node and p.size_kb == want.size_kb), None)
+    if pool is None:
+        sizes = sorted({p.size_kb for p in current.hugepages if p.numa_node == want.numa_node})
+        where = "globally" if want.numa_node is None else f"on NUMA node {want.numa_node}"
+        known = f" (sizes there: {', '.join(str(s) for s in sizes)} kB)" if sizes else ""
+        return [S.Step(S.SET_HUGEPAGES, want.label, reason="reserve hugepages",
+                       to_value=want.count, numa_node=want.numa_node, size_kb=want.size_kb,
+                       refused=f"this host has no {want.size_kb} kB pool {where}{known}")]
+    if pool.total == want.count:
+        return []
+    used = pool.total - pool.free
+    reason = "reserve hugepages" if want.count > pool.total else "release hugepages"
+    if want.count < used:
+        reason += f" ({used} in use stay allocated as surplus until freed)"
+    return [S.Step(S.SET_HUGEPAGES, want.label, reason=reason, from_value=pool.total,
+                   to_value=want.count, numa_node=want.numa_node, size_kb=want.size_kb)]
+
+
+@dataclass
+class _PfPlanner:
+    """Works through one PF; mutable only while planning, the result is frozen steps."""
+
+    device: DeviceConfig
+    pf: PhysicalFunction
+    in_use: InUse
+    model: NicModel | None
+    steps: list[S.Step] = field(default_factory=list)
+
+    @property
+    def addr(self) -> str:
+        return str(self.pf.address)
+
+    def run(self) -> list[S.Step]:
+        pf, device = self.pf, self.device
+        vfs = {vf.index: vf for vf in pf.virtual_functions}
+        target_count = device.vf_count if device.vf_count is not None else pf.num_vfs
+        self._firmware()
+        modes = self._mode_sequence()
+        is_mlx5 = pf.driver == MLX5
+        destroy = pf.num_vfs > 0 and (
+            target_count != pf.num_vfs or (bool(modes) and not is_mlx5))
+        previous = {index: vf.driver for index, vf in vfs.items()}
+        if destroy:
+            self._set_numvfs(pf.num_vfs, 0, tuple(str(vf.address) for vf in vfs.values()),
+                             "go through 0: the kernel refuses N->M directly"
+                             if target_count else "remove the VFs")
+        unbound: set[int] = set()
+        if modes and not destroy and pf.num_vfs > 0:
+            for index, vf in sorted(vfs.items()):
+                if vf.driver is not None:
+                    self._bind(vf, index, vf.driver, None, "mlx5 changes eswitch mode only "
+                               "with its VFs unbound")
+                    unbound.add(index)
+        alive = () if destroy else tuple(str(vf.address) for vf in vfs.values())
+        for kind, value in modes:
+            if kind == S.SET_ESWITCH_MODE:
+                self._eswitch(value, alive)
+            else:
+                self._flow_steering(value)
+        now = 0 if destroy else pf.num_vfs
+        if target_count != now:
+            self._set_numvfs(now, target_count, (), "create the VFs")
+        for index in range(target_count):
+            survivor = vfs.get(index) if not destroy else None
+            want = self._wanted_driver(index)
+            if survivor is not None:
+                have = None if index in unbound else survivor.driver
+                goal = want or (survivor.driver if index in unbound else None)
+                if goal is not None and goal != have:
+                    self._bind(survivor, index, have, goal,
+                               "rebind after the eswitch mode change" if index in unbound
+                               and want is None else f"VF {index} should use {goal}")
+            elif want is not None:
+                self._bind(None, index, None, want, f"new VF {index} should use {want}")
+            elif destroy and previous.get(index) and previous[index] != self._default():
+                self._bind(None, index, None, previous[index],
+                           f"restore the driver VF {index} had before it was recreated")
+        return self.steps
+
+    # ----------------------------------------------------------------- decisions
+
+    def _default(self) -> str | None:
+        return self.model.vf_driver if self.model else None
+
+    def _wanted_driver(self, index: int) -> str | None:
+        driver = self.device.driver_for(index)
+        if driver == DEFAULT_DRIVER:
+            return self._default() or "(unknown default)"
+        return driver
+
+    def _dpu_refusal(self) -> str | None:
+        if self.model is None or not self.model.dpu:
+            return None
+        mode = self.pf.firmware.mode
+        if mode == FW_DPU:
+            return (f"{self.model.name} is in DPU mode: its eswitch and VFs belong to the "
+                    f"Arm side (ECPF); change them there, not from the host")
+        if mode is None:
+            return (f"cannot tell whether this {self.model.name} is in DPU or NIC mode "
+                    f"(firmware mode unknown); refusing host-side eswitch/VF changes "
+                    f"(check with `mstconfig -d {self.addr} q INTERNAL_CPU_MODEL`)")
+        return None
+
+    def _mode_sequence(self) -> list[tuple[str, str]]:
+        """The eswitch modes and flow steering changes to pass through, in order."""
+        want_mode = self.device.eswitch_mode
+        mode = self.pf.eswitch_mode
+        sequence: list[tuple[str, str]] = []
+        fsm = self.device.flow_steering_mode
+        if fsm is not None and fsm != self.pf.flow_steering_mode:
+            if self.pf.driver != MLX5:
+                self._refused(S.SET_DEVLINK_PARAM, f"pci/{self.addr}", "set flow steering",
+                              f"flow_steering_mode is an mlx5 devlink parameter; "
+                              f"{self.pf.driver or 'this PF'} has none",
+                              param=FLOW_STEERING_PARAM, to_value=fsm)
+            elif (self.pf.flow_steering_mode is None and mode == ESWITCH_SWITCHDEV
+                  and want_mode in (None, ESWITCH_SWITCHDEV)):
+                self.steps.append(S.Step(
+                    S.MANUAL, f"pci/{self.addr}", to_value=fsm, pf=self.addr,
+                    param=FLOW_STEERING_PARAM,
+                    reason=f"current flow_steering_mode unknown and it only changes in legacy "
+                           f"mode: check `devlink dev param show pci/{self.addr} name "
+                           f"flow_steering_mode`; if it is not {fsm}, set eswitch_mode: "
+                           f"legacy, apply, then switchdev again"))
+            else:
+                if mode == ESWITCH_SWITCHDEV:
+                    sequence.append((S.SET_ESWITCH_MODE, ESWITCH_LEGACY))
+                    mode = ESWITCH_LEGACY
+                sequence.append((S.SET_DEVLINK_PARAM, fsm))
+                if want_mode is None and self.pf.eswitch_mode == ESWITCH_SWITCHDEV:
+                    want_mode = ESWITCH_SWITCHDEV
+        if want_mode is not None and want_mode != mode:
+            sequence.append((S.SET_ESWITCH_MODE, want_mode))
+        return sequence
+
+    # ----------------------------------------------------------------- steps
+
+    def _firmware(self) -> None:
+        want = self.device.firmware_mode
+        have = self.pf.firmware.mode
+        if want is None or want == have:
+            return
+        self.steps.append(S.Step(S.MANUAL, self.addr, reason=self._firmware_howto(want),
+                                 from_value=have, to_value=want, pf=self.addr))
+
+    def _firmware_howto(self, want: str) -> str:
+        model = self.model
+        if model is not None and model.dpu and model.vendor == "nvidia":
+            setting = ("INTERNAL_CPU_MODEL=1 INTERNAL_CPU_OFFLOAD_ENGINE=0" if want == FW_DPU
+                       else "INTERNAL_CPU_OFFLOAD_ENGINE=1")
+            return (f"firmware mode needs a firmware tool and a power cycle: "
+                    f"`mlxconfig -d {self.addr} s {setting}`, then cold reboot the host")
+        if model is not None and model.ddp:
+            return (f"DDP package needs installing and a driver reload: put the {want} "
+                    f"package at /lib/firmware/updates/intel/ice/ddp/ice.pkg, then reload "
+                    f"ice or reboot")
+        return "firmware mode needs the vendor's firmware tool and a reboot"
+
+    def _refusal_for(self, destroys: tuple[str, ...]) -> str | None:
+        busy = [(a, self.in_use.reason_for(a)) for a in destroys]
+        busy_text = [f"VF {a} is in use ({why})" for a, why in busy if why]
+        return "; ".join(busy_text) or None
+
+    def _set_numvfs(self, have: int, want: int, destroys: tuple[str, ...],
+                    reason: str) -> None:
+        refused = self._dpu_refusal()
+        if refused is None and self.pf.driver is None:
+            refused = "no PF driver is bound: the kernel cannot create VFs (ENOENT)"
+        if refused is None and want > self.pf.total_vfs:
+            refused = (f"{want} VFs asked but sriov_totalvfs is {self.pf.total_vfs} "
+                       f"(the kernel answers ERANGE)")
+        refused = refused or self._refusal_for(destroys)
+        self.steps.append(S.Step(
+            S.SET_NUMVFS, self.addr, reason=reason, from_value=have, to_value=want,
+            pf=self.addr, disruptive=bool(destroys), destroys_vfs=destroys, refused=refused))
+
+    def _bind(self, vf: VirtualFunction | None, index: int, have: str | None,
+              want: str | None, reason: str) -> None:
+        address = str(vf.address) if vf is not None else None
+        disturbs = (address,) if address is not None and have is not None else ()
+        refused = self._refusal_for(disturbs)
+        if want == "(unknown default)":
+            refused = refused or ("'default' VF driver unknown for this model; name the "
+                                  "driver in vf_drivers")
+        self.steps.append(S.Step(
+            S.BIND_DRIVER, address or f"{self.addr} vf{index}", reason=reason,
+            from_value=have, to_value=want, pf=self.addr, vf_index=index,
+            disruptive=bool(disturbs), destroys_vfs=disturbs, refused=refused))
+
+    def _eswitch(self, want: str, alive: tuple[str, ...]) -> None:
+        have = self.pf.eswitch_mode
+        for step in self.steps:
+            if step.kind == S.SET_ESWITCH_MODE:
+                have = str(step.to_value)
+        refused = self._dpu_refusal()
+        if refused is None and want == ESWITCH_SWITCHDEV and not (
+                self.model is not None and self.model.switchdev):
+            refused = (f"{self.model.name if self.model else 'this model'} has no "
+                       f"switchdev eswitch mode")
+        self.steps.append(S.Step(
+            S.SET_ESWITCH_MODE, f"pci/{self.addr}", reason=f"eswitch mode {want}",
+            from_value=have, to_value=want, pf=self.addr, disruptive=True,
+            destroys_vfs=alive, refused=refused or self._refusal_for(alive)))
+
+    def _flow_steering(self, want: str) -> None:
+        self.steps.append(S.Step(
+            S.SET_DEVLINK_PARAM, f"pci/{self.addr}", reason="flow steering (legacy mode only)",
+            from_value=self.pf.flow_steering_mode, to_value=want, pf=self.addr,
+            param=FLOW_STEERING_PARAM, refused=self._dpu_refusal()))
+
+    def _refused(self, kind: str, target: str, reason: str, refused: str,
+                 **extra: object) -> None:
+        self.steps.append(S.Step(kind, target, reason=reason, pf=self.addr, refused=refused,
+                                 **extra))  # type: ignore[arg-type]
+
+
+def _ranges(indices: tuple[int, ...]) -> str:
+    """``(0, 1, 2, 5)`` -> ``"0-2,5"``."""
+    parts: list[str] = []
+    start = prev = None
+    for index in indices:
+        if prev is not None and index == prev + 1:
+            prev = index
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = index
+    if start is not None:
+        parts.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(parts)
+
+
+format_ranges = _ranges
