@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from cyborg_smartnic import yamlsource
+from cyborg_smartnic.discovery import selection
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
-from cyborg_smartnic.errors import InvalidPciAddress, SmartNicError, SourceError
+from cyborg_smartnic.errors import ConfigError, InvalidPciAddress, SmartNicError, SourceError
 from cyborg_smartnic.pci import PciAddress
 
 DEFAULT_DRIVER = "default"  # vf_drivers value meaning "the vendor's netdev VF driver"
@@ -243,6 +244,11 @@ def _device(doc: yamlsource.Document, index: int, found: list[SourceError]) -> D
         found.append(doc.error((*base, "select"),
                                "a host entry selects whole PFs: drop the '#' VF ranges "
                                "(use reserved_vfs to hold VFs back from Cyborg)"))
+    elif select is not None:
+        try:
+            selection.parse_selector(select)
+        except ConfigError as exc:
+            found.append(doc.error((*base, "select"), str(exc.kwargs["reason"])))
     vf_count = entry.get("vf_count")
     drivers = _vf_drivers(doc, base, entry.get("vf_drivers", {}), vf_count, found)
     reserved: tuple[int, ...] = ()

@@ -10,10 +10,10 @@ from the host, is kept in the plan but marked refused, so the operator sees why.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cyborg_smartnic.catalog import Catalog, NicModel
+from cyborg_smartnic.discovery import selection
 from cyborg_smartnic.discovery.model import (
     ESWITCH_LEGACY,
     ESWITCH_SWITCHDEV,
@@ -36,19 +36,15 @@ MLX5 = "mlx5_core"
 FLOW_STEERING_PARAM = "flow_steering_mode"
 FW_DPU = "dpu"
 
-Selector = Callable[[str, PhysicalFunction], bool]
-
 
 def plan(desired: HostConfig, current: Host, in_use: InUse,
-         catalog: Catalog | None = None, selector: Selector | None = None) -> S.Plan:
+         catalog: Catalog | None = None) -> S.Plan:
     """The steps from ``current`` to ``desired``; never touches the host.
 
-    ``selector(text, pf)`` answers whether a ``select:`` entry matches a PF (the
-    ``[smartnic] devices`` syntax); raises ``InvalidHostConfig`` when an entry names a PF
-    this host does not have.
+    Raises ``InvalidHostConfig`` when an entry names a PF this host does not have.
     """
     models = catalog or Catalog()
-    pairs = match_devices(desired, current, selector)
+    pairs = match_devices(desired, current)
     steps: list[S.Step] = []
     notes: list[str] = list(in_use.notes)
     for pool in desired.hugepages:
@@ -62,7 +58,7 @@ def plan(desired: HostConfig, current: Host, in_use: InUse,
     return S.Plan(tuple(steps), tuple(notes))
 
 
-def match_devices(desired: HostConfig, current: Host, selector: Selector | None = None,
+def match_devices(desired: HostConfig, current: Host,
                   ) -> tuple[tuple[DeviceConfig, PhysicalFunction], ...]:
     """Each config entry with the PFs it selects, by PF address; every miss is an error."""
     errors: list[SourceError] = []
@@ -70,7 +66,7 @@ def match_devices(desired: HostConfig, current: Host, selector: Selector | None 
     pairs: list[tuple[DeviceConfig, PhysicalFunction]] = []
     skipped = {s.address: s.reason for s in current.skipped}
     for device in desired.devices:
-        found = [pf for pf in current.physical_functions if _selects(device, pf, selector)]
+        found = [pf for pf in current.physical_functions if selects(device, pf)]
         if not found:
             why = skipped.get(device.selector_text)
             errors.append(device.origin.error(
@@ -89,13 +85,15 @@ def match_devices(desired: HostConfig, current: Host, selector: Selector | None 
     return tuple(sorted(pairs, key=lambda pair: pair[1].address))
 
 
-def _selects(device: DeviceConfig, pf: PhysicalFunction, selector: Selector | None) -> bool:
+def selects(device: DeviceConfig, pf: PhysicalFunction) -> bool:
+    """Does this config entry pick ``pf`` (``select:`` uses the [smartnic] devices syntax)?"""
     if device.address is not None:
         return pf.address == device.address
     if device.netdev is not None:
         return pf.netdev == device.netdev
-    if device.select is not None and selector is not None:
-        return selector(device.select, pf)
+    if device.select is not None:
+        return selection.parse_selector(device.select).matches(
+            pf.vendor_id, pf.device_id, pf.address, pf.netdev)
     return False
 
 

@@ -177,3 +177,9 @@ def test_parse_size(text: str | int, kb: int) -> None:
 def test_parse_size_refuses(text: str | int) -> None:
     with pytest.raises(ValueError, match=r"."):
         parse_size_kb(text)
+
+
+def test_select_uses_the_devices_selector_syntax(tmp_path: Path) -> None:
+    with pytest.raises(InvalidHostConfig, match=r":2:5: devices\[0\].select: unknown selector "
+                                                r"'not a selector'"):
+        load_host_config(_write(tmp_path, "devices:\n  - select: not a selector\n"))

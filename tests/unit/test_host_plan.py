@@ -279,9 +279,11 @@ def test_selector_entries_use_the_selector_function() -> None:
     entry = DeviceConfig(origin=ORIGIN, select="8086:1572", vf_count=2)
     pfs = (make_pf("0000:18:00.0", kind="i40e", total_vfs=32),
            make_pf("0000:3b:00.0", kind="mlx5_core"))
-    result = plan(config(entry), host(*pfs), InUse(),
-                  selector=lambda text, pf: f"{pf.vendor_id}:{pf.device_id}" == text)
+    result = plan(config(entry), host(*pfs), InUse())
     assert [s.pf for s in result.steps] == ["0000:18:00.0"]
+    by_vendor = DeviceConfig(origin=ORIGIN, select="15b3:*", vf_count=1)
+    assert [s.pf for s in plan(config(by_vendor), host(*pfs), InUse()).steps] == [
+        "0000:3b:00.0"]
 
 
 def test_reserved_vfs_become_a_note() -> None:
