@@ -297,7 +297,7 @@ def _write_clouds_yaml(state: dict[str, Any]) -> None:
         "    auth:\n"
         f"      endpoint: {state['cyborg_url']}\n"
         f"      token: {ADMIN_TOKEN}\n"
-        f"    accelerator_endpoint_override: {state['cyborg_url']}\n"
+        f"    accelerator_endpoint_override: {state['cyborg_url']}/v2\n"
         f"    placement_endpoint_override: {state['placement_url']}\n"
         f"    compute_endpoint_override: {state['nova_url']}\n"
         "    region_name: RegionOne\n")
