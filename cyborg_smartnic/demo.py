@@ -1,0 +1,504 @@
+"""`python -m cyborg_smartnic.demo` (`make demo`): the whole path on a real local stack.
+
+Starts deploy/stack.py (RabbitMQ, Placement, the Cyborg API, conductor and agent with the
+smartnic driver reading the bundled example host, a Nova stub), then does what an operator
+and Nova would do: look at what was discovered and reported, create a device profile, ask
+Placement for allocation candidates, claim one, create an ARQ and bind it to a VF, check
+that Nova heard about it, plan the host, release everything. The stack is stopped at the end,
+also on failure; the exit code is 0 only when every step passed.
+
+Needs a source checkout (deploy/ is not installed with the package) and Debian's
+rabbitmq-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from cyborg_smartnic import traits
+from cyborg_smartnic.cli.common import render_table
+from cyborg_smartnic.errors import SmartNicError
+from cyborg_smartnic.pci import PciAddress
+
+REPO = Path(__file__).resolve().parents[1]
+STACK_SCRIPT = REPO / "deploy" / "stack.py"
+HOST_EXAMPLE = REPO / "deploy" / "host.example.yaml"
+BIN = Path(sys.executable).parent
+PROFILE_NAME = "smartnic-demo-switchdev"
+PLACEMENT_VERSION = "1.36"
+# What a flavor with 2 vCPUs, 2 GiB and a 20 GB disk asks of the compute node.
+FLAVOR_RESOURCES = "VCPU:2,MEMORY_MB:2048,DISK_GB:20"
+BIND_TIMEOUT = 60.0
+
+
+class DemoError(SmartNicError):
+    msg_fmt = "%(step)s: %(reason)s"
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What deploy/stack.py wrote to its stack.json."""
+
+    work_dir: Path
+    hostname: str
+    placement_url: str
+    cyborg_url: str
+    nova_url: str
+    compute_rp_uuid: str
+    sysfs_root: Path
+    cyborg_config: Path
+    clouds_yaml: Path
+    cloud: str
+    admin_token: str
+    service_token: str
+    logs: Path
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> Stack:
+        return cls(
+            work_dir=Path(state["work_dir"]), hostname=state["hostname"],
+            placement_url=state["placement_url"], cyborg_url=state["cyborg_url"],
+            nova_url=state["nova_url"], compute_rp_uuid=state["compute_rp_uuid"],
+            sysfs_root=Path(state["sysfs_root"]), cyborg_config=Path(state["cyborg_config"]),
+            clouds_yaml=Path(state["clouds_yaml"]), cloud=state["cloud"],
+            admin_token=state["admin_token"], service_token=state["service_token"],
+            logs=Path(state["logs"]))
+
+
+@dataclass(frozen=True)
+class BoundVf:
+    """Where an ARQ landed, resolved against the discovery model."""
+
+    arq_uuid: str
+    instance_uuid: str
+    device_rp_uuid: str
+    address: str
+    pf_address: str
+    physnet: str | None
+    eswitch_mode: str | None
+    model: str
+    attach_info: Mapping[str, str]
+
+    def summary(self) -> str:
+        details = ", ".join(x for x in (self.physnet, self.eswitch_mode, self.model) if x)
+        return f"bound ARQ {self.arq_uuid} -> VF {self.address} ({details})"
+
+
+@dataclass
+class DemoResult:
+    """What the demo saw; the stack smoke test asserts on it."""
+
+    stack: Stack | None = None
+    expected_providers: set[str] = field(default_factory=set)
+    providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    candidates: list[str] = field(default_factory=list)
+    bound: BoundVf | None = None
+    nova_events: int = 0
+    usage_after_release: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# -- the stack -----------------------------------------------------------------------------
+def stack_argv(action: str, work_dir: Path, *extra: str) -> list[str]:
+    if not STACK_SCRIPT.is_file():
+        raise DemoError(step="stack", reason=f"{STACK_SCRIPT} not found: the demo runs from a "
+                                             "source checkout of cyborg-smartnic")
+    return [sys.executable, str(STACK_SCRIPT), action, "--work-dir", str(work_dir), *extra]
+
+
+def start_stack(work_dir: Path, extra: Sequence[str], timeout: float) -> Stack:
+    """Run `stack.py start` (its progress lines go to our stdout) and read its stack.json."""
+    argv = stack_argv("start", work_dir, "--timeout", str(timeout), *extra)
+    try:
+        done = subprocess.run(argv, timeout=timeout + 60, check=False,
+                              stderr=subprocess.PIPE, text=True)
+    except subprocess.TimeoutExpired as exc:
+        raise DemoError(step="start the stack",
+                        reason=f"no answer in {timeout + 60:.0f} s") from exc
+    if done.returncode != 0:
+        raise DemoError(step="start the stack", reason=done.stderr.strip() or
+                        f"deploy/stack.py exited {done.returncode}")
+    return Stack.from_state(json.loads((work_dir / "stack.json").read_text()))
+
+
+def stop_stack(work_dir: Path, out: TextIO) -> None:
+    done = subprocess.run(stack_argv("stop", work_dir), capture_output=True, text=True,
+                          timeout=120, check=False)
+    out.write(done.stdout)
+    if done.returncode != 0:
+        out.write(done.stderr)
+
+
+# -- clients -------------------------------------------------------------------------------
+class Clients:
+    """The operator's openstacksdk connection and Nova's view (a service token on top)."""
+
+    def __init__(self, stack: Stack) -> None:
+        import openstack.config  # noqa: PLC0415 (heavy; only when a stack runs)
+        from keystoneauth1 import adapter, session, token_endpoint  # noqa: PLC0415
+        from keystoneauth1.service_token import ServiceTokenAuthWrapper  # noqa: PLC0415
+        from openstack import connection  # noqa: PLC0415
+
+        region = openstack.config.OpenStackConfig(
+            config_files=[str(stack.clouds_yaml)]).get_one(cloud=stack.cloud)
+        self.operator = connection.Connection(config=region)
+        user = token_endpoint.Token(stack.cyborg_url, stack.admin_token)
+        service = token_endpoint.Token(stack.cyborg_url, stack.service_token)
+        nova_session = session.Session(auth=ServiceTokenAuthWrapper(user, service))
+        self.nova_cyborg = adapter.Adapter(nova_session, service_type="accelerator",
+                                           endpoint_override=stack.cyborg_url + "/v2")
+        self.placement = adapter.Adapter(
+            session.Session(auth=token_endpoint.Token(stack.placement_url, "admin")),
+            service_type="placement", endpoint_override=stack.placement_url,
+            default_microversion=PLACEMENT_VERSION)
+
+
+def _json(response: Any, step: str, expect: Sequence[int] = (200,)) -> Any:
+    if response.status_code not in expect:
+        raise DemoError(step=step, reason=f"HTTP {response.status_code} from "
+                                          f"{response.request.method} {response.url}: "
+                                          f"{response.text[:300]}")
+    return response.json() if response.content else None
+
+
+# -- command line tool ---------------------------------------------------------------------
+def run_tool(args: Sequence[str], step: str) -> str:
+    """Run `cyborg-smartnic ARGS` as a user would; its stdout, or DemoError with its stderr."""
+    tool = BIN / "cyborg-smartnic"
+    done = subprocess.run([str(tool), *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+    if done.returncode != 0:
+        raise DemoError(step=step, reason=f"cyborg-smartnic {' '.join(args)} exited "
+                                          f"{done.returncode}: {done.stderr.strip()[-500:]}")
+    return done.stdout
+
+
+def host_args(stack: Stack) -> list[str]:
+    return ["--sysfs-root", str(stack.sysfs_root), "--config-file", str(stack.cyborg_config)]
+
+
+# -- the steps -----------------------------------------------------------------------------
+def show_discovery(stack: Stack, out: TextIO) -> dict[str, Any]:
+    out.write(run_tool(["discover", *host_args(stack)], "discover"))
+    data: dict[str, Any] = json.loads(
+        run_tool(["discover", *host_args(stack), "-f", "json"], "discover"))
+    return data
+
+
+def expected_providers(stack: Stack) -> set[str]:
+    devices = json.loads(run_tool(["report", *host_args(stack), "-f", "json"], "report"))
+    return {str(dep["name"]) for dev in devices for dep in dev["deployable_list"]}
+
+
+def show_reported(stack: Stack, clients: Clients, out: TextIO) -> dict[str, dict[str, Any]]:
+    """The compute node's provider tree as Placement has it, next to Cyborg's deployables."""
+    step = "reported resource providers"
+    place = clients.placement
+    tree = _json(place.get(f"/resource_providers?in_tree={stack.compute_rp_uuid}"), step)
+    providers: dict[str, dict[str, Any]] = {}
+    for rp in tree["resource_providers"]:
+        if rp["uuid"] == stack.compute_rp_uuid:
+            continue
+        inventories = _json(place.get(f"/resource_providers/{rp['uuid']}/inventories"), step)
+        rp_traits = _json(place.get(f"/resource_providers/{rp['uuid']}/traits"), step)
+        providers[rp["name"]] = {
+            "uuid": rp["uuid"],
+            "inventories": {rc: inv["total"] for rc, inv in inventories["inventories"].items()},
+            "traits": sorted(rp_traits["traits"]),
+        }
+    rows = [(name, ", ".join(f"{rc}={n}" for rc, n in sorted(p["inventories"].items())),
+             "\n".join(p["traits"])) for name, p in sorted(providers.items())]
+    out.write(render_table(("resource provider", "inventory", "traits"), rows) + "\n")
+    deployables = list(clients.operator.accelerator.deployables())
+    out.write(f"Cyborg knows {len(deployables)} deployables; Placement has "
+              f"{len(providers)} providers under {stack.hostname}\n")
+    if len(deployables) != len(providers):
+        raise DemoError(step=step, reason="Cyborg's deployables and Placement's providers "
+                                          "differ")
+    return providers
+
+
+def profile_groups() -> list[dict[str, str]]:
+    """One VF on a switchdev PF of physnet1 (names made by the traits module, as the driver's)."""
+    return [{
+        f"resources:{traits.DEFAULT_RESOURCE_CLASS}": "1",
+        f"trait:{traits.physnet_trait('physnet1')}": "required",
+        f"trait:{traits.eswitch_trait('switchdev')}": "required",
+    }]
+
+
+def create_profile(clients: Clients, out: TextIO) -> list[dict[str, str]]:
+    groups = profile_groups()
+    profile = clients.operator.accelerator.create_device_profile(
+        name=PROFILE_NAME, groups=groups,
+        description="one SmartNIC VF in switchdev mode on physnet1")
+    out.write(f"device profile {profile.name} ({profile.uuid}): {json.dumps(groups)}\n")
+    return groups
+
+
+def allocation_candidates(clients: Clients, groups: Sequence[Mapping[str, str]],
+                          out: TextIO) -> dict[str, Any]:
+    """Ask Placement as Nova's scheduler does for a flavor with accel:device_profile."""
+    query = [f"resources={FLAVOR_RESOURCES}", "group_policy=none", "limit=10"]
+    for index, group in enumerate(groups):
+        suffix = f"_accel{index}"
+        resources = [f"{k.split(':', 1)[1]}:{v}" for k, v in group.items()
+                     if k.startswith("resources:")]
+        required = [k.split(":", 1)[1] for k, v in group.items()
+                    if k.startswith("trait:") and v == "required"]
+        forbidden = [f"!{k.split(':', 1)[1]}" for k, v in group.items()
+                     if k.startswith("trait:") and v == "forbidden"]
+        query.append(f"resources{suffix}={','.join(resources)}")
+        if required or forbidden:
+            query.append(f"required{suffix}={','.join(required + forbidden)}")
+    path = "/allocation_candidates?" + "&".join(query)
+    out.write(f"GET {path}\n")
+    found = _json(clients.placement.get(path), "allocation candidates")
+    summaries = found["provider_summaries"]
+    names = {u: s.get("parent_provider_uuid") for u, s in summaries.items()}
+    rows = []
+    for request in found["allocation_requests"]:
+        for suffix, rps in sorted(request.get("mappings", {}).items()):
+            for rp in rps:
+                if names.get(rp) is None:
+                    continue  # the compute node itself
+                used = request["allocations"][rp]["resources"]
+                rows.append((suffix, rp, ", ".join(f"{k}={v}" for k, v in used.items())))
+    out.write(render_table(("group", "device resource provider", "asks"), rows) + "\n")
+    if not found["allocation_requests"]:
+        raise DemoError(step="allocation candidates",
+                        reason="Placement found no provider for the profile")
+    return dict(found)
+
+
+def claim_and_bind(stack: Stack, clients: Clients, candidates: Mapping[str, Any],
+                   discovery: Mapping[str, Any], out: TextIO) -> BoundVf:
+    """Nova's part: claim the first candidate, create the ARQ, bind it, wait until Bound."""
+    step = "bind"
+    instance = str(uuid.uuid4())
+    request = candidates["allocation_requests"][0]
+    claim = {"allocations": request["allocations"], "consumer_generation": None,
+             "project_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4())}
+    _json(clients.placement.put(f"/allocations/{instance}", json=claim,
+                                raise_exc=False), "claim", (204,))
+    out.write(f"claimed the first candidate for instance {instance}\n")
+
+    arqs = _json(clients.nova_cyborg.post(
+        "/accelerator_requests", json={"device_profile_name": PROFILE_NAME},
+        raise_exc=False), "create ARQ", (201,))["arqs"]
+    patch: dict[str, list[dict[str, str]]] = {}
+    for arq in arqs:
+        group = f"_accel{arq['device_profile_group_id']}"
+        device_rp = request["mappings"][group][0]
+        patch[arq["uuid"]] = [
+            {"path": "/hostname", "op": "add", "value": stack.hostname},
+            {"path": "/device_rp_uuid", "op": "add", "value": device_rp},
+            {"path": "/instance_uuid", "op": "add", "value": instance},
+        ]
+    _json(clients.nova_cyborg.patch("/accelerator_requests", json=patch, raise_exc=False),
+          step, (202,))
+    bound = _wait_bound(clients, instance, len(arqs))
+    arq = bound[0]
+    out.write(f"ARQ {arq['uuid']}: {arq['state']}, attach handle {arq['attach_handle_type']} "
+              f"{json.dumps(arq['attach_handle_info'], sort_keys=True)}\n")
+    return resolve_vf(arq, discovery)
+
+
+def _wait_bound(clients: Clients, instance: str, count: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + BIND_TIMEOUT
+    while True:
+        arqs = _json(clients.nova_cyborg.get(
+            f"/accelerator_requests?instance={instance}", raise_exc=False), "bind")["arqs"]
+        states = {a["state"] for a in arqs}
+        if "BindFailed" in states:
+            raise DemoError(step="bind", reason=f"Cyborg reports BindFailed: {arqs}")
+        if len(arqs) == count and states == {"Bound"}:
+            return list(arqs)
+        if time.monotonic() > deadline:
+            raise DemoError(step="bind", reason=f"ARQs not Bound after {BIND_TIMEOUT:.0f} s: "
+                                                f"{sorted(states)}")
+        time.sleep(0.5)
+
+
+def resolve_vf(arq: Mapping[str, Any], discovery: Mapping[str, Any]) -> BoundVf:
+    """Map the ARQ's PCI attach handle back to a VF of the discovered host."""
+    info = arq["attach_handle_info"]
+    if arq["attach_handle_type"] != "PCI":
+        raise DemoError(step="bind", reason=f"attach handle type {arq['attach_handle_type']}")
+    address = str(PciAddress.parse(
+        f"{info['domain']}:{info['bus']}:{info['device']}.{info['function']}"))
+    for pf in discovery["physical_functions"]:
+        for vf in pf["virtual_functions"]:
+            if vf["address"] == address:
+                return BoundVf(
+                    arq_uuid=arq["uuid"], instance_uuid=arq["instance_uuid"],
+                    device_rp_uuid=arq["device_rp_uuid"], address=address,
+                    pf_address=pf["address"], physnet=info.get("physical_network"),
+                    eswitch_mode=pf.get("eswitch_mode"), model=pf.get("model") or "",
+                    attach_info=dict(info))
+    raise DemoError(step="bind", reason=f"{address} is not a VF of the discovered host")
+
+
+def nova_events(stack: Stack) -> int:
+    """How many external-event POSTs the Nova stub answered with 200 (from its access log)."""
+    try:
+        log = (stack.logs / "nova-stub.log").read_text(errors="replace")
+    except OSError:
+        return 0
+    return sum(1 for line in log.splitlines()
+               if "POST /v2.1/os-server-external-events" in line and '" 200 ' in line)
+
+
+def show_host_plan(stack: Stack, out: TextIO) -> None:
+    if not HOST_EXAMPLE.is_file():
+        raise DemoError(step="host plan", reason=f"{HOST_EXAMPLE} not found")
+    out.write(run_tool(["host", "plan", "--sysfs-root", str(stack.sysfs_root),
+                        str(HOST_EXAMPLE)], "host plan"))
+
+
+def release(clients: Clients, bound: BoundVf, out: TextIO) -> int:
+    """Nova deleting the server: delete its ARQs, drop its allocations; returns VF usage left."""
+    _json(clients.nova_cyborg.delete(f"/accelerator_requests?instance={bound.instance_uuid}",
+                                     raise_exc=False), "release", (204,))
+    _json(clients.placement.delete(f"/allocations/{bound.instance_uuid}", raise_exc=False),
+          "release", (204,))
+    usages = _json(clients.placement.get(f"/resource_providers/{bound.device_rp_uuid}/usages"),
+                   "release")["usages"]
+    used = int(usages.get(traits.DEFAULT_RESOURCE_CLASS, 0))
+    out.write(f"deleted ARQ {bound.arq_uuid} and the allocations of instance "
+              f"{bound.instance_uuid}; VFs in use on that provider: {used}\n")
+    return used
+
+
+# -- driver --------------------------------------------------------------------------------
+class Steps:
+    """Numbered, timed step headers on the output."""
+
+    def __init__(self, out: TextIO, result: DemoResult) -> None:
+        self.out = out
+        self.result = result
+        self.number = 0
+
+    @contextmanager
+    def step(self, title: str) -> Iterator[None]:
+        self.number += 1
+        self.out.write(f"\n== {self.number}. {title}\n")
+        self.out.flush()
+        started = time.monotonic()
+        yield
+        took = round(time.monotonic() - started, 1)
+        self.result.timings[title] = took
+        self.out.write(f"   ok ({took} s)\n")
+        self.out.flush()
+
+
+def run(work_dir: Path, out: TextIO, *, timeout: float = 240.0, keep: bool = False,
+        stack_extra: Sequence[str] = ()) -> DemoResult:
+    """Every step in order; the stack is stopped on the way out unless keep is set."""
+    result = DemoResult()
+    steps = Steps(out, result)
+    started = time.monotonic()
+    try:
+        with steps.step("Start the local stack (deploy/stack.py)"):
+            stack = start_stack(work_dir, stack_extra, timeout)
+            result.stack = stack
+        _run_steps(stack, steps, result, out)
+    finally:
+        if not keep:
+            out.write("\n== Stop the local stack\n")
+            stop_stack(work_dir, out)
+        else:
+            out.write(f"\nstack left running: python {STACK_SCRIPT} stop --work-dir "
+                      f"{work_dir}\n")
+    result.timings["total"] = round(time.monotonic() - started, 1)
+    return result
+
+
+def _run_steps(stack: Stack, steps: Steps, result: DemoResult, out: TextIO) -> None:
+    with steps.step(f"What discovery sees on the example host ({stack.sysfs_root})"):
+        discovery = show_discovery(stack, out)
+    with steps.step("What the agent reported: Placement's provider tree"):
+        clients = Clients(stack)
+        result.expected_providers = expected_providers(stack)
+        result.providers = show_reported(stack, clients, out)
+        missing = result.expected_providers - set(result.providers)
+        if missing:
+            raise DemoError(step="report", reason=f"not in Placement: {sorted(missing)}")
+    with steps.step("Create a device profile through the Cyborg API"):
+        groups = create_profile(clients, out)
+    with steps.step("Allocation candidates from Placement"):
+        candidates = allocation_candidates(clients, groups, out)
+        result.candidates = sorted({rp for req in candidates["allocation_requests"]
+                                    for rps in req["mappings"].values() for rp in rps
+                                    if rp != stack.compute_rp_uuid})
+    with steps.step("Claim, create and bind an ARQ as Nova would"):
+        bound = claim_and_bind(stack, clients, candidates, discovery, out)
+        result.bound = bound
+        result.nova_events = nova_events(stack)
+        out.write(f"Nova stub answered {result.nova_events} accelerator-request-bound "
+                  "event(s)\n")
+        if result.nova_events < 1:
+            raise DemoError(step="bind", reason="Nova was not notified of the bind")
+        out.write(f"\n   {bound.summary()}\n")
+    with steps.step("Host preparation plan for deploy/host.example.yaml"):
+        show_host_plan(stack, out)
+    with steps.step("Release the VF as Nova would on server delete"):
+        result.usage_after_release = release(clients, bound, out)
+        if result.usage_after_release != 0:
+            raise DemoError(step="release", reason="the VF is still allocated")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m cyborg_smartnic.demo",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work-dir", default=str(REPO / "build" / "demo"),
+                        help="the stack's work dir (default build/demo)")
+    parser.add_argument("--timeout", type=float, default=240.0,
+                        help="seconds for the stack to start (default 240)")
+    parser.add_argument("--keep", action="store_true",
+                        help="leave the stack running at the end (stop it with stack.py stop)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None,
+         out: TextIO | None = None, err: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stream = out or sys.stdout
+    errors = err or sys.stderr
+    try:
+        result = run(Path(args.work_dir).resolve(), stream, timeout=args.timeout,
+                     keep=args.keep)
+    except SmartNicError as exc:
+        errors.write(f"demo: FAILED: {exc}\n")
+        return 1
+    except Exception as exc:  # a bug or an unexpected answer: say where, then fail
+        traceback.print_exc(file=errors)
+        errors.write(f"demo: FAILED: unexpected {exc!r}\n")
+        return 1
+    except KeyboardInterrupt:
+        errors.write("demo: interrupted\n")
+        return 130
+    stream.write(_timing_table(result.timings) + "\n")
+    if result.bound:
+        stream.write(f"demo: OK: {result.bound.summary()}\n")
+    return 0
+
+
+def _timing_table(timings: Mapping[str, float]) -> str:
+    return render_table(("step", "seconds"), [(name, f"{secs:.1f}")
+                                              for name, secs in timings.items()])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
