@@ -18,6 +18,7 @@ from cyborg_smartnic.discovery import selection
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
 from cyborg_smartnic.errors import ConfigError, InvalidPciAddress, SmartNicError, SourceError
 from cyborg_smartnic.pci import PciAddress
+from cyborg_smartnic.profiles.spec import parse_hugepage_size
 
 DEFAULT_DRIVER = "default"  # vf_drivers value meaning "the vendor's netdev VF driver"
 MAX_VFS = 4096
@@ -25,8 +26,6 @@ FLOW_STEERING_MODES = ("smfs", "dmfs")
 DRIVER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _RANGES_PATTERN = r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$"
 _RANGES_RE = re.compile(_RANGES_PATTERN)
-_SIZE_RE = re.compile(r"(?P<number>\d+)\s*(?P<unit>[kKmMgG])?[bB]?")
-_SIZE_UNITS_KB = {"k": 1, "m": 1024, "g": 1024 * 1024}
 _SELECTORS = ("address", "netdev", "select")
 
 
@@ -204,18 +203,8 @@ def parse_ranges(text: str | int) -> tuple[int, ...]:
 
 
 def parse_size_kb(value: str | int) -> int:
-    """Hugepage size: ``2M``, ``1G``, ``2048kB`` or an integer number of kB."""
-    if isinstance(value, int):
-        number, unit = value, "k"
-    else:
-        match = _SIZE_RE.fullmatch(value.strip())
-        if match is None:
-            raise ValueError(f"{value!r} is not a page size like 2M, 1G or 2048kB")
-        number, unit = int(match["number"]), (match["unit"] or "k").lower()
-    size = number * _SIZE_UNITS_KB[unit]
-    if size < 4 or size & (size - 1):
-        raise ValueError(f"page size {size} kB is not a power of two of at least 4 kB")
-    return size
+    """Hugepage size (``2M``, ``1G``, ``2048kB`` or kB): the same rules profiles use."""
+    return parse_hugepage_size(value)
 
 
 def _origin(doc: yamlsource.Document, path: yamlsource.JsonPath) -> Origin:

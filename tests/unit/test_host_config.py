@@ -102,7 +102,7 @@ hugepages:
                for line in lines)
     assert any(":11:5: devices[3].select: a host entry selects whole PFs" in line
                for line in lines)
-    assert any(":14:5: hugepages[0].size: page size 3072 kB is not a power of two" in line
+    assert any(":14:5: hugepages[0].size: '3M' is not a hugepage size Linux offers" in line
                for line in lines)
     assert ":9:5: devices[2].address: '0000:3b:00.0' is already configured at line 2" in str(
         caught.value)

@@ -1,0 +1,143 @@
+"""Check what device profiles need against what host.yaml (plus the host as it is) gives.
+
+A profile group is one Placement request group, met by a single pool, so the count that
+matters is the best single PF, not the sum. Pure: the profiles are compiled elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from cyborg_smartnic.catalog import Catalog
+from cyborg_smartnic.discovery.model import Host, PhysicalFunction
+from cyborg_smartnic.host.config import DEFAULT_DRIVER, DeviceConfig, HostConfig
+from cyborg_smartnic.host.plan import selects
+from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements
+from cyborg_smartnic.profiles.spec import format_page_size
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    profile: str
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class PfOutcome:
+    """A PF as it will be once host.yaml is applied (or as it is, when not configured)."""
+
+    pf: PhysicalFunction
+    vf_drivers: tuple[str | None, ...]  # per VF index, reserved VFs left out as None
+    eswitch_mode: str | None
+    firmware_mode: str | None
+    physnet: str | None
+
+
+def outcomes(config: HostConfig | None, host: Host,
+             catalog: Catalog | None = None) -> tuple[PfOutcome, ...]:
+    """Every PF of ``host`` after ``config`` is applied (unconfigured PFs as they are)."""
+    models = catalog or Catalog()
+    result = []
+    for pf in host.physical_functions:
+        device = next((d for d in (config.devices if config else ()) if selects(d, pf)), None)
+        model = models.lookup_pf(pf.vendor_id, pf.device_id)
+        default = model.vf_driver if model else None
+        current = {vf.index: vf.driver for vf in pf.virtual_functions}
+        if device is None:
+            result.append(PfOutcome(pf, tuple(current.get(i) for i in range(pf.num_vfs)),
+                                    pf.eswitch_mode, pf.firmware.mode, pf.physnet))
+            continue
+        count = device.vf_count if device.vf_count is not None else pf.num_vfs
+        recreated = count != pf.num_vfs
+        drivers = tuple(None if i in device.reserved_vfs else
+                        _driver(device, i, default, None if recreated else current.get(i))
+                        for i in range(count))
+        result.append(PfOutcome(pf, drivers, device.eswitch_mode or pf.eswitch_mode,
+                                device.firmware_mode or pf.firmware.mode,
+                                device.physnet or pf.physnet))
+    return tuple(result)
+
+
+def _driver(device: DeviceConfig, index: int, default: str | None,
+            current: str | None) -> str | None:
+    wanted = device.driver_for(index)
+    if wanted == DEFAULT_DRIVER:
+        return default
+    return wanted or current or default
+
+
+def check(requirements: Iterable[HostRequirements], config: HostConfig | None, host: Host,
+          catalog: Catalog | None = None) -> tuple[Finding, ...]:
+    """One finding per profile group and per hugepage need, ok or not."""
+    pfs = outcomes(config, host, catalog)
+    source = "host.yaml" if config is not None else "this host"
+    findings: list[Finding] = []
+    for needs in requirements:
+        for group in needs.groups:
+            findings.append(_group(needs.profile, group, pfs, source))
+        if needs.hugepage_size_kb and needs.hugepages_per_instance:
+            findings.append(_hugepages(needs, config, host, source))
+    return tuple(findings)
+
+
+def _describe(group: GroupRequirement) -> str:
+    words = [str(group.vf_count)]
+    if group.vf_driver:
+        words.append(group.vf_driver)
+    words.append("VF" if group.vf_count == 1 else "VFs")
+    if group.physnet:
+        words.append(f"on {group.physnet}")
+    extras = [f"{name} {value}" for name, value in (
+        ("eswitch", group.eswitch_mode), ("firmware", group.firmware_mode),
+        ("vendor", group.vendor), ("model", group.model)) if value]
+    if extras:
+        words.append(f"({', '.join(extras)})")
+    return " ".join(words)
+
+
+def _group(profile: str, group: GroupRequirement, pfs: tuple[PfOutcome, ...],
+           source: str) -> Finding:
+    best: tuple[int, str] = (0, "")
+    for out in pfs:
+        pf = out.pf
+        if group.physnet and out.physnet != group.physnet:
+            continue
+        if group.eswitch_mode and out.eswitch_mode != group.eswitch_mode:
+            continue
+        if group.firmware_mode and out.firmware_mode != group.firmware_mode:
+            continue
+        if group.vendor and pf.vendor != group.vendor:
+            continue
+        if group.model and pf.model_key != group.model:
+            continue
+        count = sum(1 for d in out.vf_drivers
+                    if d is not None and (group.vf_driver is None or d == group.vf_driver))
+        if count > best[0]:
+            best = (count, str(pf.address))
+    wants = _describe(group)
+    if best[0] >= group.vf_count:
+        return Finding(profile, True, f"profile {profile} needs {wants}; {best[1]} gives "
+                                      f"{best[0]}")
+    gives = f"{source} gives {best[0]}" + (f" (best: {best[1]})" if best[1] else "")
+    return Finding(profile, False, f"profile {profile} needs {wants}; {gives}")
+
+
+def _hugepages(needs: HostRequirements, config: HostConfig | None, host: Host,
+               source: str) -> Finding:
+    size = int(needs.hugepage_size_kb or 0)
+    wanted = int(needs.hugepages_per_instance or 0)
+    per_node: dict[int | None, int] = {p.numa_node: p.total for p in host.hugepages
+                                       if p.size_kb == size}
+    for pool in config.hugepages if config else ():
+        if pool.size_kb == size:
+            per_node[pool.numa_node] = pool.count
+    node_counts = {n: c for n, c in per_node.items() if n is not None} or per_node
+    best = max(node_counts.values(), default=0)
+    label = format_page_size(size)
+    text = (f"profile {needs.profile} needs {wanted} x {label} hugepages per instance "
+            f"(on one NUMA node)")
+    if best >= wanted:
+        return Finding(needs.profile, True, f"{text}; {source} gives {best}")
+    return Finding(needs.profile, False, f"{text}; {source} gives at most {best}")
