@@ -1,14 +1,290 @@
-"""`cyborg-smartnic host` (not yet implemented)."""
+"""``cyborg-smartnic host plan|apply|doctor|conf``: prepare a compute node from host.yaml.
+
+``plan`` only reads; ``apply`` shows the plan, asks (or needs ``--yes``), re-plans to be
+sure nothing moved meanwhile, then runs it through the privsep daemon; ``doctor`` runs the
+preflight checks; ``conf`` prints the matching ``[smartnic]`` cyborg.conf snippet.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import os
+import shlex
+import shutil
+import sys
+import warnings
+from typing import Any, TextIO
+
+from cyborg_smartnic.cli import common
+from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.errors import SmartNicError
+from cyborg_smartnic.host import doctor as doctor_mod
+from cyborg_smartnic.host import inuse
+from cyborg_smartnic.host import steps as S
+from cyborg_smartnic.host.config import HostConfig, load_host_config
+from cyborg_smartnic.host.devlink_params import with_flow_steering
+from cyborg_smartnic.host.plan import plan as make_plan
+from cyborg_smartnic.host.requirements import Finding, check
 
 
-def register(subparsers: Any) -> None:  # pragma: no cover - replaced by the real command
-    del subparsers
+class ApplyRefused(SmartNicError):
+    msg_fmt = "%(reason)s"
 
 
-def _unused(args: argparse.Namespace) -> int:  # pragma: no cover
+class RequirementsUnmet(SmartNicError):
+    msg_fmt = "%(count)s profile requirement(s) not met; first: %(first)s"
+
+
+class DoctorFailed(SmartNicError):
+    msg_fmt = "%(count)s check(s) failed: %(names)s"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "host", help="prepare this compute node: VFs, VF drivers, eswitch, hugepages",
+        description="Plan and apply host changes described in a host.yaml.")
+    sub = parser.add_subparsers(dest="host_command", metavar="ACTION", required=True)
+
+    plan_p = sub.add_parser("plan", help="show the ordered changes host.yaml needs (read-only)")
+    _common(plan_p)
+    common.add_format_argument(plan_p)
+    plan_p.add_argument("--profiles", metavar="PATH", action="append", default=[],
+                        help="device profile file or directory whose host requirements "
+                             "host.yaml must meet (repeatable)")
+    plan_p.add_argument("host_config", metavar="HOST.yaml")
+    plan_p.set_defaults(func=plan_command)
+
+    apply_p = sub.add_parser("apply", help="apply host.yaml through the privsep daemon")
+    _common(apply_p)
+    common.add_format_argument(apply_p)
+    apply_p.add_argument("--yes", action="store_true",
+                         help="do not ask; required when stdin is not a terminal")
+    apply_p.add_argument("--vf-timeout", type=float, default=120.0, metavar="SECONDS",
+                         help="how long to wait for new VFs to appear (default 120)")
+    apply_p.add_argument("host_config", metavar="HOST.yaml")
+    apply_p.set_defaults(func=apply_command)
+
+    doctor_p = sub.add_parser("doctor", help="preflight checks with remedies")
+    _common(doctor_p)
+    common.add_format_argument(doctor_p)
+    doctor_p.add_argument("--profiles", metavar="PATH", action="append", default=[],
+                          help="device profile file or directory this host should serve")
+    doctor_p.add_argument("host_config", metavar="HOST.yaml", nargs="?",
+                          help="also check the host against this host config")
+    doctor_p.set_defaults(func=doctor_command)
+
+    conf_p = sub.add_parser("conf", help="print the [smartnic] cyborg.conf lines for host.yaml")
+    _common(conf_p)
+    conf_p.add_argument("host_config", metavar="HOST.yaml")
+    conf_p.set_defaults(func=conf_command)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    common.add_host_arguments(parser)
+    parser.add_argument("--os-cloud", metavar="NAME", default=os.environ.get("OS_CLOUD"),
+                        help="clouds.yaml entry used to ask Cyborg which VFs are bound "
+                             "(default $OS_CLOUD; skipped when unset)")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_host(args: argparse.Namespace) -> tuple[str, Host]:
+    """Scan every PF and VF (no ``[smartnic] devices`` filter: host.yaml decides)."""
+    from cyborg_smartnic.discovery.scan import ScanOptions, scan  # noqa: PLC0415
+
+    conf = common.load_config(args)
+    root = str(conf.smartnic.sysfs_root)
+    options = ScanOptions(use_devlink=bool(conf.smartnic.use_devlink))
+    return root, with_flow_steering(scan(root, options), root)
+
+
+def _in_use(args: argparse.Namespace, root: str, host: Host) -> inuse.InUse:
+    return inuse.detect(root, host).merged(inuse.cyborg_in_use(args.os_cloud, host.hostname))
+
+
+def _findings(paths: list[str], config: HostConfig | None, host: Host) -> tuple[Finding, ...]:
+    if not paths:
+        return ()
+    from cyborg_smartnic.profiles.compiler import compile_all  # noqa: PLC0415
+    from cyborg_smartnic.profiles.loader import load_profiles  # noqa: PLC0415
+
+    compiled = compile_all(load_profiles(paths))
+    return check([c.host for c in compiled], config, host)
+
+
+# --------------------------------------------------------------------------- output
+
+
+def plan_rows(plan: S.Plan) -> list[list[str]]:
+    rows = []
+    for number, step in enumerate(plan.steps, 1):
+        flags = []
+        if step.refused:
+            flags.append("REFUSED")
+        if step.kind == S.MANUAL:
+            flags.append("MANUAL")
+        if step.disruptive:
+            flags.append("DISRUPTIVE")
+        reason = f"{step.refused} (wanted: {step.reason})" if step.refused else step.reason
+        if step.destroys_vfs and not step.refused:
+            reason += f" [affects {len(step.destroys_vfs)} VF(s)]"
+        target = step.target + (f" {step.param}" if step.param else "")
+        rows.append([str(number), step.kind, target, S.show(step.from_value),
+                     S.show(step.to_value), " ".join(flags), reason])
+    return rows
+
+
+def plan_table(plan: S.Plan, findings: tuple[Finding, ...] = ()) -> str:
+    if not plan.steps:
+        text = "Nothing to do: the host matches the host config."
+    else:
+        text = common.render_table(("#", "kind", "target", "from", "to", "flags", "reason"),
+                                   plan_rows(plan))
+        text += (f"\n{len(plan.actions)} change(s), {len(plan.manual)} manual, "
+                 f"{len(plan.refused)} refused; VFs destroyed or disturbed: "
+                 f"{len(plan.destroys_vfs)}")
+    for note in plan.notes:
+        text += f"\nnote: {note}"
+    for finding in findings:
+        text += f"\n{'ok' if finding.ok else 'UNMET'}: {finding.message}"
+    return text
+
+
+def _plan_data(plan: S.Plan, findings: tuple[Finding, ...]) -> dict[str, Any]:
+    data = plan.to_dict()
+    data["requirements"] = [{"profile": f.profile, "ok": f.ok, "message": f.message}
+                            for f in findings]
+    return data
+
+
+def _raise_if_unmet(findings: tuple[Finding, ...]) -> None:
+    unmet = [f for f in findings if not f.ok]
+    if unmet:
+        raise RequirementsUnmet(count=len(unmet), first=unmet[0].message)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    config = load_host_config(args.host_config)
+    root, host = read_host(args)
+    plan = make_plan(config, host, _in_use(args, root, host))
+    findings = _findings(args.profiles, config, host)
+    common.emit(_plan_data(plan, findings), args.format, lambda: plan_table(plan, findings))
+    if plan.refused:
+        first = plan.refused[0]
+        raise ApplyRefused(reason=f"{len(plan.refused)} step(s) refused; first: "
+                                  f"{first.target}: {first.refused}")
+    _raise_if_unmet(findings)
+    return 0
+
+
+def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
+    from cyborg_smartnic.host.apply import ApplyOptions, Executor  # noqa: PLC0415
+
+    config = load_host_config(args.host_config)
+    root, host = read_host(args)
+    plan = make_plan(config, host, _in_use(args, root, host))
+    progress_out = sys.stdout if args.format == "table" else sys.stderr
+    print(plan_table(plan), file=progress_out)
+    if plan.refused:
+        first = plan.refused[0]
+        raise ApplyRefused(reason=f"refusing to apply: {len(plan.refused)} step(s) refused; "
+                                  f"first: {first.target}: {first.refused}")
+    if not plan.actions:
+        common.emit({"ok": True, "done": [], "manual": [s.to_dict() for s in plan.manual]},
+                    args.format, lambda: "No changes applied.")
+        return 0
+    if not args.yes:
+        _confirm(len(plan.actions), stdin or sys.stdin, progress_out)
+        root, host = read_host(args)
+        again = make_plan(config, host, _in_use(args, root, host))
+        if again != plan:
+            raise ApplyRefused(reason="the host changed while waiting for confirmation; "
+                                      "nothing was done: run host apply again")
+    prepare_privsep()
+
+    def progress(line: str) -> None:
+        print(line, file=progress_out, flush=True)
+
+    def rescan() -> Host:
+        return read_host(args)[1]
+
+    executor = Executor(root, rescan, lambda h: inuse.detect(root, h),
+                        ApplyOptions(vf_timeout=args.vf_timeout), progress=progress)
+    result = executor.apply(plan)
+    common.emit(result.to_dict(), args.format, lambda: _result_text(result))
+    if not result.ok:
+        raise ApplyRefused(reason=f"apply failed at {result.failed.target if result.failed else '?'}"
+                                  f": {result.error}; rolled back {len(result.restored)} "
+                                  f"change(s), {len(result.not_restored)} could not be restored")
+    return 0
+
+
+def _result_text(result: Any) -> str:
+    lines = [f"Applied {len(result.done)} change(s)."]
+    if result.failed is not None:
+        lines = [f"FAILED: {result.failed.kind} {result.failed.target}: {result.error}",
+                 f"Restored {len(result.restored)} change(s):"]
+        lines += [f"  {o.step.kind} {o.step.target} -> {S.show(o.step.to_value)}: {o.detail}"
+                  for o in result.restored]
+        if result.not_restored:
+            lines.append("NOT restored (fix by hand):")
+            lines += [f"  {o.step.kind} {o.step.target} -> {S.show(o.step.to_value)}: "
+                      f"{o.detail}" for o in result.not_restored]
+    for step in result.manual:
+        lines.append(f"manual step left to you: {step.target}: {step.reason}")
+    return "\n".join(lines)
+
+
+def _confirm(count: int, stdin: TextIO, out: TextIO) -> None:
+    if not stdin.isatty():
+        raise ApplyRefused(reason="refusing to change the host without --yes (stdin is not "
+                                  "a terminal to ask on)")
+    print(f"Apply these {count} change(s) to this host? [y/N] ", end="", file=out, flush=True)
+    answer = stdin.readline().strip().lower()
+    if answer not in ("y", "yes"):
+        raise ApplyRefused(reason="not confirmed; nothing was done")
+
+
+def prepare_privsep() -> None:
+    """Start the daemon without sudo when we are root; otherwise privsep's sudo default."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+        from oslo_config import cfg  # noqa: PLC0415
+
+        from cyborg_smartnic.host import privileged  # noqa: PLC0415
+    if not privileged.context.client_mode or os.geteuid() != 0:
+        return
+    helper = os.path.join(os.path.dirname(sys.executable), "privsep-helper")
+    if not os.access(helper, os.X_OK):
+        helper = shutil.which("privsep-helper") or "privsep-helper"
+    cfg.CONF.set_default("helper_command", shlex.join([helper]),
+                         group=privileged.CONFIG_SECTION)
+
+
+def doctor_command(args: argparse.Namespace) -> int:
+    config = load_host_config(args.host_config) if args.host_config else None
+    root, host = read_host(args)
+    plan = make_plan(config, host, _in_use(args, root, host)) if config else None
+    findings = _findings(args.profiles, config, host)
+    checks = doctor_mod.run_checks(host, vfio=doctor_mod.vfio_state(root), config=config,
+                                   plan=plan, findings=findings)
+    common.emit([c.to_dict() for c in checks], args.format, lambda: common.render_table(
+        ("check", "status", "detail", "remedy"),
+        [[c.name, c.status.upper(), c.detail, c.remedy] for c in checks]))
+    failed = [c for c in checks if c.status == doctor_mod.FAIL]
+    if failed:
+        raise DoctorFailed(count=len(failed), names=", ".join(sorted({c.name for c in failed})))
+    return 0
+
+
+def conf_command(args: argparse.Namespace) -> int:
+    from cyborg_smartnic.host.snippet import cyborg_conf  # noqa: PLC0415
+
+    config = load_host_config(args.host_config)
+    _, host = read_host(args)
+    sys.stdout.write(cyborg_conf(config, host))
     return 0

@@ -1,0 +1,90 @@
+"""The privileged entry points through a real oslo.privsep daemon, writing a generated tree.
+
+The daemon is started the way ``host apply`` starts it as root (``privsep-helper`` with the
+context's narrow capabilities), so this proves the entry points import, validate and write
+inside another process, that refused arguments come back as the right exception, and that
+only entry points can be called.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shlex
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from oslo_config import cfg
+
+from cyborg_smartnic.host import privileged
+from tests.fixtures.sysfs import build_scenario
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0,
+                                reason="privsep-helper is started without sudo only as root")
+
+PF = "0000:18:00.1"  # X710 port 1 in the x710_legacy scenario: 0 of 32 VFs
+
+
+@pytest.fixture
+def daemon() -> Iterator[privileged.priv_context.PrivContext]:
+    helper = os.path.join(os.path.dirname(sys.executable), "privsep-helper")
+    cfg.CONF.set_override("helper_command", shlex.join([helper]),
+                          group=privileged.CONFIG_SECTION)
+    assert privileged.context.client_mode, "another test left the context in-process"
+    try:
+        yield privileged.context
+    finally:
+        privileged.context.stop()
+        cfg.CONF.clear_override("helper_command", group=privileged.CONFIG_SECTION)
+
+
+def test_writes_go_through_the_daemon(tmp_path: Path, daemon: privileged.priv_context.PrivContext,
+                                      caplog: pytest.LogCaptureFixture) -> None:
+    tree = build_scenario(tmp_path, "x710_legacy")
+    numvfs = tree.device_path(PF) / "sriov_numvfs"
+    caplog.set_level(logging.INFO)
+
+    privileged.set_sriov_numvfs(str(tmp_path), PF, 3)
+
+    assert numvfs.read_text() == "3\n"
+    assert daemon.channel is not None and daemon.channel.running
+    writes = [r for r in caplog.records if r.getMessage().startswith("writing '3' to ")]
+    assert writes, "the daemon did not log the write back to us"
+    assert all(r.process != os.getpid() for r in writes), "the write ran in our own process"
+    assert writes[0].getMessage().endswith(str(numvfs.resolve()))
+    status = Path(f"/proc/{writes[0].process}/status").read_text()
+    effective = int(next(line.split()[1] for line in status.splitlines()
+                         if line.startswith("CapEff:")), 16)
+    assert effective == (1 << 1) | (1 << 12), "expected CAP_DAC_OVERRIDE + CAP_NET_ADMIN only"
+
+
+def test_refusals_and_kernel_errors_cross_the_socket(
+        tmp_path: Path, daemon: privileged.priv_context.PrivContext) -> None:
+    tree = build_scenario(tmp_path, "x710_legacy")
+    numvfs = tree.device_path(PF) / "sriov_numvfs"
+
+    with pytest.raises(ValueError, match=r"VF count 99999 is outside 0-4096"):
+        privileged.set_sriov_numvfs(str(tmp_path), PF, 99999)
+    with pytest.raises(ValueError, match=r"must not contain '\.\.'"):
+        privileged.set_sriov_numvfs(f"{tmp_path}/../{tmp_path.name}", PF, 1)
+    with pytest.raises(ValueError, match=r"is not a virtual function"):
+        privileged.set_driver_override(str(tmp_path), PF, "vfio-pci")
+    with pytest.raises(OSError) as missing:  # a function without SR-IOV: no sriov_numvfs
+        privileged.set_sriov_numvfs(str(tmp_path), "0000:17:00.0", 1)
+    assert missing.value.errno == errno.ENOENT
+    assert numvfs.read_text() == "0\n"
+
+
+def test_only_entry_points_can_be_called(tmp_path: Path,
+                                         daemon: privileged.priv_context.PrivContext) -> None:
+    tree = build_scenario(tmp_path, "x710_legacy")
+    target = tree.device_path(PF) / "sriov_numvfs"
+    privileged.set_sriov_numvfs(str(tmp_path), PF, 0)  # starts the daemon
+    assert daemon.channel is not None
+    with pytest.raises(NameError, match=r"not exported"):
+        daemon.channel.remote_call("cyborg_smartnic.host.privileged._write",
+                                   (str(target), "7\n"), {}, None)
+    assert target.read_text() == "0\n"
