@@ -1,0 +1,270 @@
+"""Eswitch mode and firmware from devlink (and mstconfig for BlueField), live or recorded.
+
+On the running host (root ``/``) with ``use_devlink`` and the command installed, ``devlink -j``
+is run without a shell (``dev info`` once for every device, ``dev eswitch show`` per PF);
+``mstconfig -d <addr> q`` only for DPU-capable models. For generated trees and snapshots the
+same output is read from ``<root>/devlink/dev-info-<addr>.json``,
+``<root>/devlink/dev-eswitch-<addr>.json`` and ``<root>/mstconfig/query-<addr>.txt`` (what
+``cyborg-smartnic snapshot`` records). Everything that interprets the output is a pure
+function here, so both paths share it. A tool that fails, times out or prints junk yields
+``None`` (logged), never an exception out of the scan.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
+
+LOG = logging.getLogger(__name__)
+
+TOOL_TIMEOUT = 10.0
+FW_DPU = "dpu"
+FW_NIC = "nic"
+ICE_DDP_MODES = {
+    "ICE COMMS Package": "comms",
+    "ICE OS Default Package": "os_default",
+    "ICE Wireless Edge Package": "wireless_edge",
+}
+# Running-version keys, most specific first: mlx5/bnxt report "fw"/"fw.version"; ice and i40e
+# report the NVM version as "fw.psid.api" (what ethtool -i shows first) and the management
+# firmware as "fw.mgmt".
+_VERSION_KEYS = ("fw", "fw.version", "fw.psid.api", "fw.mgmt")
+_MSTCONFIG_LINE = re.compile(r"^\s*(?P<key>[A-Z0-9_]+)\s+(?P<value>\S+)\s*$")
+_PORT_UPLINK = re.compile(r"p\d+")
+_PORT_REPRESENTOR = re.compile(r"(?:c\d+)?pf\d+(?:vf\d+|sf\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class DevlinkInfo:
+    """The parts of ``devlink dev info`` discovery uses."""
+
+    driver: str | None = None
+    serial: str | None = None
+    running: Mapping[str, str] = field(default_factory=dict)
+    fixed: Mapping[str, str] = field(default_factory=dict)
+
+
+class ToolSource(Protocol):
+    """Where devlink/mstconfig answers come from (live commands or recorded files)."""
+
+    def eswitch_mode(self, address: str) -> str | None: ...
+
+    def info(self, address: str) -> DevlinkInfo | None: ...
+
+    def cpu_mode(self, address: str) -> str | None: ...
+
+
+# ---------------------------------------------------------------------------- pure parsers
+def _load(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        LOG.warning("ignoring %s: not JSON", what)
+        return None
+
+
+def parse_eswitch(text: str, address: str) -> str | None:
+    """``{"dev": {"pci/<addr>": {"mode": "switchdev", ...}}}`` -> ``switchdev``."""
+    data = _load(text, f"devlink eswitch output for {address}")
+    try:
+        mode = data["dev"][f"pci/{address}"]["mode"]
+    except (KeyError, TypeError):
+        return None
+    return mode if mode in (ESWITCH_LEGACY, ESWITCH_SWITCHDEV) else None
+
+
+def _info_entry(entry: Any) -> DevlinkInfo | None:
+    if not isinstance(entry, dict):
+        return None
+    raw_versions = entry.get("versions")
+    versions: dict[str, Any] = raw_versions if isinstance(raw_versions, dict) else {}
+
+    def strings(section: Any) -> dict[str, str]:
+        if not isinstance(section, dict):
+            return {}
+        return {str(k): str(v) for k, v in section.items() if isinstance(v, str | int)}
+
+    driver = entry.get("driver")
+    serial = entry.get("serial_number") or entry.get("board.serial_number")
+    return DevlinkInfo(driver=driver if isinstance(driver, str) else None,
+                       serial=serial if isinstance(serial, str) else None,
+                       running=strings(versions.get("running")),
+                       fixed=strings(versions.get("fixed")))
+
+
+def parse_info_all(text: str) -> dict[str, DevlinkInfo]:
+    """``devlink -j dev info`` (one or every device) -> PCI address -> info."""
+    data = _load(text, "devlink dev info output")
+    out: dict[str, DevlinkInfo] = {}
+    devices = data.get("info") if isinstance(data, dict) else None
+    if not isinstance(devices, dict):
+        return out
+    for handle, entry in devices.items():
+        if isinstance(handle, str) and handle.startswith("pci/"):
+            info = _info_entry(entry)
+            if info is not None:
+                out[handle[4:]] = info
+    return out
+
+
+def firmware_version(info: DevlinkInfo | None) -> str | None:
+    if info is None:
+        return None
+    for key in _VERSION_KEYS:
+        if info.running.get(key):
+            return info.running[key]
+    return None
+
+
+def ddp_mode(info: DevlinkInfo | None) -> str | None:
+    """ice DDP package -> ``comms`` / ``os_default`` / ``wireless_edge`` (others normalised)."""
+    if info is None:
+        return None
+    name = info.running.get("fw.app.name")
+    if not name:
+        return None
+    if name in ICE_DDP_MODES:
+        return ICE_DDP_MODES[name]
+    core = re.sub(r"^ICE\s+|\s+Package$", "", name.strip(), flags=re.IGNORECASE)
+    return re.sub(r"[^a-z0-9]+", "_", core.lower()).strip("_") or None
+
+
+def parse_mstconfig(text: str) -> str | None:
+    """BlueField mode from ``mstconfig q``: the Arm cores own the eswitch (``ECPF``) -> dpu;
+    the external host does (``EXT_HOST_PF``) -> nic."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _MSTCONFIG_LINE.match(line)
+        if match:
+            values[match["key"]] = match["value"]
+    supplier = values.get("INTERNAL_CPU_PAGE_SUPPLIER", "")
+    model = values.get("INTERNAL_CPU_MODEL", "")
+    if not model:
+        return None
+    if not model.startswith("EMBEDDED_CPU"):  # SEPARATED_HOST(0): Arm and host are peers
+        return model.split("(", 1)[0].lower()
+    if supplier.startswith("ECPF"):
+        return FW_DPU
+    if supplier.startswith("EXT_HOST_PF"):
+        return FW_NIC
+    return None
+
+
+def is_uplink_port(port_name: str | None) -> bool:
+    return bool(port_name) and _PORT_UPLINK.fullmatch(port_name or "") is not None
+
+
+def is_representor_port(port_name: str | None) -> bool:
+    return bool(port_name) and _PORT_REPRESENTOR.fullmatch(port_name or "") is not None
+
+
+def eswitch_from_sysfs(compat_mode: str | None, uplink_switch_id: str | None,
+                       representors: int) -> str:
+    """Eswitch mode without devlink: mlx5's ``compat/devlink/mode``, else a switch id on the
+    uplink together with representor netdevs means switchdev; anything else is legacy."""
+    if compat_mode in (ESWITCH_LEGACY, ESWITCH_SWITCHDEV):
+        return compat_mode
+    if uplink_switch_id and representors:
+        return ESWITCH_SWITCHDEV
+    return ESWITCH_LEGACY
+
+
+# ---------------------------------------------------------------------------- sources
+class NoTools:
+    """devlink disabled or unavailable: everything comes from sysfs."""
+
+    def eswitch_mode(self, address: str) -> str | None:
+        return None
+
+    def info(self, address: str) -> DevlinkInfo | None:
+        return None
+
+    def cpu_mode(self, address: str) -> str | None:
+        return None
+
+
+class RecordedTools:
+    """Reads what a snapshot (or the tree builder) recorded under ``root``."""
+
+    def __init__(self, root: str) -> None:
+        self._root = root
+
+    def _text(self, relative: str) -> str | None:
+        try:
+            with open(f"{self._root}/{relative}") as handle:
+                return handle.read()
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def eswitch_mode(self, address: str) -> str | None:
+        text = self._text(f"devlink/dev-eswitch-{address}.json")
+        return None if text is None else parse_eswitch(text, address)
+
+    def info(self, address: str) -> DevlinkInfo | None:
+        text = self._text(f"devlink/dev-info-{address}.json")
+        return None if text is None else parse_info_all(text).get(address)
+
+    def cpu_mode(self, address: str) -> str | None:
+        text = self._text(f"mstconfig/query-{address}.txt")
+        return None if text is None else parse_mstconfig(text)
+
+
+def run_tool(argv: list[str]) -> str | None:
+    """Run a read-only tool without a shell; its stdout, or ``None`` when it failed."""
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=TOOL_TIMEOUT,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        LOG.warning("%s failed: %s", " ".join(argv), exc)
+        return None
+    if done.returncode != 0:
+        LOG.debug("%s exited %d: %s", " ".join(argv), done.returncode, done.stderr.strip())
+        return None
+    return done.stdout
+
+
+class LiveTools:
+    """Asks the running kernel: ``devlink -j`` and ``mstconfig``, each answer cached."""
+
+    def __init__(self, devlink: str | None, mstconfig: str | None) -> None:
+        self._devlink = devlink
+        self._mstconfig = mstconfig
+        self._info: dict[str, DevlinkInfo] | None = None
+
+    def eswitch_mode(self, address: str) -> str | None:
+        if self._devlink is None:
+            return None
+        text = run_tool([self._devlink, "-j", "dev", "eswitch", "show", f"pci/{address}"])
+        return None if text is None else parse_eswitch(text, address)
+
+    def info(self, address: str) -> DevlinkInfo | None:
+        if self._devlink is None:
+            return None
+        if self._info is None:
+            text = run_tool([self._devlink, "-j", "dev", "info"])
+            self._info = {} if text is None else parse_info_all(text)
+        return self._info.get(address)
+
+    def cpu_mode(self, address: str) -> str | None:
+        if self._mstconfig is None:
+            return None
+        text = run_tool([self._mstconfig, "-d", address, "q", "INTERNAL_CPU_MODEL",
+                         "INTERNAL_CPU_PAGE_SUPPLIER"])
+        return None if text is None else parse_mstconfig(text)
+
+
+def tool_source(root: str, use_devlink: bool) -> ToolSource:
+    """Live tools only for the running host's own root; recorded files for any other root."""
+    if not use_devlink:
+        return NoTools()
+    if root in ("", "/"):
+        return LiveTools(shutil.which("devlink"), shutil.which("mstconfig"))
+    return RecordedTools(root)

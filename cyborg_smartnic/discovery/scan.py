@@ -1,0 +1,536 @@
+"""``scan(root, options) -> Host``: read a host's SR-IOV NICs from sysfs into the frozen model.
+
+Which functions count: a PF (a function with ``sriov_totalvfs``) of a catalogued model, or any
+PF an explicit ``[smartnic] devices`` selector picks. VFs come from the PF's ``virtfn<N>`` links
+(index N), never from guessing addresses. What is left out, and why, is listed in
+``Host.skipped``: PFs not selected, VFs outside a selector's index ranges, catalogued NICs
+without SR-IOV, uncatalogued SR-IOV NICs, and every device the scan could not read
+consistently. Functions that are neither network functions nor picked by a selector (bridges,
+GPUs, NVMe...) are ignored silently.
+
+Robustness: sysfs changes under our feet (hot unplug, VF count change, rebind). A file or link
+that vanishes, an unreadable file or a malformed value costs at most the one device (PF or VF)
+it belongs to: it becomes a ``Skipped`` row with the reason, logged as a warning. Nothing
+raises out of ``scan``.
+
+Each function is read once, in address order; a PF's VFs are claimed when the PF is read, so
+the listing does not look at them a second time. VFs inherit the PF's vendor and NUMA node
+(the kernel copies both from the PF).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cyborg_smartnic.catalog import VENDORS, Catalog, NicModel, parse_extra_model
+from cyborg_smartnic.discovery import devlink as dl
+from cyborg_smartnic.discovery.model import (
+    Firmware,
+    Host,
+    HugepagePool,
+    Link,
+    PhysicalFunction,
+    Skipped,
+    VirtualFunction,
+)
+from cyborg_smartnic.discovery.pciids import PciIds, find_pci_ids
+from cyborg_smartnic.discovery.physnets import PhysnetMap, parse_physnet_mappings
+from cyborg_smartnic.discovery.selection import (
+    KIND_ADDRESS,
+    KIND_NETDEV,
+    Selector,
+    matching,
+    parse_selectors,
+)
+from cyborg_smartnic.discovery.sysfs import (
+    MalformedAttribute,
+    SysfsReader,
+    UnreadableAttribute,
+    parse_bare_hex_id,
+    parse_class,
+    parse_hex_id,
+    parse_int,
+    parse_mac,
+    parse_numa_node,
+    parse_switch_id,
+    parse_vpd_serial,
+)
+from cyborg_smartnic.errors import InvalidPciAddress, SmartNicError
+from cyborg_smartnic.pci import PciAddress
+from cyborg_smartnic.traits import normalize
+
+LOG = logging.getLogger(__name__)
+
+NETWORK_CLASS = 0x02
+MAX_VFS = 65535
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything a scan needs besides the root; build it with ``scan_options_from_conf``."""
+
+    selectors: tuple[Selector, ...] = ()
+    physnets: PhysnetMap = field(default_factory=PhysnetMap)
+    catalog: Catalog = field(default_factory=Catalog)
+    use_devlink: bool = True
+    hostname: str | None = None
+    pci_ids_path: str | None = None
+
+
+def scan_options_from_conf(conf: Any) -> ScanOptions:
+    """Validate ``[smartnic]`` options into ``ScanOptions`` (``ConfigError`` on bad values)."""
+    group = conf.smartnic
+    extra = tuple(parse_extra_model(entry) for entry in group.extra_models)
+    return ScanOptions(
+        selectors=parse_selectors(list(group.devices)),
+        physnets=parse_physnet_mappings(list(group.physical_device_mappings)),
+        catalog=Catalog().with_extra(extra),
+        use_devlink=bool(group.use_devlink),
+        hostname=group.hostname or None,
+        pci_ids_path=group.pci_ids_path or None,
+    )
+
+
+def scan(root: Path | str, options: ScanOptions | None = None, *,
+         reader: SysfsReader | None = None) -> Host:
+    """Scan the host whose filesystem root is ``root`` (``/`` for the running host)."""
+    options = options or ScanOptions()
+    reader = reader or SysfsReader(root)
+    return _Scanner(reader, options).run()
+
+
+class _Missing(Exception):
+    """A required attribute is absent (the function may have vanished)."""
+
+    def __init__(self, attribute: str) -> None:
+        super().__init__(attribute)
+        self.attribute = attribute
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    """A PF that counts, with what classification already read."""
+
+    name: str
+    base: str
+    address: PciAddress
+    vendor: str
+    device: str
+    total_text: str
+    model: NicModel | None
+
+
+class _Scanner:
+    def __init__(self, reader: SysfsReader, options: ScanOptions) -> None:
+        self.r = reader
+        self.o = options
+        self.devices = reader.sys + "/bus/pci/devices/"
+        self.tools = dl.tool_source(reader.root, options.use_devlink)
+        self.skipped: list[Skipped] = []
+        self.claimed: set[str] = set()
+        self.pfs: list[PhysicalFunction] = []
+        self._pciids: PciIds | None = None
+        self.address_selected = {s.address for s in options.selectors
+                                 if s.kind == KIND_ADDRESS}
+        self.netdev_selectors = any(s.kind == KIND_NETDEV for s in options.selectors)
+
+    # ------------------------------------------------------------------ helpers
+    def skip(self, address: str, reason: str, anomaly: bool = True) -> None:
+        if anomaly:
+            LOG.warning("skipping %s: %s", address, reason)
+        else:
+            LOG.info("skipping %s: %s", address, reason)
+        self.skipped.append(Skipped(address, reason))
+
+    def required(self, path: str, attribute: str) -> str:
+        text = self.r.read(path)
+        if text is None:
+            raise _Missing(attribute)
+        return text
+
+    def gone_reason(self, base: str, attribute: str) -> str:
+        if not self.r.listdir(base):
+            return "disappeared during the scan"
+        return f"has no {attribute} file"
+
+    def pciids(self) -> PciIds:
+        if self._pciids is None:
+            self._pciids = PciIds(find_pci_ids(self.o.pci_ids_path))
+        return self._pciids
+
+    # ------------------------------------------------------------------ host
+    def run(self) -> Host:
+        for name in sorted(self.r.listdir(self.devices)):
+            if name in self.claimed:
+                continue
+            try:
+                self.function(name)
+            except (SmartNicError, OSError) as exc:
+                self.skip(name, f"cannot be read: {exc}")
+            except Exception as exc:  # a bug must cost one device, never the whole report
+                LOG.exception("unexpected error while reading %s", name)
+                self.skip(name, f"internal error while reading it: {exc!r}")
+        self.pfs.sort(key=lambda pf: pf.address)
+        self.skipped.sort(key=lambda s: s.address)
+        return Host(
+            hostname=self.o.hostname or socket.getfqdn(),
+            physical_functions=tuple(self.pfs),
+            skipped=tuple(self.skipped),
+            hugepages=self.hugepages(),
+            iommu_enabled=bool(self.r.listdir(self.r.sys + "/kernel/iommu_groups")),
+            kernel_cmdline=self.r.read(self.r.path("proc/cmdline")),
+        )
+
+    def function(self, name: str) -> None:
+        """Classify one PCI function and read it if it counts."""
+        base = self.devices + name
+        try:
+            is_net: bool | None = parse_class(self.r.read(base + "/class")) >> 16 == NETWORK_CLASS
+        except MalformedAttribute:
+            is_net = None  # unknown: let the SR-IOV files decide
+        if is_net is False and not self.o.selectors:
+            return
+        total_text = self.r.read(base + "/sriov_totalvfs")
+        if total_text is None:
+            self.not_sriov(name, base, is_net)
+        else:
+            self.candidate_pf(name, base, is_net, total_text)
+
+    def ids(self, base: str) -> tuple[str, str]:
+        return (parse_hex_id(self.required(base + "/vendor", "vendor"), "vendor"),
+                parse_hex_id(self.required(base + "/device", "device"), "device"))
+
+    def address_of(self, name: str) -> PciAddress | None:
+        try:
+            return PciAddress.parse(name)
+        except InvalidPciAddress:
+            return None
+
+    def not_sriov(self, name: str, base: str, is_net: bool | None) -> None:
+        """A function without SR-IOV: only worth a line when someone expected a PF here."""
+        address = self.address_of(name)
+        if is_net is False:
+            if address in self.address_selected:
+                self.skip(name, "selected by [smartnic] devices but it is not an SR-IOV "
+                                "network function")
+            return
+        if self.r.link_name(base + "/physfn") is not None:
+            return  # a VF of a PF that was not taken: that PF has its own line if it matters
+        try:
+            vendor, device = self.ids(base)
+        except (MalformedAttribute, _Missing):
+            return
+        model = self.o.catalog.lookup_pf(vendor, device)
+        if model is not None:
+            self.skip(name, f"{model.name} ({vendor}:{device}) has no SR-IOV capability "
+                            "(no sriov_totalvfs): enable SR-IOV in the NIC firmware and BIOS")
+        elif address in self.address_selected or any(
+                s.kind != KIND_NETDEV and s.matches(vendor, device, address, None)
+                and not s.is_wildcard for s in self.o.selectors):
+            self.skip(name, f"selected by [smartnic] devices but {vendor}:{device} has no "
+                            "SR-IOV capability (no sriov_totalvfs)")
+
+    # ------------------------------------------------------------------ PFs
+    def candidate_pf(self, name: str, base: str, is_net: bool | None, total_text: str) -> None:
+        address = self.address_of(name)
+        if address is None:
+            self.skip(name, "not a PCI address")
+            return
+        try:
+            vendor, device = self.ids(base)
+        except MalformedAttribute as exc:
+            if is_net is not False or address in self.address_selected:
+                self.skip(name, f"bad sysfs value: {exc}")
+            return
+        except _Missing as exc:
+            self.skip(name, self.gone_reason(base, exc.attribute))
+            return
+        model = self.o.catalog.lookup_pf(vendor, device)
+        selectors = self.o.selectors
+        uplink: str | None = None
+        netdevs: tuple[str | None, list[str]] | None = None
+        if selectors:
+            picked = matching(selectors, vendor, device, address, None)
+            if not picked and self.netdev_selectors:
+                netdevs = self.netdevs(base)
+                uplink = netdevs[0]
+                picked = matching(selectors, vendor, device, address, uplink)
+            if not picked:
+                if is_net is not False:
+                    label = f"{model.name} ({vendor}:{device})" if model else f"{vendor}:{device}"
+                    self.skip(name, f"{label} is not selected by [smartnic] devices "
+                                    f"({', '.join(s.text for s in selectors)})", anomaly=False)
+                return
+        elif model is None:
+            if is_net:
+                _, dname = self.pciids().names(vendor, device)
+                label = f"{vendor}:{device}" + (f" ({dname})" if dname else "")
+                self.skip(name, f"{label} is not a catalogued SmartNIC model: select it in "
+                                "[smartnic] devices or add it to [smartnic] extra_models",
+                          anomaly=False)
+            return
+        else:
+            picked = ()
+        try:
+            candidate = _Candidate(name, base, address, vendor, device, total_text, model)
+            pf = self.read_pf(candidate, picked, netdevs)
+        except MalformedAttribute as exc:
+            self.skip(name, f"bad sysfs value: {exc}")
+            return
+        except _Missing as exc:
+            self.skip(name, self.gone_reason(base, exc.attribute))
+            return
+        except UnreadableAttribute as exc:
+            self.skip(name, str(exc))
+            return
+        self.pfs.append(pf)
+
+    def netdevs(self, base: str) -> tuple[str | None, list[str]]:
+        """(uplink netdev, representor netdevs) under a PF's ``net/``."""
+        names = sorted(self.r.listdir(base + "/net"))
+        if len(names) <= 1:
+            return (names[0] if names else None), []
+        uplinks: list[str] = []
+        others: list[str] = []
+        representors: list[str] = []
+        for ifname in names:
+            port = self.r.read(f"{base}/net/{ifname}/phys_port_name")
+            if dl.is_representor_port(port):
+                representors.append(ifname)
+            elif dl.is_uplink_port(port):
+                uplinks.append(ifname)
+            else:
+                others.append(ifname)
+        candidates = uplinks or others
+        return (candidates[0] if candidates else None), representors
+
+    def link(self, ndir: str) -> Link:
+        r = self.r
+        try:
+            mac = parse_mac(r.read(ndir + "/address"))
+        except MalformedAttribute as exc:
+            LOG.warning("%s: %s", ndir, exc)
+            mac = None
+        operstate = r.read(ndir + "/operstate")
+        speed = mtu = None
+        if operstate == "up":
+            speed = self.optional_int(ndir + "/speed", "speed", -1, 10**7)
+            if speed is not None and speed < 0:
+                speed = None
+        mtu = self.optional_int(ndir + "/mtu", "mtu", 0, 1 << 20)
+        return Link(mac=mac, operstate=operstate, speed_mbps=speed, mtu=mtu)
+
+    def optional_int(self, path: str, attribute: str, low: int, high: int) -> int | None:
+        text = self.r.read(path)
+        if text is None:
+            return None
+        try:
+            return parse_int(text, attribute, low, high)
+        except MalformedAttribute as exc:
+            LOG.warning("%s: %s", path, exc)
+            return None
+
+    def optional_hex(self, path: str, attribute: str) -> str | None:
+        text = self.r.read(path)
+        if text is None:
+            return None
+        try:
+            return parse_hex_id(text, attribute)
+        except MalformedAttribute as exc:
+            LOG.warning("%s: %s", path, exc)
+            return None
+
+    def iommu_group(self, base: str) -> int | None:
+        group = self.r.link_name(base + "/iommu_group")
+        return int(group) if group and group.isdigit() else None
+
+    def names(self, vendor: str, device: str, model: NicModel | None) -> tuple[str, str, str]:
+        """(short vendor, model name, model key) from the catalogue, else pci.ids, else ids."""
+        if model is not None:
+            return model.vendor, model.name, model.key
+        vname, dname = self.pciids().names(vendor, device)
+        short = VENDORS.get(vendor) or (normalize(vname.split()[0]).lower() if vname else vendor)
+        name = dname or f"{vendor}:{device}"
+        return short, name, normalize(name)
+
+    def read_pf(self, c: _Candidate, picked: Sequence[Selector],
+                netdevs: tuple[str | None, list[str]] | None) -> PhysicalFunction:
+        r = self.r
+        name, base, address, vendor, device, model = (c.name, c.base, c.address, c.vendor,
+                                                      c.device, c.model)
+        total_text = c.total_text
+        total_vfs = parse_int(total_text, "sriov_totalvfs", 0, MAX_VFS)
+        num_vfs = parse_int(self.required(base + "/sriov_numvfs", "sriov_numvfs"),
+                            "sriov_numvfs", 0, MAX_VFS)
+        if num_vfs > total_vfs:
+            raise MalformedAttribute(attribute="sriov_numvfs", value=str(num_vfs),
+                                     reason=f"exceeds sriov_totalvfs {total_vfs}")
+        vf_device_text = r.read(base + "/sriov_vf_device")
+        try:
+            vf_device = None if vf_device_text is None else parse_bare_hex_id(
+                vf_device_text, "sriov_vf_device")
+        except MalformedAttribute as exc:
+            LOG.warning("%s: %s", name, exc)
+            vf_device = None
+        try:
+            numa_node = parse_numa_node(r.read(base + "/numa_node"))
+        except MalformedAttribute as exc:
+            LOG.warning("%s: %s", name, exc)
+            numa_node = None
+        driver = r.link_name(base + "/driver")
+        iommu_group = self.iommu_group(base)
+        uplink, representors = netdevs if netdevs is not None else self.netdevs(base)
+        if uplink is None and driver is not None:
+            LOG.warning("%s: PF bound to %s has no netdev: physnet by name and link state "
+                        "unavailable", name, driver)
+        link = Link()
+        switch_id = compat = None
+        if uplink is not None:
+            ndir = f"{base}/net/{uplink}"
+            link = self.link(ndir)
+            switch_id = parse_switch_id(r.read(ndir + "/phys_switch_id"))
+            compat = r.read(ndir + "/compat/devlink/mode")
+        info = self.tools.info(name)
+        cpu_mode = self.tools.cpu_mode(name) if model is not None and model.dpu else None
+        if driver is None or cpu_mode == dl.FW_DPU:
+            eswitch = None  # unbound, or the DPU's Arm side owns the eswitch
+        else:
+            eswitch = None
+            if model is None or model.switchdev:
+                eswitch = self.tools.eswitch_mode(name)
+            if eswitch is None:
+                eswitch = dl.eswitch_from_sysfs(compat, switch_id, len(representors))
+        version = dl.firmware_version(info) or self.sysfs_fw_version(base)
+        firmware = Firmware(version=version, mode=dl.ddp_mode(info) or cpu_mode)
+        serial = info.serial if info is not None and info.serial else None
+        if serial is None and driver is not None:
+            serial = parse_vpd_serial(r.read_bytes(base + "/vpd"))
+        short_vendor, model_name, model_key = self.names(vendor, device, model)
+        vfs = self.read_vfs(name, base, vendor, numa_node, picked)
+        return PhysicalFunction(
+            address=address, vendor_id=vendor, device_id=device,
+            subsystem_vendor_id=self.optional_hex(base + "/subsystem_vendor",
+                                                  "subsystem_vendor"),
+            subsystem_device_id=self.optional_hex(base + "/subsystem_device",
+                                                  "subsystem_device"),
+            vendor=short_vendor, model=model_name, model_key=model_key, driver=driver,
+            numa_node=numa_node, netdev=uplink, link=link, iommu_group=iommu_group,
+            eswitch_mode=eswitch, firmware=firmware,
+            physnet=self.o.physnets.lookup(address, uplink), total_vfs=total_vfs,
+            num_vfs=num_vfs, vf_device_id=vf_device, virtual_functions=vfs, serial=serial,
+            representors=tuple(representors))
+
+    def sysfs_fw_version(self, base: str) -> str | None:
+        """mlx5 shows the running firmware as ``infiniband/mlx5_N/fw_ver``."""
+        for ib in sorted(self.r.listdir(base + "/infiniband")):
+            version = self.r.read(f"{base}/infiniband/{ib}/fw_ver")
+            if version:
+                return version
+        return None
+
+    # ------------------------------------------------------------------ VFs
+    def read_vfs(self, pf_name: str, base: str, vendor: str, numa_node: int | None,
+                 picked: Sequence[Selector]) -> tuple[VirtualFunction, ...]:
+        links: dict[int, str] = {}
+        for entry in self.r.listdir(base):
+            if not entry.startswith("virtfn"):
+                continue
+            digits = entry[6:]
+            if not digits.isdigit() or len(digits) > 5:
+                LOG.warning("%s: ignoring malformed link %s", pf_name, entry)
+                continue
+            index = int(digits)
+            target = self.r.link_name(f"{base}/{entry}")
+            if target is None:
+                continue  # removed between listing and reading: the VF is going away
+            if index in links:
+                self.skip(target, f"{pf_name} lists VF index {index} twice "
+                                  f"({links[index]} and {target}); keeping {links[index]}")
+                continue
+            links[index] = target
+        vfs: list[VirtualFunction] = []
+        seen: dict[str, int] = {}
+        for index in sorted(links):
+            target = links[index]
+            if target in self.claimed or target in seen:
+                self.skip(target, f"virtfn{index} of {pf_name} points to a VF already "
+                                  f"listed{f' as virtfn{seen[target]}' if target in seen else ''}")
+                continue
+            seen[target] = index
+            self.claimed.add(target)
+            if picked and not any(s.allows_vf(index) for s in picked):
+                label = "selector" if len(picked) == 1 else "selectors"
+                self.skip(target, f"VF index {index} not in {label} "
+                                  f"{', '.join(s.text for s in picked)}", anomaly=False)
+                continue
+            vf = self.read_vf(pf_name, target, index, vendor, numa_node)
+            if vf is not None:
+                vfs.append(vf)
+        return tuple(vfs)
+
+    def read_vf(self, pf_name: str, name: str, index: int, vendor: str,
+                numa_node: int | None) -> VirtualFunction | None:
+        base = self.devices + name
+        r = self.r
+        try:
+            address = PciAddress.parse(name)
+            physfn = r.link_name(base + "/physfn")
+            if physfn != pf_name:
+                if physfn is None and not r.listdir(base):
+                    self.skip(name, f"virtfn{index} of {pf_name} points to a function that "
+                                    "is not there (removed during the scan?)")
+                else:
+                    self.skip(name, f"virtfn{index} of {pf_name}, but its physfn link "
+                                    f"{'is missing' if physfn is None else 'is ' + physfn}")
+                return None
+            device = parse_hex_id(self.required(base + "/device", "device"), "device")
+            driver = r.link_name(base + "/driver")
+            iommu_group = self.iommu_group(base)
+            netdev = master = None
+            link = Link()
+            ifnames = r.listdir(base + "/net")
+            if ifnames:
+                netdev = min(ifnames)
+                ndir = f"{base}/net/{netdev}"
+                link = self.link(ndir)
+                master = r.link_name(ndir + "/master")
+        except _Missing as exc:
+            self.skip(name, f"VF {index} of {pf_name} {self.gone_reason(base, exc.attribute)}")
+            return None
+        except (MalformedAttribute, UnreadableAttribute, InvalidPciAddress) as exc:
+            self.skip(name, f"VF {index} of {pf_name}: {exc}")
+            return None
+        return VirtualFunction(address=address, index=index, vendor_id=vendor,
+                               device_id=device, driver=driver, netdev=netdev, link=link,
+                               iommu_group=iommu_group, numa_node=numa_node,
+                               netdev_master=master)
+
+    # ------------------------------------------------------------------ host-wide
+    def hugepages(self) -> tuple[HugepagePool, ...]:
+        pools: list[HugepagePool] = []
+        node_root = self.r.sys + "/devices/system/node"
+        dirs: list[tuple[int | None, str]] = [(None, self.r.sys + "/kernel/mm/hugepages")]
+        for entry in self.r.listdir(node_root):
+            if entry.startswith("node") and entry[4:].isdigit():
+                dirs.append((int(entry[4:]), f"{node_root}/{entry}/hugepages"))
+        for node, directory in dirs:
+            for entry in self.r.listdir(directory):
+                if not (entry.startswith("hugepages-") and entry.endswith("kB")
+                        and entry[10:-2].isdigit()):
+                    continue
+                path = f"{directory}/{entry}"
+                try:
+                    values = [parse_int(self.r.read(f"{path}/{n}"), n, 0, 1 << 40) for n in
+                              ("nr_hugepages", "free_hugepages", "surplus_hugepages")]
+                except (MalformedAttribute, UnreadableAttribute) as exc:
+                    LOG.warning("ignoring hugepage pool %s: %s", path, exc)
+                    continue
+                pools.append(HugepagePool(numa_node=node, size_kb=int(entry[10:-2]),
+                                          total=values[0], free=values[1], surplus=values[2]))
+        pools.sort(key=lambda p: (-1 if p.numa_node is None else p.numa_node, p.size_kb))
+        return tuple(pools)
