@@ -248,6 +248,7 @@ def create_profile(clients: Clients, out: TextIO) -> list[dict[str, str]]:
 
 
 def allocation_candidates(clients: Clients, groups: Sequence[Mapping[str, str]],
+                          providers: Mapping[str, Mapping[str, Any]],
                           out: TextIO) -> dict[str, Any]:
     """Ask Placement as Nova's scheduler does for a flavor with accel:device_profile."""
     query = [f"resources={FLAVOR_RESOURCES}", "group_policy=none", "limit=10"]
@@ -265,17 +266,16 @@ def allocation_candidates(clients: Clients, groups: Sequence[Mapping[str, str]],
     path = "/allocation_candidates?" + "&".join(query)
     out.write(f"GET {path}\n")
     found = _json(clients.placement.get(path), "allocation candidates")
-    summaries = found["provider_summaries"]
-    names = {u: s.get("parent_provider_uuid") for u, s in summaries.items()}
+    names = {str(p["uuid"]): name for name, p in providers.items()}
     rows = []
     for request in found["allocation_requests"]:
         for suffix, rps in sorted(request.get("mappings", {}).items()):
             for rp in rps:
-                if names.get(rp) is None:
-                    continue  # the compute node itself
+                if rp not in names:
+                    continue  # the compute node itself (VCPU, MEMORY_MB, DISK_GB)
                 used = request["allocations"][rp]["resources"]
-                rows.append((suffix, rp, ", ".join(f"{k}={v}" for k, v in used.items())))
-    out.write(render_table(("group", "device resource provider", "asks"), rows) + "\n")
+                rows.append((suffix, names[rp], ", ".join(f"{k}={v}" for k, v in used.items())))
+    out.write(render_table(("request group", "device resource provider", "takes"), rows) + "\n")
     if not found["allocation_requests"]:
         raise DemoError(step="allocation candidates",
                         reason="Placement found no provider for the profile")
@@ -438,10 +438,11 @@ def _run_steps(stack: Stack, steps: Steps, result: DemoResult, out: TextIO) -> N
     with steps.step("Create a device profile through the Cyborg API"):
         groups = create_profile(clients, out)
     with steps.step("Allocation candidates from Placement"):
-        candidates = allocation_candidates(clients, groups, out)
-        result.candidates = sorted({rp for req in candidates["allocation_requests"]
+        candidates = allocation_candidates(clients, groups, result.providers, out)
+        names = {str(p["uuid"]): name for name, p in result.providers.items()}
+        result.candidates = sorted({names[rp] for req in candidates["allocation_requests"]
                                     for rps in req["mappings"].values() for rp in rps
-                                    if rp != stack.compute_rp_uuid})
+                                    if rp in names})
     with steps.step("Claim, create and bind an ARQ as Nova would"):
         bound = claim_and_bind(stack, clients, candidates, discovery, out)
         result.bound = bound
