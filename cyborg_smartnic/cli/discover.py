@@ -1,14 +1,99 @@
-"""`cyborg-smartnic discover` (not yet implemented)."""
+"""``cyborg-smartnic discover``: show what discovery sees on a host (or a recorded tree).
+
+Table: one line per PF. ``VFs`` is ``enabled/total`` (``sriov_numvfs``/``sriov_totalvfs``),
+followed by how many of the listed VFs are on vfio-pci (ready for a VM) when any are, e.g.
+``4/8 (2 vfio)``. ``-v`` adds one line per VF. Skipped devices and their reasons follow the
+table. ``-f json|yaml`` prints ``discovery.export.host_to_dict`` (DESIGN.md's contract).
+"""
 
 from __future__ import annotations
 
 import argparse
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from cyborg_smartnic.cli import common
+from cyborg_smartnic.discovery.example import example_conf_path, unpack_example_host
+from cyborg_smartnic.discovery.export import host_to_dict
+from cyborg_smartnic.discovery.model import Host, PhysicalFunction
+from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
 
-def register(subparsers: Any) -> None:  # pragma: no cover - replaced by the real command
-    del subparsers
+VFIO = "vfio-pci"
 
 
-def _unused(args: argparse.Namespace) -> int:  # pragma: no cover
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "discover", help="show the SmartNICs, VFs and skipped devices discovery sees",
+        description=__doc__)
+    common.add_host_arguments(parser)
+    common.add_format_argument(parser)
+    parser.add_argument("-v", "--verbose", action="store_true", help="list every VF (table)")
+    parser.add_argument("--example-host", action="store_true",
+                        help="discover the bundled example host (unpacked to a temporary "
+                             "directory) with its example [smartnic] options")
+    parser.set_defaults(func=_handler(parser))
+
+
+def _handler(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
+    def handle(args: argparse.Namespace) -> int:
+        if args.example_host and args.sysfs_root:
+            parser.error("--example-host and --sysfs-root are mutually exclusive")
+        return run(args)
+    return handle
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.example_host:
+        host = discover(args)
+    else:
+        with tempfile.TemporaryDirectory(prefix="cyborg-smartnic-example-") as tmp:
+            args.sysfs_root = str(unpack_example_host(tmp))
+            if not args.config_file:
+                args.config_file = [str(example_conf_path())]
+            host = discover(args)
+    common.emit(host_to_dict(host), args.format, lambda: render(host, args.verbose))
     return 0
+
+
+def discover(args: argparse.Namespace) -> Host:
+    conf = common.load_config(args)
+    options = scan_options_from_conf(conf)
+    return scan(Path(conf.smartnic.sysfs_root), options)
+
+
+def firmware_text(pf: PhysicalFunction) -> str:
+    version = pf.firmware.version or ""
+    if pf.firmware.mode:
+        return f"{version} ({pf.firmware.mode})".strip()
+    return version
+
+
+def vfs_text(pf: PhysicalFunction) -> str:
+    text = f"{pf.num_vfs}/{pf.total_vfs}"
+    vfio = sum(1 for vf in pf.virtual_functions if vf.driver == VFIO)
+    return f"{text} ({vfio} vfio)" if vfio else text
+
+
+def render(host: Host, verbose: bool = False) -> str:
+    """The human view: PF table, optional VF table, skipped list."""
+    parts = [f"Host {host.hostname}: {len(host.physical_functions)} SmartNIC PFs, "
+             f"{sum(len(pf.virtual_functions) for pf in host.physical_functions)} VFs, "
+             f"IOMMU {'on' if host.iommu_enabled else 'off'}"]
+    rows = [[str(pf.address), pf.netdev, pf.model, pf.driver, pf.eswitch_mode,
+             firmware_text(pf), vfs_text(pf), pf.physnet, pf.numa_node]
+            for pf in host.physical_functions]
+    parts.append(common.render_table(
+        ["Address", "Netdev", "Model", "Driver", "Eswitch", "Firmware", "VFs", "Physnet",
+         "NUMA"], rows))
+    if verbose:
+        vf_rows = [[str(pf.address), vf.index, str(vf.address), vf.device_id, vf.driver,
+                    vf.netdev, vf.iommu_group]
+                   for pf in host.physical_functions for vf in pf.virtual_functions]
+        parts.append(common.render_table(
+            ["PF", "VF", "Address", "Device", "Driver", "Netdev", "IOMMU group"], vf_rows))
+    if host.skipped:
+        parts.append("Skipped:")
+        parts.extend(f"  {s.address}: {s.reason}" for s in host.skipped)
+    return "\n".join(parts)
