@@ -1,0 +1,165 @@
+"""``smartnic_driver``: the Cyborg accelerator driver cyborg-agent loads (glue only).
+
+cyborg-agent instantiates the class with no arguments through stevedore and calls
+``discover()`` every 60 seconds; the conductor then makes Cyborg's DB and Placement match the
+returned list. Scanning is ``cyborg_smartnic.discovery``, the mapping is
+``cyborg_smartnic.report``; this module reads configuration, remembers the last report and
+asks Placement whether a pool that lost VFs is in use before letting them go.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from cyborg.accelerator.drivers.driver import GenericDriver
+from cyborg.common.placement_client import PlacementClient
+from cyborg.conf import CONF
+from keystoneauth1 import exceptions as ks_exc
+from oslo_config import cfg
+from oslo_log import log as logging
+
+from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
+from cyborg_smartnic.errors import ConfigError, SmartNicError
+from cyborg_smartnic.pools import load_report_config
+from cyborg_smartnic.report import (
+    DeviceSpec,
+    Hold,
+    hold_in_use,
+    plan_report,
+    to_driver_devices,
+    vanished_handles,
+)
+
+LOG = logging.getLogger(__name__)
+
+PCI_DEVICES = "sys/bus/pci/devices"
+
+UsageReader = Callable[[Iterable[str]], Mapping[str, int | None]]
+
+
+class ScanFailed(SmartNicError):
+    """The whole scan failed: the cycle's report is skipped, Cyborg keeps the last one."""
+
+    msg_fmt = "scan of %(root)s failed, not reporting this cycle: %(reason)s"
+
+
+def rp_uuid(deployable_name: str) -> str:
+    """The UUID Cyborg's conductor gives a deployable's resource provider."""
+    return str(uuid.uuid3(uuid.NAMESPACE_DNS, deployable_name))
+
+
+class PlacementUsage:
+    """Reads pools' usages from Placement with cyborg's own client ([placement] config)."""
+
+    def __init__(self) -> None:
+        self._client: Any = None
+
+    def __call__(self, names: Iterable[str]) -> dict[str, int | None]:
+        result: dict[str, int | None] = {}
+        for name in names:
+            try:
+                if self._client is None:
+                    self._client = PlacementClient()
+                response = self._client.get(f"/resource_providers/{rp_uuid(name)}/usages")
+            except ks_exc.NotFound:
+                result[name] = 0
+                continue
+            except Exception as exc:  # any failure means "unknown", never "free"
+                LOG.warning("Could not read Placement usage of %s: %s", name, exc)
+                result[name] = None
+                continue
+            if response.status_code == 404:
+                result[name] = 0
+            elif response.status_code == 200:
+                result[name] = sum(int(v) for v in response.json()["usages"].values())
+            else:
+                LOG.warning("Could not read Placement usage of %s: HTTP %s", name,
+                            response.status_code)
+                result[name] = None
+        return result
+
+
+class SmartNicDriver(GenericDriver):  # type: ignore[misc]
+    """SmartNIC VFs as pooled Cyborg deployables (one Placement RP per VF pool)."""
+
+    def __init__(self, conf: cfg.ConfigOpts | None = None,
+                 usage_reader: UsageReader | None = None) -> None:
+        """Read and validate the configuration; a broken one stops cyborg-agent here.
+
+        stevedore logs ``Could not load 'smartnic_driver': <the reason>`` and the agent
+        refuses to start (``NoMatches``), which is better than reporting a wrong pool layout.
+        """
+        conf = CONF if conf is None else conf
+        self._conf = conf
+        try:
+            self.report_config = load_report_config(conf)
+            self.scan_options = scan_options_from_conf(conf)
+        except cfg.Error as exc:
+            raise ConfigError(option="[smartnic]", reason=str(exc)) from exc
+        self._usage = usage_reader or PlacementUsage()
+        self._last: tuple[DeviceSpec, ...] = ()
+        self._last_skipped: frozenset[tuple[str, str]] = frozenset()
+        self.holds: tuple[Hold, ...] = ()
+        LOG.info("smartnic driver: host %s, %d explicit pool(s), sysfs root %s",
+                 self.report_config.hostname, len(self.report_config.pools),
+                 conf.smartnic.sysfs_root)
+
+    @property
+    def sysfs_root(self) -> str:
+        return str(self._conf.smartnic.sysfs_root)
+
+    def discover(self) -> list[Any]:
+        """Scan, map and guard: the ``DriverDevice`` list for this cycle.
+
+        One unreadable device is skipped by the scan and logged. If the scan as a whole fails
+        (or there is no ``sys/bus/pci/devices`` to scan: a host never has zero PCI functions,
+        so that is a wrong root or an unmounted sysfs), ``ScanFailed`` is raised: the agent
+        logs it and sends no report this cycle, so Cyborg keeps the last one. Returning ``[]``
+        instead would make the conductor delete every deployable and orphan resource
+        providers that hold allocations.
+        """
+        try:
+            if not (Path(self.sysfs_root) / PCI_DEVICES).is_dir():
+                raise FileNotFoundError(f"no {PCI_DEVICES} directory: is sysfs mounted there?")
+            host = scan(self.sysfs_root, self.scan_options)
+        except Exception as exc:
+            LOG.exception("smartnic scan of %s failed", self.sysfs_root)
+            raise ScanFailed(root=self.sysfs_root, reason=str(exc) or type(exc).__name__) \
+                from exc
+        self._log_skipped(host.skipped)
+        current = plan_report(host, self.report_config)
+        self.holds = ()
+        if self._last:
+            lost = vanished_handles(self._last, current)
+            if lost:
+                current, self.holds = hold_in_use(self._last, current, self._usage(sorted(lost)))
+                for hold in self.holds:
+                    LOG.warning(
+                        "Pool %s: %d attach handle(s) vanished (%s) while the pool has %s "
+                        "allocation(s); keeping them and freezing its inventory at %d until "
+                        "the allocations are released", hold.deployable, len(hold.vanished),
+                        ", ".join(hold.vanished), "unknown" if hold.used is None else hold.used,
+                        hold.frozen_total)
+        self._last = current
+        return to_driver_devices(current)
+
+    def _log_skipped(self, skipped: Iterable[Any]) -> None:
+        now = frozenset((s.address, s.reason) for s in skipped)
+        for address, reason in sorted(now - self._last_skipped):
+            LOG.warning("smartnic: skipped %s: %s", address, reason)
+        self._last_skipped = now
+
+    def update(self, control_path: Any, image_path: Any) -> bool:
+        """Firmware updates are out of scope: NIC firmware is flashed with vendor tools."""
+        LOG.warning("smartnic driver does not update firmware (%s, %s)", control_path,
+                    image_path)
+        return False
+
+    def get_stats(self) -> dict[str, Any]:
+        """What the last ``discover()`` reported, per deployable (the agent never asks)."""
+        return {dep.name: {"num_accelerators": dep.num_accelerators,
+                           "vf_addresses": list(dep.vf_addresses)}
+                for dev in self._last for dep in dev.deployables}
