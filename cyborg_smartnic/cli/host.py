@@ -8,12 +8,13 @@ preflight checks; ``conf`` prints the matching ``[smartnic]`` cyborg.conf snippe
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import shutil
 import sys
 import warnings
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from cyborg_smartnic.cli import common
 from cyborg_smartnic.discovery.model import Host
@@ -25,6 +26,9 @@ from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan as make_plan
 from cyborg_smartnic.host.requirements import Finding, check
+
+if TYPE_CHECKING:
+    from cyborg_smartnic.host.apply import ApplyResult
 
 
 class ApplyRefused(SmartNicError):
@@ -91,11 +95,11 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def read_host(args: argparse.Namespace) -> tuple[str, Host]:
     """Scan every PF and VF (no ``[smartnic] devices`` filter: host.yaml decides)."""
-    from cyborg_smartnic.discovery.scan import ScanOptions, scan  # noqa: PLC0415
+    from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf  # noqa: PLC0415
 
     conf = common.load_config(args)
     root = str(conf.smartnic.sysfs_root)
-    options = ScanOptions(use_devlink=bool(conf.smartnic.use_devlink))
+    options = dataclasses.replace(scan_options_from_conf(conf), selectors=())
     return root, with_flow_steering(scan(root, options), root)
 
 
@@ -182,7 +186,9 @@ def plan_command(args: argparse.Namespace) -> int:
 
 
 def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
-    from cyborg_smartnic.host.apply import ApplyOptions, Executor  # noqa: PLC0415
+    with warnings.catch_warnings():  # oslo.privsep imports eventlet, which warns on import
+        warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+        from cyborg_smartnic.host.apply import ApplyOptions, Executor  # noqa: PLC0415
 
     config = load_host_config(args.host_config)
     root, host = read_host(args)
@@ -216,14 +222,14 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
                         ApplyOptions(vf_timeout=args.vf_timeout), progress=progress)
     result = executor.apply(plan)
     common.emit(result.to_dict(), args.format, lambda: _result_text(result))
-    if not result.ok:
-        raise ApplyRefused(reason=f"apply failed at {result.failed.target if result.failed else '?'}"
-                                  f": {result.error}; rolled back {len(result.restored)} "
-                                  f"change(s), {len(result.not_restored)} could not be restored")
+    if result.failed is not None:
+        raise ApplyRefused(reason=f"apply failed at {result.failed.target}: {result.error}; "
+                                  f"rolled back {len(result.restored)} change(s), "
+                                  f"{len(result.not_restored)} could not be restored")
     return 0
 
 
-def _result_text(result: Any) -> str:
+def _result_text(result: ApplyResult) -> str:
     lines = [f"Applied {len(result.done)} change(s)."]
     if result.failed is not None:
         lines = [f"FAILED: {result.failed.kind} {result.failed.target}: {result.error}",
@@ -251,11 +257,9 @@ def _confirm(count: int, stdin: TextIO, out: TextIO) -> None:
 
 def prepare_privsep() -> None:
     """Start the daemon without sudo when we are root; otherwise privsep's sudo default."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
-        from oslo_config import cfg  # noqa: PLC0415
+    from oslo_config import cfg  # noqa: PLC0415
 
-        from cyborg_smartnic.host import privileged  # noqa: PLC0415
+    from cyborg_smartnic.host import privileged  # noqa: PLC0415
     if not privileged.context.client_mode or os.geteuid() != 0:
         return
     helper = os.path.join(os.path.dirname(sys.executable), "privsep-helper")

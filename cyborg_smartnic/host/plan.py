@@ -53,8 +53,8 @@ def plan(desired: HostConfig, current: Host, in_use: InUse,
         model = models.lookup_pf(pf.vendor_id, pf.device_id)
         steps.extend(_PfPlanner(device, pf, in_use, model).run())
         if device.reserved_vfs:
-            notes.append(f"{pf.address}: VFs {_ranges(device.reserved_vfs)} are held back "
-                         f"from Cyborg (see `host conf` for the [smartnic] devices line)")
+            notes.append(f"{pf.address}: reserved VFs ({_ranges(device.reserved_vfs)}) are "
+                         f"held back from Cyborg (see `host conf` for the [smartnic] lines)")
     return S.Plan(tuple(steps), tuple(notes))
 
 
@@ -172,7 +172,9 @@ class _PfPlanner:
                                "rebind after the eswitch mode change" if index in unbound
                                and want is None else f"VF {index} should use {goal}")
             elif want is not None:
-                self._bind(None, index, None, want, f"new VF {index} should use {want}")
+                usual = " (the default: autoprobe usually binds it)" if (
+                    want == self._default()) else ""
+                self._bind(None, index, None, want, f"new VF {index} should use {want}{usual}")
             elif destroy and previous.get(index) and previous[index] != self._default():
                 self._bind(None, index, None, previous[index],
                            f"restore the driver VF {index} had before it was recreated")

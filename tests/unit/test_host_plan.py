@@ -289,8 +289,8 @@ def test_selector_entries_use_the_selector_function() -> None:
 def test_reserved_vfs_become_a_note() -> None:
     result = plan(config(device(reserved_vfs=(6, 7))), host(make_pf(num_vfs=8)), InUse())
     assert result.steps == ()
-    assert result.notes == ("0000:3b:00.0: VFs 6-7 are held back from Cyborg (see `host conf` "
-                            "for the [smartnic] devices line)",)
+    assert result.notes == ("0000:3b:00.0: reserved VFs (6-7) are held back from Cyborg (see "
+                            "`host conf` for the [smartnic] lines)",)
 
 
 def test_plan_is_serialisable_and_stable() -> None:
