@@ -321,6 +321,8 @@ def validate_with_schema(doc: Document, schema: Mapping[str, Any],
 def _convert(doc: Document, base: JsonPath,
              error: jsonschema.ValidationError) -> Iterator[SourceError]:
     path = (*base, *error.absolute_path)
+    if "propertyNames" in error.absolute_schema_path and isinstance(error.instance, str):
+        path = (*path, error.instance)  # point at the offending key, not at its mapping
     kind = error.validator
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     instance = error.instance
@@ -397,6 +399,10 @@ def _message(error: jsonschema.ValidationError, instance: Any,
         return f"must not be longer than {value} characters"
     if kind == "uniqueItems":
         return "items must be unique"
+    if kind == "dependentRequired" and isinstance(instance, dict):
+        pairs = [f"{key!r} needs {dep!r}" for key, deps in value.items() if key in instance
+                 for dep in deps if dep not in instance]
+        return "; ".join(pairs) or error.message
     if kind == "minProperties":
         return f"needs at least {value} key{'s' if value != 1 else ''}"
     return error.message

@@ -1,0 +1,176 @@
+"""The device profile file format as a JSON Schema (Draft 2020-12), plus its fixed vocabularies.
+
+The schema checks shape (keys, types, ranges, patterns); rules that need context (trait name
+normalisation, a trait both required and forbidden, hugepage sizes, duplicate names across
+files) live in ``validate``. ``docs/profile.schema.json`` is this schema, published so editors
+can complete and check profiles; a test keeps the two identical.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from cyborg_smartnic.catalog import VENDORS
+
+SCHEMA_ID = "https://opendev.org/x/cyborg-smartnic/profile.schema.json"
+
+#: Cyborg's own rule for device profile names (api/controllers/v2/device_profiles.py).
+NAME_PATTERN = r"^[a-zA-Z0-9-_]+$"
+MAX_NAME_LENGTH = 255
+#: Appended to the description of every device profile this tool creates, so ``apply
+#: --prune`` only ever deletes its own profiles (Cyborg device profiles have no tags).
+MANAGED_MARKER = "[managed-by: cyborg-smartnic]"
+MAX_DESCRIPTION_LENGTH = 255 - len(MANAGED_MARKER) - 1
+MAX_VF_COUNT = 256  # the most VFs any catalogued PF offers (ice)
+MAX_GROUPS = 8
+
+ESWITCH_MODES = ("legacy", "switchdev")
+CPU_POLICIES = ("dedicated", "shared", "mixed")
+VNIC_TYPE = "accelerator-direct"
+VENDOR_NAMES = tuple(sorted(set(VENDORS.values())))
+
+#: Hugepage sizes (kB) some Linux architecture offers: x86 2M/1G, arm64 64K/2M/32M/512M/1G/16G,
+#: ppc64 16M/16G, s390x 1M. A size outside this list is a typo, never a kernel feature.
+KERNEL_HUGEPAGE_SIZES_KB = (64, 1024, 2048, 16384, 32768, 524288, 1048576, 16777216)
+
+#: Flavor properties the profile sets through dedicated fields; ``instance.properties`` may
+#: not set them again.
+DEDICATED_PROPERTIES = {
+    "hw:mem_page_size": "instance.hugepages",
+    "hw:cpu_policy": "instance.cpu_policy",
+    "hw:numa_nodes": "instance.numa_nodes",
+}
+
+_SLUG = r"^[a-z0-9][a-z0-9_-]*$"
+_TRAIT_LIST: dict[str, Any] = {
+    "type": "array",
+    "items": {"type": "string", "minLength": 1, "maxLength": 255},
+    "uniqueItems": True,
+}
+_FLAVOR_NAME: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": r"^[a-zA-Z0-9._-][a-zA-Z0-9. _-]*$",
+}
+
+GROUP_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "One Placement request group: N VFs from a single VF pool.",
+    "additionalProperties": False,
+    "required": ["vf_count"],
+    "properties": {
+        "vf_count": {"type": "integer", "minimum": 1, "maximum": MAX_VF_COUNT},
+        "resource_class": {"type": "string", "minLength": 1, "maxLength": 255,
+                           "description": "Default CUSTOM_SMARTNIC_VF."},
+        "physnet": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,64}$"},
+        "eswitch_mode": {"enum": list(ESWITCH_MODES)},
+        "vf_driver": {"type": "string", "pattern": _SLUG, "maxLength": 64},
+        "vendor": {"enum": list(VENDOR_NAMES)},
+        "model": {"type": "string", "minLength": 1, "maxLength": 64,
+                  "description": "Catalogue model key (CONNECTX_6_DX) or name (ConnectX-6 Dx)."},
+        "firmware_mode": {"type": "string", "pattern": _SLUG, "maxLength": 64},
+        "traits": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"required": _TRAIT_LIST, "forbidden": _TRAIT_LIST},
+        },
+    },
+}
+
+INSTANCE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "What the instance needs besides the VFs (Nova flavor extra specs).",
+    "additionalProperties": False,
+    "properties": {
+        "hugepages": {"type": ["string", "integer"],
+                      "description": "Page size: 2M, 1G, 2MB, 1GB or a size in kB (2048)."},
+        "cpu_policy": {"enum": list(CPU_POLICIES)},
+        "numa_nodes": {"type": "integer", "minimum": 1, "maximum": 64},
+        "properties": {
+            "type": "object",
+            "propertyNames": {"pattern": r"^hw:[a-z][a-z0-9_]*(\.[0-9]+)?$", "maxLength": 255},
+            "additionalProperties": {"type": ["string", "integer", "boolean"]},
+        },
+    },
+}
+
+FLAVOR_SCHEMA: dict[str, Any] = {
+    "oneOf": [
+        {**_FLAVOR_NAME, "description": "An existing flavor's name."},
+        {
+            "type": "object",
+            "description": "A flavor created when missing (vcpus and ram given) or an "
+                           "existing one (name only).",
+            "additionalProperties": False,
+            "required": ["name"],
+            "dependentRequired": {"vcpus": ["ram"], "ram": ["vcpus"], "disk": ["vcpus", "ram"]},
+            "properties": {
+                "name": _FLAVOR_NAME,
+                "vcpus": {"type": "integer", "minimum": 1, "maximum": 4096},
+                "ram": {"type": "integer", "minimum": 1, "description": "MiB"},
+                "disk": {"type": "integer", "minimum": 0, "description": "GiB"},
+            },
+        },
+    ],
+}
+
+PORT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A Neutron port asks for the VF instead of the flavor.",
+    "additionalProperties": False,
+    "required": ["network"],
+    "properties": {
+        "vnic_type": {"const": VNIC_TYPE},
+        "network": {"type": "string", "minLength": 1, "maxLength": 255},
+    },
+}
+
+PROFILE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "groups"],
+    "properties": {
+        "name": {"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH},
+        "description": {"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH},
+        "groups": {"type": "array", "minItems": 1, "maxItems": MAX_GROUPS,
+                   "items": {"$ref": "#/$defs/group"}},
+        "instance": {"$ref": "#/$defs/instance"},
+        "flavors": {"type": "array", "items": {"$ref": "#/$defs/flavor"}},
+        "port": {"$ref": "#/$defs/port"},
+    },
+}
+
+DEFS: dict[str, Any] = {
+    "group": GROUP_SCHEMA,
+    "instance": INSTANCE_SCHEMA,
+    "flavor": FLAVOR_SCHEMA,
+    "port": PORT_SCHEMA,
+}
+
+
+def profile_schema() -> dict[str, Any]:
+    """Schema of one profile (a mapping), self-contained."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **PROFILE_SCHEMA,
+            "$defs": DEFS}
+
+
+def file_schema() -> dict[str, Any]:
+    """Schema of a profile file: one profile, or a list of profiles."""
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "cyborg-smartnic device profile file",
+        "description": "One device profile (a mapping) or a list of them.",
+        "oneOf": [
+            {"$ref": "#/$defs/profile"},
+            {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/profile"}},
+        ],
+        "$defs": {"profile": PROFILE_SCHEMA, **DEFS},
+    }
+
+
+def published_text() -> str:
+    """The exact text of docs/profile.schema.json."""
+    return json.dumps(file_schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,208 @@
+"""Typed, frozen device profile specs built from validated YAML data, and their vocabularies.
+
+``from_data`` is only called on data that passed ``validate``; it does no checking of its
+own beyond what the types need. Helpers that both validation and compilation use (hugepage
+sizes, catalogue model lookup, default resource class) live here so they agree.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cyborg_smartnic import catalog, traits
+from cyborg_smartnic.profiles import schema
+
+#: Drivers a VF can be bound to: every catalogued VF driver plus the userspace ones.
+USERSPACE_VF_DRIVERS = ("vfio-pci", "igb_uio", "uio_pci_generic")
+DDP_FIRMWARE_MODES = ("comms", "os_default", "wireless_edge")
+DPU_FIRMWARE_MODES = ("dpu", "nic")
+FIRMWARE_MODES = DDP_FIRMWARE_MODES + DPU_FIRMWARE_MODES
+
+_SIZE = re.compile(r"(?P<number>[0-9]+)\s*(?:(?P<unit>[kKmMgG])(?:i?[bB])?)?")
+_UNIT_KB = {None: 1, "k": 1, "m": 1024, "g": 1024 * 1024}
+
+
+def known_vf_drivers(models: tuple[catalog.NicModel, ...] = catalog.BUILTIN_MODELS) -> list[str]:
+    found = {m.vf_driver for m in models if m.vf_driver}
+    return sorted(found | set(USERSPACE_VF_DRIVERS))
+
+
+def models_by_key(
+        models: tuple[catalog.NicModel, ...] = catalog.BUILTIN_MODELS
+) -> dict[str, catalog.NicModel]:
+    """Catalogue rows keyed by normalised model key and by normalised model name."""
+    found: dict[str, catalog.NicModel] = {}
+    for model in models:
+        found.setdefault(traits.normalize(model.key), model)
+        found.setdefault(traits.normalize(model.name), model)
+    return found
+
+
+def parse_hugepage_size(value: str | int) -> int:
+    """``2M``/``2MB``/``2MiB``/``1G``/``64K``/``2048`` (kB) -> size in kB; ValueError if not."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a page size")
+    if isinstance(value, int):
+        number, unit = value, None
+    else:
+        match = _SIZE.fullmatch(value.strip())
+        if match is None:
+            raise ValueError(f"{value!r} is not a page size (use 2M, 1G or a size in kB)")
+        number = int(match["number"])
+        unit = match["unit"].lower() if match["unit"] else None
+    size_kb = number * _UNIT_KB[unit]
+    if size_kb not in schema.KERNEL_HUGEPAGE_SIZES_KB:
+        known = ", ".join(format_page_size(s, short=True) for s in
+                          schema.KERNEL_HUGEPAGE_SIZES_KB)
+        raise ValueError(f"{value!r} is not a hugepage size Linux offers ({known})")
+    return size_kb
+
+
+def format_page_size(size_kb: int, *, short: bool = False) -> str:
+    """kB -> Nova's ``hw:mem_page_size`` spelling (``2MB``, ``1GB``; ``2M`` when short)."""
+    suffix = "" if short else "B"
+    if size_kb % (1024 * 1024) == 0:
+        return f"{size_kb // (1024 * 1024)}G{suffix}"
+    if size_kb % 1024 == 0:
+        return f"{size_kb // 1024}M{suffix}"
+    return f"{size_kb}K{suffix}"
+
+
+def property_value(value: str | int | bool) -> str:
+    """Nova extra spec values are strings; booleans use Nova's ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """One request group: ``vf_count`` VFs from one pool with these properties."""
+
+    vf_count: int
+    resource_class: str = traits.DEFAULT_RESOURCE_CLASS
+    physnet: str | None = None
+    eswitch_mode: str | None = None
+    vf_driver: str | None = None
+    vendor: str | None = None
+    model: str | None = None  # catalogue model key, e.g. CONNECTX_6_DX
+    firmware_mode: str | None = None
+    required: tuple[str, ...] = ()  # extra traits written by the user
+    forbidden: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    hugepage_size_kb: int | None = None
+    cpu_policy: str | None = None
+    numa_nodes: int | None = None
+    properties: tuple[tuple[str, str], ...] = ()  # other hw:* flavor properties, sorted
+
+
+@dataclass(frozen=True)
+class FlavorSpec:
+    """A flavor to attach to: created when ``vcpus``/``ram`` are given and it is missing."""
+
+    name: str
+    vcpus: int | None = None
+    ram_mb: int | None = None
+    disk_gb: int | None = None
+
+    @property
+    def creatable(self) -> bool:
+        return self.vcpus is not None and self.ram_mb is not None
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    network: str
+    vnic_type: str = schema.VNIC_TYPE
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    name: str
+    description: str
+    groups: tuple[GroupSpec, ...]
+    instance: InstanceSpec = InstanceSpec()
+    flavors: tuple[FlavorSpec, ...] = ()
+    port: PortSpec | None = None
+    source: str = ""  # FILE:LINE where the profile starts, for messages
+
+
+def from_data(data: Mapping[str, Any], source: str = "",
+              models: tuple[catalog.NicModel, ...] = catalog.BUILTIN_MODELS) -> ProfileSpec:
+    """Build a ``ProfileSpec`` from one validated profile mapping."""
+    by_key = models_by_key(models)
+    groups = []
+    for group in data["groups"]:
+        model = group.get("model")
+        trait_lists = group.get("traits", {})
+        groups.append(GroupSpec(
+            vf_count=int(group["vf_count"]),
+            resource_class=group.get("resource_class", traits.DEFAULT_RESOURCE_CLASS),
+            physnet=group.get("physnet"),
+            eswitch_mode=group.get("eswitch_mode"),
+            vf_driver=group.get("vf_driver"),
+            vendor=group.get("vendor"),
+            model=by_key[traits.normalize(model)].key if model is not None else None,
+            firmware_mode=group.get("firmware_mode"),
+            required=tuple(trait_lists.get("required", ())),
+            forbidden=tuple(trait_lists.get("forbidden", ())),
+        ))
+    inst = data.get("instance", {})
+    hugepages = inst.get("hugepages")
+    instance = InstanceSpec(
+        hugepage_size_kb=parse_hugepage_size(hugepages) if hugepages is not None else None,
+        cpu_policy=inst.get("cpu_policy"),
+        numa_nodes=inst.get("numa_nodes"),
+        properties=tuple(sorted((k, property_value(v))
+                                for k, v in inst.get("properties", {}).items())),
+    )
+    flavors = []
+    for flavor in data.get("flavors", ()):
+        if isinstance(flavor, str):
+            flavors.append(FlavorSpec(name=flavor))
+        else:
+            creatable = "vcpus" in flavor
+            flavors.append(FlavorSpec(
+                name=flavor["name"], vcpus=flavor.get("vcpus"), ram_mb=flavor.get("ram"),
+                disk_gb=flavor.get("disk", 0) if creatable else None))
+    port = data.get("port")
+    return ProfileSpec(
+        name=data["name"],
+        description=data.get("description", ""),
+        groups=tuple(groups),
+        instance=instance,
+        flavors=tuple(flavors),
+        port=PortSpec(network=port["network"], vnic_type=port.get("vnic_type", schema.VNIC_TYPE))
+        if port is not None else None,
+        source=source,
+    )
+
+
+def derived_traits(*, physnet: str | None = None, eswitch_mode: str | None = None,
+                   vf_driver: str | None = None, vendor: str | None = None,
+                   model: str | None = None, firmware_mode: str | None = None
+                   ) -> dict[str, str]:
+    """Required traits implied by a group's fields, each with the field it comes from.
+
+    Names come from ``cyborg_smartnic.traits`` exactly as the driver makes them.
+    """
+    found: dict[str, str] = {}
+    if physnet:
+        found[traits.physnet_trait(physnet)] = "physnet"
+    if eswitch_mode:
+        found[traits.eswitch_trait(eswitch_mode)] = "eswitch_mode"
+    if vf_driver:
+        found[traits.vf_driver_trait(vf_driver)] = "vf_driver"
+    if vendor:
+        found[traits.vendor_trait(vendor)] = "vendor"
+    if model:
+        found[traits.model_trait(model)] = "model"
+    if firmware_mode:
+        found[traits.firmware_trait(firmware_mode)] = "firmware_mode"
+    return found

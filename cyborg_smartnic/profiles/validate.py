@@ -1,0 +1,259 @@
+"""Schema and semantic validation of profile units: every problem, each as FILE:LINE:COL.
+
+The semantic rules encode what Cyborg, Nova and the driver would refuse or never match:
+Cyborg's name and resource-class rules, CUSTOM_* normalised trait names, contradictions
+(a trait both required and forbidden), port profiles asking for more than one VF (Nova
+refuses them), hugepage sizes Linux does not have, catalogue facts (a model's vendor,
+switchdev support, VF limit, firmware modes), and duplicates across files. The rules read
+possibly ill-typed data defensively, so a schema error never hides a semantic one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from cyborg_smartnic import catalog, traits
+from cyborg_smartnic.errors import SourceError
+from cyborg_smartnic.profiles import schema, spec
+from cyborg_smartnic.profiles.sources import ProfileSource
+from cyborg_smartnic.yamlsource import PathKey, error_sort_key, validate_with_schema
+
+#: Cyborg 17's ``constants.SUPPORT_RESOURCES``: the only non-CUSTOM classes it accepts.
+CYBORG_STANDARD_RESOURCE_CLASSES = ("FPGA", "GPU", "VGPU", "PGPU", "CUSTOM_QAT", "CUSTOM_NIC",
+                                    "CUSTOM_SSD")
+_UPPER_NAME = re.compile(r"[A-Z0-9_]+")
+
+
+def _hint(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def resource_class_problem(name: str) -> str | None:
+    """Why Cyborg would refuse ``name`` as a device profile resource class, or None."""
+    if name == "SRIOV_NET_VF":
+        return ("Cyborg rejects SRIOV_NET_VF (Nova's class for Neutron SR-IOV ports); "
+                f"the smartnic driver reports {traits.DEFAULT_RESOURCE_CLASS}")
+    if name in CYBORG_STANDARD_RESOURCE_CLASSES or traits.is_custom_name(name):
+        return None
+    if _UPPER_NAME.fullmatch(name) and not name.startswith(traits.CUSTOM_PREFIX):
+        return (f"Cyborg only accepts CUSTOM_* resource classes or one of "
+                f"{', '.join(CYBORG_STANDARD_RESOURCE_CLASSES)}")
+    return f"not a normalised resource class name; did you mean {traits.custom_name(name)!r}?"
+
+
+def trait_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a device profile trait, or None."""
+    if traits.is_custom_name(name):
+        return None
+    if _UPPER_NAME.fullmatch(name):
+        return "not a CUSTOM_* trait; Cyborg device profiles only accept CUSTOM_* traits"
+    return f"not a normalised trait name; did you mean {traits.custom_name(name)!r}?"
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+class _ProfileRules:
+    """The semantic rules of one profile unit; ``errors`` collects what they find."""
+
+    def __init__(self, src: ProfileSource, models: tuple[catalog.NicModel, ...]) -> None:
+        self.src = src
+        self.models = models
+        self.by_key = spec.models_by_key(models)
+        self.vf_drivers = spec.known_vf_drivers(models)
+        self.errors: list[SourceError] = []
+
+    def fail(self, path: Iterable[PathKey], reason: str) -> None:
+        self.errors.append(self.src.error(path, reason))
+
+    def run(self) -> list[SourceError]:
+        data = _dict(self.src.data)
+        groups = _list(data.get("groups"))
+        for index, group in enumerate(groups):
+            if isinstance(group, dict):
+                self.group(("groups", index), group)
+        if "port" in data:
+            self.port_groups(groups)
+        self.instance(_dict(data.get("instance")))
+        self.flavors(_list(data.get("flavors")))
+        return self.errors
+
+    def group(self, path: tuple[PathKey, ...], group: dict[str, Any]) -> None:
+        rc = _str(group.get("resource_class"))
+        if rc is not None and (problem := resource_class_problem(rc)) is not None:
+            self.fail((*path, "resource_class"), problem)
+        model = self.model(path, group)
+        self.vf_driver(path, group, model)
+        self.firmware_mode(path, group, model)
+        self.trait_lists(path, group, model)
+
+    def model(self, path: tuple[PathKey, ...],
+              group: dict[str, Any]) -> catalog.NicModel | None:
+        name = _str(group.get("model"))
+        if name is None:
+            return None
+        model = self.by_key.get(traits.normalize(name))
+        if model is None:
+            keys = sorted({m.key for m in self.models})
+            hint = _hint(traits.normalize(name), keys) or (
+                "; for a model added with [smartnic] extra_models require its "
+                "CUSTOM_SMARTNIC_MODEL_* trait instead")
+            self.fail((*path, "model"), f"unknown model {name!r}{hint}")
+            return None
+        vendor = _str(group.get("vendor"))
+        if vendor is not None and vendor in schema.VENDOR_NAMES and vendor != model.vendor:
+            self.fail((*path, "vendor"), f"{model.name} is made by {model.vendor}, not {vendor}")
+        if group.get("eswitch_mode") == "switchdev" and not model.switchdev:
+            self.fail((*path, "eswitch_mode"), f"{model.name} has no switchdev eswitch mode")
+        count = group.get("vf_count")
+        if (isinstance(count, int) and model.max_vfs is not None and count > model.max_vfs):
+            self.fail((*path, "vf_count"),
+                      f"{model.name} offers at most {model.max_vfs} VFs per port")
+        return model
+
+    def vf_driver(self, path: tuple[PathKey, ...], group: dict[str, Any],
+                  model: catalog.NicModel | None) -> None:
+        driver = _str(group.get("vf_driver"))
+        if driver is None:
+            return
+        known = {traits.normalize(d): d for d in self.vf_drivers}
+        if traits.normalize(driver) not in known:
+            self.fail((*path, "vf_driver"),
+                      f"unknown VF driver {driver!r}{_hint(driver, self.vf_drivers)}")
+            return
+        usable = {traits.normalize(d) for d in spec.USERSPACE_VF_DRIVERS}
+        if model is not None and model.vf_driver:
+            usable.add(traits.normalize(model.vf_driver))
+            if traits.normalize(driver) not in usable:
+                self.fail((*path, "vf_driver"),
+                          f"{model.name} VFs bind to {model.vf_driver} or a userspace driver "
+                          f"({', '.join(spec.USERSPACE_VF_DRIVERS)}), not {driver}")
+
+    def firmware_mode(self, path: tuple[PathKey, ...], group: dict[str, Any],
+                      model: catalog.NicModel | None) -> None:
+        mode = _str(group.get("firmware_mode"))
+        if mode is None:
+            return
+        if mode not in spec.FIRMWARE_MODES:
+            self.fail((*path, "firmware_mode"),
+                      f"unknown firmware mode {mode!r}{_hint(mode, spec.FIRMWARE_MODES)} "
+                      f"(known: {', '.join(spec.FIRMWARE_MODES)})")
+            return
+        if model is None:
+            return
+        if mode in spec.DDP_FIRMWARE_MODES and not model.ddp:
+            self.fail((*path, "firmware_mode"),
+                      f"{model.name} has no DDP packages ({mode} is an ice DDP package)")
+        elif mode in spec.DPU_FIRMWARE_MODES and not model.dpu:
+            self.fail((*path, "firmware_mode"),
+                      f"{model.name} is not a DPU ({mode} is a DPU firmware mode)")
+
+    def trait_lists(self, path: tuple[PathKey, ...], group: dict[str, Any],
+                    model: catalog.NicModel | None) -> None:
+        lists = _dict(group.get("traits"))
+        for kind in ("required", "forbidden"):
+            for index, name in enumerate(_list(lists.get(kind))):
+                if isinstance(name, str) and (problem := trait_problem(name)) is not None:
+                    self.fail((*path, "traits", kind, index), problem)
+        derived = spec.derived_traits(
+            physnet=_str(group.get("physnet")),
+            eswitch_mode=_str(group.get("eswitch_mode")),
+            vf_driver=_str(group.get("vf_driver")),
+            vendor=_str(group.get("vendor")),
+            model=model.key if model is not None else None,
+            firmware_mode=_str(group.get("firmware_mode")))
+        required = {n for n in _list(lists.get("required")) if isinstance(n, str)}
+        for index, name in enumerate(_list(lists.get("forbidden"))):
+            if name in required:
+                self.fail((*path, "traits", "forbidden", index),
+                          f"{name} is both required and forbidden")
+            elif name in derived:
+                self.fail((*path, "traits", "forbidden", index),
+                          f"{name} is both forbidden and required by {derived[name]}: "
+                          f"{group.get(derived[name])}")
+
+    def port_groups(self, groups: list[Any]) -> None:
+        """Nova gives a port exactly one accelerator: one group asking for one VF."""
+        if len(groups) > 1:
+            self.fail(("groups", 1), "a port profile (with 'port') may have only one group: "
+                                     "Nova attaches exactly one VF to a port")
+        first = _dict(groups[0]) if groups else {}
+        if groups and isinstance(groups[0], dict) and "physnet" not in first:
+            self.fail(("groups", 0), "a port profile needs 'physnet': Nova binds the port "
+                                     "with the physical_network of the VF's pool")
+        count = first.get("vf_count")
+        if isinstance(count, int) and count > 1:
+            self.fail(("groups", 0, "vf_count"),
+                      f"a port profile must ask for 1 VF, not {count}: Nova refuses port "
+                      f"device profiles with more than one device")
+
+    def instance(self, instance: dict[str, Any]) -> None:
+        size = instance.get("hugepages")
+        if isinstance(size, str | int):
+            try:
+                spec.parse_hugepage_size(size)
+            except ValueError as exc:
+                self.fail(("instance", "hugepages"), str(exc))
+        for key in _dict(instance.get("properties")):
+            if key in schema.DEDICATED_PROPERTIES:
+                self.fail(("instance", "properties", key),
+                          f"set {key} with {schema.DEDICATED_PROPERTIES[key]} instead")
+
+    def flavors(self, flavors: list[Any]) -> None:
+        seen: set[str] = set()
+        for index, flavor in enumerate(flavors):
+            name = _str(flavor) or _str(_dict(flavor).get("name"))
+            if name is None:
+                continue
+            if name in seen:
+                self.fail(("flavors", index), f"flavor {name!r} is listed twice")
+            seen.add(name)
+
+
+def validate_sources(sources: Iterable[ProfileSource], *,
+                     models: tuple[catalog.NicModel, ...] = catalog.BUILTIN_MODELS
+                     ) -> list[SourceError]:
+    """Every schema, semantic and cross-file error of ``sources``, sorted by position."""
+    one_profile = schema.profile_schema()
+    errors: list[SourceError] = []
+    names: dict[str, ProfileSource] = {}
+    flavor_owner: dict[str, tuple[str, str]] = {}
+    for src in sources:
+        errors.extend(validate_with_schema(src.doc, one_profile, base=src.base))
+        errors.extend(_ProfileRules(src, models).run())
+        data = _dict(src.data)
+        name = _str(data.get("name"))
+        if name is None:
+            continue
+        if name in names:
+            first = names[name]
+            line, column = first.position("name")
+            errors.append(src.error(("name",), f"duplicate profile name {name!r} (first "
+                                               f"defined at {first.file}:{line}:{column})"))
+            continue
+        names[name] = src
+        for index, flavor in enumerate(_list(data.get("flavors"))):
+            flavor_name = _str(flavor) or _str(_dict(flavor).get("name"))
+            if flavor_name is None:
+                continue
+            owner = flavor_owner.setdefault(flavor_name, (name, src.file))
+            if owner[0] != name:
+                errors.append(src.error(
+                    ("flavors", index),
+                    f"flavor {flavor_name!r} is already attached to profile {owner[0]!r} "
+                    f"({owner[1]}); a flavor names one device profile"))
+    unique = {str(e): e for e in errors}
+    return sorted(unique.values(), key=error_sort_key)
