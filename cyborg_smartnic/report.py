@@ -20,12 +20,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cyborg.objects.driver_objects.driver_attach_handle import DriverAttachHandle
-from cyborg.objects.driver_objects.driver_attribute import DriverAttribute
-from cyborg.objects.driver_objects.driver_controlpath_id import DriverControlPathID
-from cyborg.objects.driver_objects.driver_deployable import DriverDeployable
-from cyborg.objects.driver_objects.driver_device import DriverDevice
-
 from cyborg_smartnic import traits as names
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction, VirtualFunction
 from cyborg_smartnic.errors import ConfigError
@@ -312,6 +306,22 @@ def _without(dep: DeployableSpec, withheld: set[str]) -> DeployableSpec | None:
 # -- Cyborg's objects and plain data ------------------------------------------------------------
 def to_driver_devices(devices: Iterable[DeviceSpec]) -> list[Any]:
     """``cyborg.objects.driver_objects.DriverDevice`` objects for the agent to send."""
+    # Imported here: cyborg's object modules pull in oslo.service (and eventlet), which the
+    # CLI and the pure functions above do not need.
+    from cyborg.objects.driver_objects.driver_attach_handle import (  # noqa: PLC0415
+        DriverAttachHandle,
+    )
+    from cyborg.objects.driver_objects.driver_attribute import (  # noqa: PLC0415
+        DriverAttribute,
+    )
+    from cyborg.objects.driver_objects.driver_controlpath_id import (  # noqa: PLC0415
+        DriverControlPathID,
+    )
+    from cyborg.objects.driver_objects.driver_deployable import (  # noqa: PLC0415
+        DriverDeployable,
+    )
+    from cyborg.objects.driver_objects.driver_device import DriverDevice  # noqa: PLC0415
+
     result = []
     for device in devices:
         deployables = [
@@ -353,6 +363,25 @@ def report_to_dicts(devices: Iterable[Any]) -> list[dict[str, Any]]:
                                     "attach_info": ah.attach_info,
                                     "in_use": ah.in_use} for ah in dep.attach_handle_list],
         } for dep in dev.deployable_list],
+    } for dev in devices]
+
+
+def specs_to_dicts(devices: Iterable[DeviceSpec]) -> list[dict[str, Any]]:
+    """``report_to_dicts(to_driver_devices(devices))`` without building Cyborg's objects."""
+    return [{
+        "vendor": dev.vendor,
+        "model": dev.model,
+        "type": DEVICE_TYPE,
+        "std_board_info": dev.std_board_info,
+        "controlpath_id": {"cpid_type": CPID_TYPE, "cpid_info": dev.address},
+        "deployable_list": [{
+            "name": dep.name,
+            "num_accelerators": dep.num_accelerators,
+            "driver_name": DRIVER_NAME,
+            "attribute_list": [{"key": k, "value": v} for k, v in dep.attributes],
+            "attach_handle_list": [{"attach_type": ATTACH_TYPE, "attach_info": info,
+                                    "in_use": False} for info in dep.attach_infos],
+        } for dep in dev.deployables],
     } for dev in devices]
 
 

@@ -228,6 +228,16 @@ def test_report_to_dicts_uses_cyborgs_field_names() -> None:
                                                                          "physnet1")}]
     specs = report.dicts_to_specs([data])
     assert report.report_to_dicts(report.to_driver_devices(specs)) == [data]
+    assert report.specs_to_dicts(specs) == [data]
+
+
+def test_specs_to_dicts_matches_the_objects_for_a_busy_host() -> None:
+    host = make_host(make_pf("0000:5e:00.0", netdev="ens2f0", vfs=6),
+                     make_pf(vfs=8, vf_drivers={1: "vfio-pci"}), make_pf("0000:af:00.0", vfs=0))
+    config = ReportConfig(hostname=HOST, pools=(pool("p", "ens1f0#5-7", physnet="x"),))
+    specs = report.plan_report(host, config)
+    assert report.specs_to_dicts(specs) == report.report_to_dicts(
+        report.to_driver_devices(specs))
 
 
 @pytest.mark.parametrize(("host", "pf", "pool_name", "expected"), [
