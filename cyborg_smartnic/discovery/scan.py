@@ -243,9 +243,10 @@ class _Scanner:
             return
         try:
             vendor, device = self.ids(base)
-        except MalformedAttribute as exc:
+        except (MalformedAttribute, UnreadableAttribute) as exc:
             if is_net is not False or address in self.address_selected:
-                self.skip(name, f"bad sysfs value: {exc}")
+                prefix = "bad sysfs value: " if isinstance(exc, MalformedAttribute) else ""
+                self.skip(name, f"{prefix}{exc}")
             return
         except _Missing as exc:
             self.skip(name, self.gone_reason(base, exc.attribute))
@@ -436,7 +437,7 @@ class _Scanner:
     # ------------------------------------------------------------------ VFs
     def read_vfs(self, pf_name: str, base: str, vendor: str, numa_node: int | None,
                  picked: Sequence[Selector]) -> tuple[VirtualFunction, ...]:
-        links: dict[int, str] = {}
+        found: list[tuple[int, bool, str]] = []
         for entry in self.r.listdir(base):
             if not entry.startswith("virtfn"):
                 continue
@@ -445,23 +446,28 @@ class _Scanner:
                 LOG.warning("%s: ignoring malformed link %s", pf_name, entry)
                 continue
             index = int(digits)
+            found.append((index, entry != f"virtfn{index}", entry))
+        links: dict[int, tuple[str, str]] = {}  # index -> (link name, VF address)
+        for index, _, entry in sorted(found):  # the kernel's spelling wins a duplicate index
             target = self.r.link_name(f"{base}/{entry}")
             if target is None:
                 continue  # removed between listing and reading: the VF is going away
             if index in links:
-                self.skip(target, f"{pf_name} lists VF index {index} twice "
-                                  f"({links[index]} and {target}); keeping {links[index]}")
+                kept_entry, kept = links[index]
+                self.skip(pf_name, f"{entry} -> {target} repeats VF index {index} "
+                                   f"(kept {kept_entry} -> {kept})")
                 continue
-            links[index] = target
+            links[index] = (entry, target)
         vfs: list[VirtualFunction] = []
-        seen: dict[str, int] = {}
+        seen: dict[str, str] = {}
         for index in sorted(links):
-            target = links[index]
+            entry, target = links[index]
             if target in self.claimed or target in seen:
-                self.skip(target, f"virtfn{index} of {pf_name} points to a VF already "
-                                  f"listed{f' as virtfn{seen[target]}' if target in seen else ''}")
+                first = seen.get(target, "another PF's virtfn link")
+                self.skip(pf_name, f"{entry} -> {target} points to a VF already listed by "
+                                   f"{first}; ignored")
                 continue
-            seen[target] = index
+            seen[target] = entry
             self.claimed.add(target)
             if picked and not any(s.allows_vf(index) for s in picked):
                 label = "selector" if len(picked) == 1 else "selectors"

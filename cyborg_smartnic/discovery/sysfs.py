@@ -67,6 +67,13 @@ class SysfsReader:
         """Absolute path of ``relative`` (e.g. ``proc/cmdline``) under the root."""
         return f"{self.root}/{relative}"
 
+    def shown(self, path: str) -> str:
+        """``path`` as the host would spell it (without the root prefix), for messages."""
+        return path[len(self.root):] if self.root and path.startswith(self.root) else path
+
+    def _unreadable(self, path: str, exc: OSError) -> UnreadableAttribute:
+        return UnreadableAttribute(path=self.shown(path), reason=os.strerror(exc.errno or 0))
+
     def read(self, path: str) -> str | None:
         """The file's text without the trailing newline, or ``None`` when it is not there."""
         if self._hook is not None:
@@ -76,19 +83,19 @@ class SysfsReader:
         except OSError as exc:
             if exc.errno in _ABSENT:
                 return None
-            raise UnreadableAttribute(path=path, reason=os.strerror(exc.errno or 0)) from exc
+            raise self._unreadable(path, exc) from exc
         try:
             data = os.read(fd, _MAX_READ)
         except OSError as exc:
             if exc.errno in _ABSENT:
                 return None
-            raise UnreadableAttribute(path=path, reason=os.strerror(exc.errno or 0)) from exc
+            raise self._unreadable(path, exc) from exc
         finally:
             os.close(fd)
         try:
             return data.decode().rstrip("\n")
         except UnicodeDecodeError as exc:
-            raise UnreadableAttribute(path=path, reason="not UTF-8 text") from exc
+            raise UnreadableAttribute(path=self.shown(path), reason="not UTF-8 text") from exc
 
     def read_bytes(self, path: str) -> bytes | None:
         """Binary attributes (``vpd``); ``None`` when absent."""
@@ -100,7 +107,7 @@ class SysfsReader:
         except OSError as exc:
             if exc.errno in _ABSENT:
                 return None
-            raise UnreadableAttribute(path=path, reason=os.strerror(exc.errno or 0)) from exc
+            raise self._unreadable(path, exc) from exc
 
     def link_name(self, path: str) -> str | None:
         """Last component of a symlink's target (``driver`` -> ``mlx5_core``); ``None`` if no
@@ -112,7 +119,7 @@ class SysfsReader:
         except OSError as exc:
             if exc.errno in _ABSENT:
                 return None
-            raise UnreadableAttribute(path=path, reason=os.strerror(exc.errno or 0)) from exc
+            raise self._unreadable(path, exc) from exc
         return target.rsplit("/", 1)[-1]
 
     def listdir(self, path: str) -> list[str]:
@@ -124,7 +131,7 @@ class SysfsReader:
         except OSError as exc:
             if exc.errno in _ABSENT:
                 return []
-            raise UnreadableAttribute(path=path, reason=os.strerror(exc.errno or 0)) from exc
+            raise self._unreadable(path, exc) from exc
 
 
 class RecordingReader(SysfsReader):
