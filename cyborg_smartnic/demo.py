@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -35,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = REPO / "deploy" / "stack.py"
 HOST_EXAMPLE = REPO / "deploy" / "host.example.yaml"
 BIN = Path(sys.executable).parent
-PROFILE_NAME = "smartnic-demo-switchdev"
+PROFILE_FILE = REPO / "profiles" / "ovs-offload.yaml"
 PLACEMENT_VERSION = "1.36"
 # What a flavor with 2 vCPUs, 2 GiB and a 20 GB disk asks of the compute node.
 FLAVOR_RESOURCES = "VCPU:2,MEMORY_MB:2048,DISK_GB:20"
@@ -106,6 +107,8 @@ class DemoResult:
     bound: BoundVf | None = None
     nova_events: int = 0
     usage_after_release: int | None = None
+    host_plan_refusal: str = ""
+    host_plan: str = ""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -173,15 +176,31 @@ def _json(response: Any, step: str, expect: Sequence[int] = (200,)) -> Any:
 
 
 # -- command line tool ---------------------------------------------------------------------
-def run_tool(args: Sequence[str], step: str) -> str:
-    """Run `cyborg-smartnic ARGS` as a user would; its stdout, or DemoError with its stderr."""
-    tool = BIN / "cyborg-smartnic"
-    done = subprocess.run([str(tool), *args], capture_output=True, text=True, timeout=120,
-                          check=False)
+def tool(args: Sequence[str], env: Mapping[str, str] | None = None
+         ) -> subprocess.CompletedProcess[str]:
+    """Run `cyborg-smartnic ARGS` as a user would."""
+    return subprocess.run([str(BIN / "cyborg-smartnic"), *args], capture_output=True,
+                          text=True, timeout=120, check=False,
+                          env=None if env is None else {**os.environ, **env})
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else ""
+
+
+def run_tool(args: Sequence[str], step: str, env: Mapping[str, str] | None = None) -> str:
+    """`cyborg-smartnic ARGS`: its stdout, or DemoError with the error line it printed."""
+    done = tool(args, env)
     if done.returncode != 0:
         raise DemoError(step=step, reason=f"cyborg-smartnic {' '.join(args)} exited "
-                                          f"{done.returncode}: {done.stderr.strip()[-500:]}")
+                                          f"{done.returncode}: {_last_line(done.stderr)}")
     return done.stdout
+
+
+def cloud_env(stack: Stack) -> dict[str, str]:
+    """What openstacksdk clients (profile apply, host plan) need to reach the stack."""
+    return {"OS_CLIENT_CONFIG_FILE": str(stack.clouds_yaml), "OS_CLOUD": stack.cloud}
 
 
 def host_args(stack: Stack) -> list[str]:
@@ -229,22 +248,15 @@ def show_reported(stack: Stack, clients: Clients, out: TextIO) -> dict[str, dict
     return providers
 
 
-def profile_groups() -> list[dict[str, str]]:
-    """One VF on a switchdev PF of physnet1 (names made by the traits module, as the driver's)."""
-    return [{
-        f"resources:{traits.DEFAULT_RESOURCE_CLASS}": "1",
-        f"trait:{traits.physnet_trait('physnet1')}": "required",
-        f"trait:{traits.eswitch_trait('switchdev')}": "required",
-    }]
-
-
-def create_profile(clients: Clients, out: TextIO) -> list[dict[str, str]]:
-    groups = profile_groups()
+def create_profile(clients: Clients, out: TextIO) -> tuple[str, list[dict[str, str]]]:
+    """Compile profiles/ovs-offload.yaml and create its device profile through the API."""
+    rendered = json.loads(run_tool(["profile", "render", str(PROFILE_FILE)], "profile"))
+    spec = rendered[0]["device_profile"]
     profile = clients.operator.accelerator.create_device_profile(
-        name=PROFILE_NAME, groups=groups,
-        description="one SmartNIC VF in switchdev mode on physnet1")
-    out.write(f"device profile {profile.name} ({profile.uuid}): {json.dumps(groups)}\n")
-    return groups
+        name=spec["name"], groups=spec["groups"], description=spec["description"])
+    out.write(f"{PROFILE_FILE.relative_to(REPO)} -> device profile {profile.name} "
+              f"({profile.uuid}): {json.dumps(profile.groups)}\n")
+    return str(profile.name), list(profile.groups)
 
 
 def allocation_candidates(clients: Clients, groups: Sequence[Mapping[str, str]],
@@ -282,8 +294,9 @@ def allocation_candidates(clients: Clients, groups: Sequence[Mapping[str, str]],
     return dict(found)
 
 
-def claim_and_bind(stack: Stack, clients: Clients, candidates: Mapping[str, Any],
-                   discovery: Mapping[str, Any], out: TextIO) -> BoundVf:
+def claim_and_bind(stack: Stack, clients: Clients, profile: str,
+                   candidates: Mapping[str, Any], discovery: Mapping[str, Any],
+                   *, out: TextIO) -> BoundVf:
     """Nova's part: claim the first candidate, create the ARQ, bind it, wait until Bound."""
     step = "bind"
     instance = str(uuid.uuid4())
@@ -295,7 +308,7 @@ def claim_and_bind(stack: Stack, clients: Clients, candidates: Mapping[str, Any]
     out.write(f"claimed the first candidate for instance {instance}\n")
 
     arqs = _json(clients.nova_cyborg.post(
-        "/accelerator_requests", json={"device_profile_name": PROFILE_NAME},
+        "/accelerator_requests", json={"device_profile_name": profile},
         raise_exc=False), "create ARQ", (201,))["arqs"]
     patch: dict[str, list[dict[str, str]]] = {}
     for arq in arqs:
@@ -360,11 +373,29 @@ def nova_events(stack: Stack) -> int:
                if "POST /v2.1/os-server-external-events" in line and '" 200 ' in line)
 
 
-def show_host_plan(stack: Stack, out: TextIO) -> None:
+def show_host_plan(stack: Stack, out: TextIO, bound: BoundVf | None) -> str:
+    """`host plan` for deploy/host.example.yaml, asking Cyborg which VFs are bound.
+
+    The example config resizes the PF whose VF the demo bound: while the ARQ is bound the
+    plan must refuse (exit 1, naming the ARQ); once released it must pass.
+    """
+    step = "host plan"
     if not HOST_EXAMPLE.is_file():
-        raise DemoError(step="host plan", reason=f"{HOST_EXAMPLE} not found")
-    out.write(run_tool(["host", "plan", "--sysfs-root", str(stack.sysfs_root),
-                        str(HOST_EXAMPLE)], "host plan"))
+        raise DemoError(step=step, reason=f"{HOST_EXAMPLE} not found")
+    args = ["host", "plan", "--sysfs-root", str(stack.sysfs_root), "--config-file",
+            str(stack.cyborg_config), "--os-cloud", stack.cloud, str(HOST_EXAMPLE)]
+    done = tool(args, cloud_env(stack))
+    out.write(done.stdout)
+    error = _last_line(done.stderr)
+    if bound is None:
+        if done.returncode != 0:
+            raise DemoError(step=step, reason=f"exited {done.returncode}: {error}")
+        return done.stdout
+    out.write(error + "\n")
+    if done.returncode != 1 or bound.arq_uuid not in error:
+        raise DemoError(step=step, reason=f"did not refuse to disturb {bound.address} "
+                                          f"(exit {done.returncode}): {error}")
+    return error
 
 
 def release(clients: Clients, bound: BoundVf, out: TextIO) -> int:
@@ -435,8 +466,8 @@ def _run_steps(stack: Stack, steps: Steps, result: DemoResult, out: TextIO) -> N
         missing = result.expected_providers - set(result.providers)
         if missing:
             raise DemoError(step="report", reason=f"not in Placement: {sorted(missing)}")
-    with steps.step("Create a device profile through the Cyborg API"):
-        groups = create_profile(clients, out)
+    with steps.step("Create the ovs-offload device profile through the Cyborg API"):
+        profile, groups = create_profile(clients, out)
     with steps.step("Allocation candidates from Placement"):
         candidates = allocation_candidates(clients, groups, result.providers, out)
         names = {str(p["uuid"]): name for name, p in result.providers.items()}
@@ -444,7 +475,7 @@ def _run_steps(stack: Stack, steps: Steps, result: DemoResult, out: TextIO) -> N
                                     for rps in req["mappings"].values() for rp in rps
                                     if rp in names})
     with steps.step("Claim, create and bind an ARQ as Nova would"):
-        bound = claim_and_bind(stack, clients, candidates, discovery, out)
+        bound = claim_and_bind(stack, clients, profile, candidates, discovery, out=out)
         result.bound = bound
         result.nova_events = nova_events(stack)
         out.write(f"Nova stub answered {result.nova_events} accelerator-request-bound "
@@ -452,12 +483,14 @@ def _run_steps(stack: Stack, steps: Steps, result: DemoResult, out: TextIO) -> N
         if result.nova_events < 1:
             raise DemoError(step="bind", reason="Nova was not notified of the bind")
         out.write(f"\n   {bound.summary()}\n")
-    with steps.step("Host preparation plan for deploy/host.example.yaml"):
-        show_host_plan(stack, out)
+    with steps.step("Host plan (deploy/host.example.yaml) refuses to touch the bound VF"):
+        result.host_plan_refusal = show_host_plan(stack, out, bound)
     with steps.step("Release the VF as Nova would on server delete"):
         result.usage_after_release = release(clients, bound, out)
         if result.usage_after_release != 0:
             raise DemoError(step="release", reason="the VF is still allocated")
+    with steps.step("Host plan again, now that nothing is bound"):
+        result.host_plan = show_host_plan(stack, out, None)
 
 
 def build_parser() -> argparse.ArgumentParser:

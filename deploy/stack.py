@@ -16,6 +16,7 @@ Run it with the project's virtualenv Python (it runs the services from that venv
 from __future__ import annotations
 
 import argparse
+import configparser
 import contextlib
 import json
 import os
@@ -24,6 +25,7 @@ import string
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -95,27 +97,39 @@ class Starter:
         _log(f"{step} ({self.timings[step]} s)")
 
 
-def _unpack_example_host(dest: Path) -> Path:
+def _example_host(dest: Path) -> tuple[Path, dict[str, str]]:
+    """Unpack the bundled example host; returns its root and its [smartnic] options."""
     try:
-        from cyborg_smartnic.discovery.example import unpack_example_host  # noqa: PLC0415
+        from cyborg_smartnic.discovery.example import (  # noqa: PLC0415
+            example_conf_path,
+            unpack_example_host,
+        )
     except ImportError as exc:
         raise StackError(
             "the bundled example host is not available (cyborg_smartnic.discovery.example): "
             f"{exc}; pass --sysfs-root DIR") from exc
     shutil.rmtree(dest, ignore_errors=True)
-    dest.mkdir(parents=True)
-    unpack_example_host(dest)
-    return dest
+    root = unpack_example_host(dest)
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(example_conf_path())
+    options = dict(parser["smartnic"]) if parser.has_section("smartnic") else {}
+    return root, options
 
 
-def _smartnic_lines(pairs: Sequence[str]) -> str:
-    lines = []
+def _smartnic_options(pairs: Sequence[str]) -> dict[str, str]:
+    options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip() or "\n" in pair:
             raise StackError(f"--smartnic {pair!r}: expected KEY=VALUE on one line")
-        lines.append(f"{key.strip()} = {value.strip()}\n")
-    return "".join(lines)
+        if key.strip() == "sysfs_root":
+            raise StackError("--smartnic sysfs_root: use --sysfs-root")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _smartnic_lines(options: dict[str, str]) -> str:
+    return "".join(f"{key} = {value}\n" for key, value in options.items())
 
 
 def _create_schema(conf: Path, log_dir: Path) -> None:
@@ -146,20 +160,39 @@ def _expected_deployables(conf: Path, sysfs_root: Path) -> set[str] | None:
         raise StackError(f"cyborg-smartnic report printed no device list: {exc}") from exc
 
 
+def _cyborg_deployables(cyborg_url: str) -> dict[str, str | None]:
+    """Deployable name -> its resource provider uuid, as the Cyborg API lists them."""
+    request = urllib.request.Request(  # noqa: S310 (the stack's own 127.0.0.1 URL)
+        f"{cyborg_url}/v2/deployables", headers={"X-Auth-Token": ADMIN_TOKEN})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            rows = json.loads(response.read())["deployables"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    return {str(row["name"]): row.get("rp_uuid") for row in rows}
+
+
 def _wait_reported(st: Starter, state: dict[str, Any], agent: Proc, conductor: Proc,
                    expected: set[str] | None) -> set[str]:
-    """Until the compute node's tree in Placement holds the agent's providers."""
+    """Until the agent's report is through: Cyborg's deployables and Placement's providers.
+
+    The conductor handles a report one deployable at a time: provider, inventory, traits,
+    then the deployable's rp_uuid; an rp_uuid on every expected deployable means done.
+    """
     seen: set[str] = set()
 
     def reported() -> bool:
         nonlocal seen
         if not procs.is_alive(conductor):
             raise procs.died_error(conductor, "the agent reported")
+        linked = {n for n, rp in _cyborg_deployables(state["cyborg_url"]).items() if rp}
+        if not (expected <= linked if expected else linked):
+            return False
         seen = placement.child_names(state["placement_url"], state["compute_rp_uuid"])
-        return expected <= seen if expected else bool(seen)
+        return (expected or linked) <= seen
 
-    what = (f"waiting for the agent's {len(expected)} resource providers in Placement"
-            if expected else "waiting for the agent's resource providers in Placement")
+    what = (f"waiting for the agent's {len(expected)} deployables in Cyborg and Placement"
+            if expected else "waiting for the agent's deployables in Cyborg and Placement")
     try:
         procs.wait_until(reported, agent, what, st.remaining(), interval=1.0)
     except StackError as exc:
@@ -197,9 +230,13 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
 
 def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
     work = st.work
-    sysfs_root = (Path(args.sysfs_root).resolve() if args.sysfs_root
-                  else _unpack_example_host(work / "host"))
-    hostname = args.hostname
+    smartnic = _smartnic_options(args.smartnic)
+    if args.sysfs_root:
+        sysfs_root = Path(args.sysfs_root).resolve()
+    else:  # the example host comes with its [smartnic] options; --smartnic ones win
+        sysfs_root, example_options = _example_host(work / "host")
+        smartnic = {**example_options, **smartnic}
+    hostname = args.hostname or smartnic.get("hostname") or DEFAULT_HOSTNAME
     broker = rabbit.plan(work / "rabbitmq")
     ports = {"placement": procs.free_port(), "cyborg": procs.free_port(),
              "nova": procs.free_port()}
@@ -224,7 +261,7 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
               "transport_url": broker.transport_url, "cyborg_port": str(ports["cyborg"]),
               "drivers": args.driver, "placement_url": state["placement_url"],
               "nova_url": state["nova_url"], "sysfs_root": str(sysfs_root),
-              "smartnic_extra": _smartnic_lines(args.smartnic)}
+              "smartnic_extra": _smartnic_lines(smartnic)}
     placement_conf = _render("placement.conf.in", work / "placement" / "placement.conf", values)
     cyborg_conf = _render("cyborg.conf.in", work / "cyborg" / "cyborg.conf", values)
     shutil.copy(TEMPLATES / "api-paste.ini", work / "cyborg" / "api-paste.ini")
@@ -392,8 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "start":
             cmd.add_argument("--sysfs-root",
                              help="recorded host for the agent (default: the bundled example)")
-            cmd.add_argument("--hostname", default=DEFAULT_HOSTNAME,
-                             help="compute node (resource provider) name")
+            cmd.add_argument("--hostname",
+                             help="compute node (resource provider) name (default: the "
+                                  f"example host's, else {DEFAULT_HOSTNAME})")
             cmd.add_argument("--driver", default="smartnic_driver",
                              help="[agent] enabled_drivers (default smartnic_driver)")
             cmd.add_argument("--smartnic", action="append", default=[], metavar="KEY=VALUE",

@@ -1,9 +1,9 @@
 """The stack tier: the demo's code path on a real local stack, with assertions on each step.
 
 Separate processes (RabbitMQ, Placement and Cyborg API under gunicorn, conductor, agent with
-smartnic_driver, Nova stub) on the generated example host; a device profile, allocation
-candidates, a claim, an ARQ bound to a VF, the Nova event, the release; then a stop that
-leaves nothing running.
+smartnic_driver, Nova stub) on the bundled example host; a device profile, allocation
+candidates, a claim, an ARQ bound to a VF, the Nova event, host plan refusing to disturb the
+bound VF, the release; then a stop that leaves nothing running.
 """
 
 from __future__ import annotations
@@ -29,13 +29,12 @@ def stack(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_agent_reports_and_a_bind_lands_on_a_switchdev_vf(tmp_path: Path) -> None:
-    tree = build_scenario(tmp_path / "host", "example")
+    # The bundled example host is generated from this scenario: use it to know the VFs.
+    tree = build_scenario(tmp_path / "reference", "example")
     work = tmp_path / "stack"
     out = io.StringIO()
-    extra = ["--sysfs-root", str(tmp_path / "host"), "--smartnic",
-             "physical_device_mappings=" + ",".join(tree.physnet_mappings())]
     try:
-        result = demo.run(work, out, timeout=240, keep=True, stack_extra=extra)
+        result = demo.run(work, out, timeout=240, keep=True)
 
         # The agent's report: exactly the pools `cyborg-smartnic report` names, in Placement.
         assert result.stack is not None
@@ -62,6 +61,9 @@ def test_agent_reports_and_a_bind_lands_on_a_switchdev_vf(tmp_path: Path) -> Non
         assert bound.device_rp_uuid == chosen["uuid"]
         assert result.nova_events >= 1
         assert result.usage_after_release == 0
+        # host plan saw the bound VF through the Cyborg API and refused to disturb it.
+        assert bound.arq_uuid in result.host_plan_refusal
+        assert "0 refused" in result.host_plan
         assert f"-> VF {bound.address} (physnet1, switchdev" in out.getvalue()
 
         # While it runs: status is clean and a second start is refused.
