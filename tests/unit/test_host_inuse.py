@@ -1,0 +1,106 @@
+"""In-use detection: vfio holders in /proc, enslaved VF netdevs, Cyborg-bound ARQs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from cyborg_smartnic.discovery.scan import scan
+from cyborg_smartnic.host import inuse
+from tests.fixtures.kernel import KernelEmulator
+from tests.fixtures.sysfs import build_scenario
+
+PF = "0000:18:00.0"
+
+
+@pytest.fixture
+def kernel(tmp_path: Path) -> KernelEmulator:
+    return KernelEmulator(build_scenario(tmp_path, "x710_legacy"))
+
+
+def test_nothing_in_use_on_a_quiet_host(kernel: KernelEmulator) -> None:
+    root = str(kernel.tree.root)
+    found = inuse.detect(root, scan(root))
+    assert found.users == () and found.notes == ()
+
+
+def test_a_process_holding_the_vfio_group(kernel: KernelEmulator) -> None:
+    vf = kernel.tree.vfs(PF)[2]
+    group = kernel.iommu_group(vf)
+    kernel.hold_vfio(777, group, comm="qemu-kvm")
+    kernel.hold_vfio(778, 9999)  # some other group: not ours
+    root = str(kernel.tree.root)
+    found = inuse.detect(root, scan(root))
+    assert found.users == (inuse.VfUser(vf, f"/dev/vfio/{group} is held open by pid 777 "
+                                            f"(qemu-kvm)"),)
+    assert found.reason_for(vf) is not None and found.reason_for(kernel.tree.vfs(PF)[0]) is None
+
+
+def test_a_process_holding_the_vfio_cdev(kernel: KernelEmulator) -> None:
+    vf = kernel.tree.vfs(PF)[1]
+    (kernel.tree.device_path(vf) / "vfio-dev" / "vfio3").mkdir(parents=True)
+    proc = kernel.tree.root / "proc" / "900"
+    (proc / "fd").mkdir(parents=True)
+    (proc / "comm").write_text("dpdk-testpmd\n")
+    (proc / "fd" / "5").symlink_to("/dev/vfio/devices/vfio3")
+    root = str(kernel.tree.root)
+    assert inuse.detect(root, scan(root)).reason_for(vf) == (
+        "/dev/vfio/devices/vfio3 is held open by pid 900 (dpdk-testpmd)")
+
+
+def test_an_enslaved_vf_netdev(kernel: KernelEmulator) -> None:
+    kernel.enslave("ens3f0v1", "bond0")
+    root = str(kernel.tree.root)
+    found = inuse.detect(root, scan(root))
+    assert found.users == (inuse.VfUser(kernel.tree.vfs(PF)[1],
+                                        "its netdev ens3f0v1 is enslaved to bond0"),)
+
+
+def test_unreadable_processes_are_noted(kernel: KernelEmulator) -> None:
+    """EACCES (not root) or anything odd: counted and said, never silently ignored."""
+    proc = kernel.tree.root / "proc"
+    (proc / "55").mkdir()
+    (proc / "55" / "fd").write_text("")  # listdir fails with ENOTDIR, as EACCES would
+    (proc / "56").mkdir()  # exited meanwhile: no fd directory left, not a problem
+    holders, notes = inuse.vfio_holders(str(kernel.tree.root))
+    assert holders == {}
+    assert notes == ["could not read the open files of 1 process(es) (run as root): a VF "
+                     "they hold would not be seen as in use"]
+
+
+def test_missing_proc_is_a_note_not_a_guess(tmp_path: Path) -> None:
+    holders, notes = inuse.vfio_holders(str(tmp_path))
+    assert holders == {} and notes[0].startswith(f"cannot list {tmp_path}/proc")
+
+
+@dataclass
+class Arq:
+    uuid: str
+    hostname: str | None
+    state: str
+    attach_handle_type: str | None
+    attach_handle_info: dict[str, str] | None
+    instance_uuid: str | None = "inst-1"
+
+
+def test_cyborg_bound_arqs_on_this_host() -> None:
+    info = {"domain": "0000", "bus": "18", "device": "01", "function": "2",
+            "physical_network": "physnet5"}
+    arqs = [
+        Arq("a1", "node1", "Bound", "PCI", info),
+        Arq("a2", "node2", "Bound", "PCI", info),  # another host
+        Arq("a3", "node1", "Initial", None, None),  # not bound yet
+        Arq("a4", "node1", "Bound", "PCI", {"bus": "zz"}),  # unreadable: skipped, logged
+    ]
+    found = inuse.cyborg_bound(arqs, "node1")
+    assert found.users == (inuse.VfUser("0000:18:01.2", "Cyborg accelerator request a1 is "
+                                                        "bound to it (instance inst-1)"),)
+
+
+def test_cyborg_check_is_skipped_without_a_cloud() -> None:
+    found = inuse.cyborg_in_use(None, "node1")
+    assert found.users == ()
+    assert found.notes == ("Cyborg accelerator requests not checked (no --os-cloud / "
+                           "OS_CLOUD)",)
