@@ -7,10 +7,15 @@ one per line as ``FILE:LINE:COL: field: message`` on stderr, then the command ex
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from cyborg_smartnic.cli import common
+from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.profiles import render as render_mod
 from cyborg_smartnic.profiles.compiler import compile_all
 from cyborg_smartnic.profiles.loader import ProfileValidationError, load_profiles
@@ -32,6 +37,32 @@ def register(subparsers: Any) -> None:
     _add_paths(render)
     common.add_format_argument(render, choices=render_mod.FORMATS, default="json")
     render.set_defaults(func=run_render)
+
+    apply = sub.add_parser(
+        "apply", help="create/replace device profiles and set flavor extra specs in a cloud",
+        description="Sync the profiles into Cyborg and Nova through openstacksdk: the plan is "
+                    "printed first; only profiles marked as managed by cyborg-smartnic are "
+                    "replaced or pruned; running it again changes nothing.")
+    _add_paths(apply)
+    apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    apply.add_argument("--prune", action="store_true",
+                       help="delete managed device profiles that are in no file given")
+    apply.add_argument("--os-cloud", metavar="NAME", default=os.environ.get("OS_CLOUD"),
+                       help="cloud in clouds.yaml (default $OS_CLOUD, else OS_* variables)")
+    apply.add_argument("--yes", action="store_true",
+                       help="apply without asking (needed when stdin is not a terminal)")
+    apply.set_defaults(func=run_apply)
+
+    check = sub.add_parser(
+        "check", help="which profiles this host can serve, and what is missing for the others")
+    _add_paths(check)
+    common.add_host_arguments(check)
+    common.add_format_argument(check)
+    check.add_argument("--example-host", action="store_true",
+                       help="check against the bundled example host and its [smartnic] options")
+    check.add_argument("--require-all", action="store_true",
+                       help="exit 1 unless the host can serve every profile")
+    check.set_defaults(func=run_check)
 
 
 def _add_paths(parser: argparse.ArgumentParser) -> None:
@@ -60,3 +91,95 @@ def run_render(args: argparse.Namespace) -> int:
     compiled = compile_all(load_or_report(args.paths))
     sys.stdout.write(render_mod.render(compiled, args.format))
     return 0
+
+
+class ApplyRefused(SmartNicError):
+    msg_fmt = "%(reason)s"
+
+
+class ProfilesNotServable(SmartNicError):
+    msg_fmt = "this host cannot serve %(count)d profile(s): %(names)s"
+
+
+def run_apply(args: argparse.Namespace) -> int:
+    from cyborg_smartnic.profiles import apply as apply_mod  # noqa: PLC0415
+    from cyborg_smartnic.profiles.cloud import connect  # noqa: PLC0415
+    from cyborg_smartnic.profiles.plan import make_plan  # noqa: PLC0415
+
+    compiled = compile_all(load_or_report(args.paths))
+    cloud = connect(args.os_cloud)
+    policy = apply_mod.RetryPolicy()
+    state = apply_mod.read("read device profiles, flavors and accelerator requests",
+                           cloud.read_state, policy)
+    plan = make_plan(compiled, state, prune=args.prune)
+    for line in plan.lines():
+        print(line)
+    if plan.conflicts:
+        raise ApplyRefused(reason=f"{len(plan.conflicts)} conflict(s) (lines starting with "
+                                  f"'!'); nothing was changed")
+    if not plan.has_changes:
+        print("Nothing to change.")
+        return 0
+    if args.dry_run:
+        print(f"Dry run: {len(plan.steps)} change(s) not applied.")
+        return 0
+    if not args.yes and not _confirm(len(plan.steps)):
+        raise ApplyRefused(reason="not confirmed; nothing was changed (use --yes to apply "
+                                  "without asking)")
+    apply_mod.apply_plan(cloud, plan, policy=policy, report=print)
+    print(f"Applied {len(plan.steps)} change(s).")
+    return 0
+
+
+def _confirm(count: int) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"Apply these {count} change(s)? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from cyborg_smartnic.profiles.check import check_all  # noqa: PLC0415
+
+    compiled = compile_all(load_or_report(args.paths))
+    if args.example_host:
+        from cyborg_smartnic.discovery.example import (  # noqa: PLC0415
+            example_conf_path,
+            unpack_example_host,
+        )
+
+        with tempfile.TemporaryDirectory(prefix="cyborg-smartnic-example-") as tmp:
+            args.sysfs_root = str(unpack_example_host(tmp))
+            args.config_file = args.config_file or [str(example_conf_path())]
+            offers, hugepages = host_offers(args)
+    else:
+        offers, hugepages = host_offers(args)
+    verdicts = check_all([c.host for c in compiled], offers, hugepages)
+    data = [v.to_dict() for v in verdicts]
+    common.emit(data, args.format, lambda: _check_table(verdicts))
+    missing = [v.profile for v in verdicts if not v.servable]
+    if args.require_all and missing:
+        raise ProfilesNotServable(count=len(missing), names=", ".join(missing))
+    return 0
+
+
+def host_offers(args: argparse.Namespace) -> tuple[list[Any], tuple[Any, ...]]:
+    """Scan the host and map it with the driver's own report code."""
+    from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf  # noqa: PLC0415
+    from cyborg_smartnic.pools import load_report_config  # noqa: PLC0415
+    from cyborg_smartnic.profiles.check import offers_from_report  # noqa: PLC0415
+    from cyborg_smartnic.report import plan_report, specs_to_dicts  # noqa: PLC0415
+
+    conf = common.load_config(args)
+    config = load_report_config(conf, socket.getfqdn())
+    host = scan(Path(conf.smartnic.sysfs_root), scan_options_from_conf(conf))
+    return offers_from_report(specs_to_dicts(plan_report(host, config))), host.hugepages
+
+
+def _check_table(verdicts: list[Any]) -> str:
+    rows = [[v.profile, "yes" if v.servable else "no",
+             "\n".join(p or "-" for p in v.assignment) if v.servable else "",
+             "\n".join(v.problems)] for v in verdicts]
+    served = sum(1 for v in verdicts if v.servable)
+    return (f"{served} of {len(verdicts)} profile(s) can be served by this host\n"
+            + common.render_table(["Profile", "Servable", "Pools", "Missing"], rows))

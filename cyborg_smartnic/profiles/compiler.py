@@ -27,6 +27,7 @@ from cyborg_smartnic.profiles.spec import (
 )
 
 ACCEL_DEVICE_PROFILE = "accel:device_profile"
+GROUP_POLICY = "group_policy"
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class HostRequirements:
     hugepages_per_instance: int | None = None  # from the largest flavor's RAM, when known
     cpu_policy: str | None = None
     numa_nodes: int | None = None
+    group_policy: str = "isolate"  # isolate: every group from a different pool
 
     @property
     def total_vfs(self) -> int:
@@ -138,6 +140,9 @@ def flavor_extra_specs(profile: ProfileSpec) -> dict[str, str]:
     specs: dict[str, str] = {}
     if profile.port is None:
         specs[ACCEL_DEVICE_PROFILE] = profile.name
+        if len(profile.groups) > 1:
+            # Placement refuses several numbered request groups without a group_policy.
+            specs[GROUP_POLICY] = profile.group_policy
     inst = profile.instance
     if inst.hugepage_size_kb is not None:
         specs["hw:mem_page_size"] = format_page_size(inst.hugepage_size_kb)
@@ -163,7 +168,8 @@ def host_requirements(profile: ProfileSpec) -> HostRequirements:
     pages = math.ceil(max(rams) * 1024 / size) if size and rams else None
     return HostRequirements(profile=profile.name, groups=tuple(groups), hugepage_size_kb=size,
                             hugepages_per_instance=pages, cpu_policy=profile.instance.cpu_policy,
-                            numa_nodes=profile.instance.numa_nodes)
+                            numa_nodes=profile.instance.numa_nodes,
+                            group_policy=profile.group_policy)
 
 
 def compile_profile(profile: ProfileSpec) -> CompiledProfile:

@@ -27,6 +27,8 @@ MAX_GROUPS = 8
 
 ESWITCH_MODES = ("legacy", "switchdev")
 CPU_POLICIES = ("dedicated", "shared", "mixed")
+#: Placement's group_policy: with several request groups, Nova needs it in the flavor.
+GROUP_POLICIES = ("isolate", "none")
 VNIC_TYPE = "accelerator-direct"
 VENDOR_NAMES = tuple(sorted(set(VENDORS.values())))
 
@@ -136,6 +138,9 @@ PROFILE_SCHEMA: dict[str, Any] = {
         "description": {"type": "string", "maxLength": MAX_DESCRIPTION_LENGTH},
         "groups": {"type": "array", "minItems": 1, "maxItems": MAX_GROUPS,
                    "items": {"$ref": "#/$defs/group"}},
+        "group_policy": {"enum": list(GROUP_POLICIES),
+                         "description": "How several groups share pools: isolate (each "
+                                        "group its own pool, the default) or none."},
         "instance": {"$ref": "#/$defs/instance"},
         "flavors": {"type": "array", "items": {"$ref": "#/$defs/flavor"}},
         "port": {"$ref": "#/$defs/port"},

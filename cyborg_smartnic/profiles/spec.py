@@ -131,6 +131,7 @@ class ProfileSpec:
     flavors: tuple[FlavorSpec, ...] = ()
     port: PortSpec | None = None
     source: str = ""  # FILE:LINE where the profile starts, for messages
+    group_policy: str = "isolate"  # only written to flavors when there are several groups
 
 
 def from_data(data: Mapping[str, Any], source: str = "",
@@ -181,6 +182,7 @@ def from_data(data: Mapping[str, Any], source: str = "",
         port=PortSpec(network=port["network"], vnic_type=port.get("vnic_type", schema.VNIC_TYPE))
         if port is not None else None,
         source=source,
+        group_policy=data.get("group_policy", "isolate"),
     )
 
 
