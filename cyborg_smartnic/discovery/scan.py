@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from oslo_config import cfg
+
 from cyborg_smartnic.catalog import VENDORS, Catalog, NicModel, parse_extra_model
 from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery.model import (
@@ -60,7 +62,7 @@ from cyborg_smartnic.discovery.sysfs import (
     parse_switch_id,
     parse_vpd_serial,
 )
-from cyborg_smartnic.errors import InvalidPciAddress, SmartNicError
+from cyborg_smartnic.errors import ConfigError, InvalidPciAddress, SmartNicError
 from cyborg_smartnic.pci import PciAddress
 from cyborg_smartnic.traits import normalize
 
@@ -84,15 +86,21 @@ class ScanOptions:
 
 def scan_options_from_conf(conf: Any) -> ScanOptions:
     """Validate ``[smartnic]`` options into ``ScanOptions`` (``ConfigError`` on bad values)."""
-    group = conf.smartnic
-    extra = tuple(parse_extra_model(entry) for entry in group.extra_models)
+    def opt(name: str) -> Any:
+        try:
+            return getattr(conf.smartnic, name)
+        except cfg.Error as exc:  # oslo.config checks file values lazily, on first access
+            reason = str(exc).rsplit("is not valid: ", 1)[-1]
+            raise ConfigError(option=f"[smartnic] {name}", reason=reason) from exc
+
+    extra = tuple(parse_extra_model(entry) for entry in opt("extra_models"))
     return ScanOptions(
-        selectors=parse_selectors(list(group.devices)),
-        physnets=parse_physnet_mappings(list(group.physical_device_mappings)),
+        selectors=parse_selectors(list(opt("devices"))),
+        physnets=parse_physnet_mappings(list(opt("physical_device_mappings"))),
         catalog=Catalog().with_extra(extra),
-        use_devlink=bool(group.use_devlink),
-        hostname=group.hostname or None,
-        pci_ids_path=group.pci_ids_path or None,
+        use_devlink=bool(opt("use_devlink")),
+        hostname=opt("hostname") or None,
+        pci_ids_path=opt("pci_ids_path") or None,
     )
 
 
@@ -178,13 +186,23 @@ class _Scanner:
         self.pfs.sort(key=lambda pf: pf.address)
         self.skipped.sort(key=lambda s: s.address)
         return Host(
-            hostname=self.o.hostname or socket.getfqdn(),
+            hostname=self.o.hostname or self.recorded_hostname() or socket.getfqdn(),
             physical_functions=tuple(self.pfs),
             skipped=tuple(self.skipped),
             hugepages=self.hugepages(),
             iommu_enabled=bool(self.r.listdir(self.r.sys + "/kernel/iommu_groups")),
             kernel_cmdline=self.r.read(self.r.path("proc/cmdline")),
         )
+
+    def recorded_hostname(self) -> str | None:
+        """A recorded tree (``cyborg-smartnic snapshot``) names its host in ``etc/hostname``;
+        the running host's name always comes from the resolver."""
+        if self.r.is_live:
+            return None
+        try:
+            return (self.r.read(self.r.path("etc/hostname")) or "").strip() or None
+        except UnreadableAttribute:
+            return None
 
     def function(self, name: str) -> None:
         """Classify one PCI function and read it if it counts."""
@@ -256,11 +274,10 @@ class _Scanner:
         uplink: str | None = None
         netdevs: tuple[str | None, list[str]] | None = None
         if selectors:
-            picked = matching(selectors, vendor, device, address, None)
-            if not picked and self.netdev_selectors:
+            if self.netdev_selectors:  # every selector that picks the PF adds its VF ranges
                 netdevs = self.netdevs(base)
                 uplink = netdevs[0]
-                picked = matching(selectors, vendor, device, address, uplink)
+            picked = matching(selectors, vendor, device, address, uplink)
             if not picked:
                 if is_net is not False:
                     label = f"{model.name} ({vendor}:{device})" if model else f"{vendor}:{device}"
@@ -468,6 +485,8 @@ class _Scanner:
                                    f"{first}; ignored")
                 continue
             seen[target] = entry
+            if not self.belongs(pf_name, target, index):
+                continue
             self.claimed.add(target)
             if picked and not any(s.allows_vf(index) for s in picked):
                 label = "selector" if len(picked) == 1 else "selectors"
@@ -479,21 +498,29 @@ class _Scanner:
                 vfs.append(vf)
         return tuple(vfs)
 
+    def belongs(self, pf_name: str, name: str, index: int) -> bool:
+        """Does the VF's ``physfn`` link point back at this PF? (Else: skipped, with why.)"""
+        base = self.devices + name
+        try:
+            physfn = self.r.link_name(base + "/physfn")
+            if physfn == pf_name:
+                return True
+            if physfn is None and not self.r.listdir(base):
+                self.skip(name, f"virtfn{index} of {pf_name} points to a function that is not "
+                                "there (removed during the scan?)")
+            else:
+                self.skip(name, f"virtfn{index} of {pf_name}, but its physfn link "
+                                f"{'is missing' if physfn is None else 'is ' + physfn}")
+        except UnreadableAttribute as exc:
+            self.skip(name, f"VF {index} of {pf_name}: {exc}")
+        return False
+
     def read_vf(self, pf_name: str, name: str, index: int, vendor: str,
                 numa_node: int | None) -> VirtualFunction | None:
         base = self.devices + name
         r = self.r
         try:
             address = PciAddress.parse(name)
-            physfn = r.link_name(base + "/physfn")
-            if physfn != pf_name:
-                if physfn is None and not r.listdir(base):
-                    self.skip(name, f"virtfn{index} of {pf_name} points to a function that "
-                                    "is not there (removed during the scan?)")
-                else:
-                    self.skip(name, f"virtfn{index} of {pf_name}, but its physfn link "
-                                    f"{'is missing' if physfn is None else 'is ' + physfn}")
-                return None
             device = parse_hex_id(self.required(base + "/device", "device"), "device")
             driver = r.link_name(base + "/driver")
             iommu_group = self.iommu_group(base)
