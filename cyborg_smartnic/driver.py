@@ -89,8 +89,8 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                  usage_reader: UsageReader | None = None) -> None:
         """Read and validate the configuration; a broken one stops cyborg-agent here.
 
-        stevedore logs ``Could not load 'smartnic_driver': <the reason>`` and the agent
-        refuses to start (``NoMatches``), which is better than reporting a wrong pool layout.
+        stevedore's ``DriverManager`` re-raises what this raises, so the agent dies at start
+        with the one-line ``ConfigError`` instead of reporting a wrong pool layout.
         """
         conf = CONF if conf is None else conf
         self._conf = conf

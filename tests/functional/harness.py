@@ -462,6 +462,7 @@ class Stack(fixtures.Fixture):
         self.placement.put(f"/allocations/{consumer}", {
             "allocations": allocation_request["allocations"],
             "project_id": PROJECT_ID, "user_id": USER_ID, "consumer_generation": None,
+            "consumer_type": "INSTANCE",
         }, expect=204)
 
     def release(self, consumer: str) -> None:

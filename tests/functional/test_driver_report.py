@@ -1,0 +1,162 @@
+"""The driver inside the real cyborg-agent, reporting through the real conductor to Placement."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+
+import pytest
+
+from cyborg_smartnic import driver as driver_module
+from cyborg_smartnic.driver import ScanFailed, SmartNicDriver
+from cyborg_smartnic.errors import ConfigError
+from tests.fixtures.sysfs import SysfsTree, build_scenario
+from tests.functional.harness import Stack
+
+RC = "CUSTOM_SMARTNIC_VF"
+EXAMPLE_MAPPINGS = ("physnet1:ens1f0,physnet2:ens1f1,physnet3:ens2f0,physnet4:ens2f1,"
+                    "physnet5:ens3f0")
+
+
+@pytest.fixture
+def example(make_stack: Callable[..., Stack]) -> Stack:
+    stack = make_stack(smartnic={"physical_device_mappings": EXAMPLE_MAPPINGS})
+    build_scenario(stack.sysfs_root, "example")
+    return stack
+
+
+def test_pools_become_nested_providers_with_inventory_and_traits(example: Stack) -> None:
+    example.run_agent_cycle()
+    view = example.provider_view()
+    host = example.hostname
+    assert sorted(view) == [f"{host}_0000:18:00.0", f"{host}_0000:3b:00.0",
+                            f"{host}_0000:3b:00.1", f"{host}_0000:5e:00.0",
+                            f"{host}_0000:5e:00.1"]
+    assert {rp["parent"] for rp in view.values()} == {example.compute_rp_uuid}
+    totals = {name.rsplit("_", 1)[1]: rp["inventories"][RC]["total"]
+              for name, rp in view.items()}
+    assert totals == {"0000:18:00.0": 4, "0000:3b:00.0": 4, "0000:3b:00.1": 4,
+                      "0000:5e:00.0": 8, "0000:5e:00.1": 4}
+    assert all(rp["inventories"][RC]["max_unit"] == rp["inventories"][RC]["total"]
+               for rp in view.values())
+    assert view[f"{host}_0000:5e:00.0"]["traits"] == [
+        "CUSTOM_PHYSNET_PHYSNET3", "CUSTOM_SMARTNIC_ESWITCH_LEGACY", "CUSTOM_SMARTNIC_FW_COMMS",
+        "CUSTOM_SMARTNIC_MODEL_E810", "CUSTOM_SMARTNIC_VENDOR_INTEL", "OWNER_CYBORG"]
+    assert view[f"{host}_0000:3b:00.1"]["traits"] == [
+        "CUSTOM_PHYSNET_PHYSNET2", "CUSTOM_SMARTNIC_ESWITCH_SWITCHDEV",
+        "CUSTOM_SMARTNIC_MODEL_CONNECTX_6_DX", "CUSTOM_SMARTNIC_VENDOR_NVIDIA", "OWNER_CYBORG"]
+    # The RP uuid is the conductor's uuid3 of the deployable name.
+    assert all(rp["uuid"] == driver_module.rp_uuid(name) for name, rp in view.items())
+
+
+def test_cyborg_api_shows_devices_deployables_and_attach_handles(example: Stack) -> None:
+    example.run_agent_cycle()
+    devices = example.cyborg_api.get("/v2/devices", expect=200).json()["devices"]
+    assert len(devices) == 6  # the X710 port without VFs is a device without deployables
+    assert {(d["type"], d["hostname"]) for d in devices} == {("NIC", example.hostname)}
+    assert sorted({d["model"] for d in devices}) == ["ConnectX-6 Dx", "E810", "X710"]
+    deployables = example.deployables()
+    assert [d["num_accelerators"] for d in deployables] == [4, 4, 4, 8, 4]
+    assert all(d["rp_uuid"] == driver_module.rp_uuid(d["name"]) for d in deployables)
+    handles = example.attach_handles()
+    assert len(handles) == 24
+    assert {h["attach_type"] for h in handles} == {"PCI"}
+    physnets = {json.loads(h["attach_info"])["physical_network"] for h in handles}
+    assert physnets == {"physnet1", "physnet2", "physnet3", "physnet4", "physnet5"}
+
+
+def test_an_unchanged_host_causes_no_placement_writes(example: Stack) -> None:
+    example.run_agent_cycle()
+    before = example.provider_view()
+    mark = example.placement_log.mark()
+    example.run_agent_cycle()
+    example.run_agent_cycle()
+    assert example.placement_log.writes(mark) == []
+    # the conductor's one read per cycle: the compute node RP by name
+    assert example.placement_log.by_method(mark) == {"GET": 2}
+    assert example.provider_view() == before
+
+
+def test_two_reports_of_an_unchanged_host_are_identical(example: Stack) -> None:
+    example.run_agent_cycle()
+    (driver,) = example.agent._rt.acc_drivers
+    assert isinstance(driver, SmartNicDriver)
+    from cyborg_smartnic.report import report_to_dicts
+
+    first = json.dumps(report_to_dicts(driver.discover()))
+    second = json.dumps(report_to_dicts(driver.discover()))
+    assert first == second
+
+
+def test_a_broken_config_stops_the_agent_at_start(make_stack: Callable[..., Stack]) -> None:
+    """stevedore's DriverManager re-raises what the driver's __init__ raised, so
+    cyborg-agent dies at start with the one-line reason (before any report)."""
+    stack = make_stack(start_agent=False, pools={"dpdk": {"devices": "ens1f0#0-1",
+                                                           "resource_class": "FOO"}})
+    with pytest.raises(ConfigError) as caught:
+        stack.start_agent()
+    assert str(caught.value) == ("[smartnic_pool:dpdk] resource_class: 'FOO' is not a "
+                                 "CUSTOM_* name (upper-case letters, digits and '_')")
+    assert stack.agent is None
+    assert stack.resource_providers() == []
+
+
+def test_one_unreadable_device_is_skipped_and_the_rest_reported(
+        make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture) -> None:
+    stack = make_stack()
+    tree = build_scenario(stack.sysfs_root, "cx6dx_switchdev")
+    tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "many\n")
+    caplog.set_level(logging.WARNING)
+    stack.run_agent_cycle()
+    assert list(stack.provider_view()) == [f"{stack.hostname}_0000:3b:00.0"]
+    assert "smartnic: skipped 0000:3b:00.1" in caplog.text
+    tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "8\n")
+    stack.run_agent_cycle()
+    assert len(stack.provider_view()) == 2
+
+
+def test_a_failed_scan_reports_nothing_and_changes_nothing(
+        example: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    example.run_agent_cycle()
+    before = example.provider_view()
+    handles = example.attach_handles()
+    mark = example.placement_log.mark()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("bug in the scanner")
+
+    monkeypatch.setattr(driver_module, "scan", broken)
+    with pytest.raises(ScanFailed, match="bug in the scanner"):
+        example.run_agent_cycle()
+    monkeypatch.undo()
+    shutil.rmtree(example.sysfs_root / "sys/bus/pci/devices")  # wrong root / sysfs unmounted
+    with pytest.raises(ScanFailed, match="no sys/bus/pci/devices directory"):
+        example.run_agent_cycle()
+    assert example.placement_log.since(mark) == []
+    assert example.provider_view() == before
+    assert example.attach_handles() == handles
+
+
+def test_explicit_pools_split_a_pf(make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(
+        smartnic={"physical_device_mappings": "physnet1:ens1f0", "extra_traits": "CUSTOM_RACK7"},
+        pools={"dpdk": {"devices": "ens1f0#0-1", "resource_class": "CUSTOM_DPDK_VF",
+                        "traits": "CUSTOM_DPDK", "physnet": "dpdknet"}})
+    tree = SysfsTree(stack.sysfs_root)
+    tree.add_pf("0000:3b:00.0", vendor="15b3", device="101d", driver="mlx5_core",
+                netdev="ens1f0", total_vfs=8, num_vfs=6, vf_drivers={0: "vfio-pci",
+                                                                     1: "vfio-pci"})
+    stack.run_agent_cycle()
+    view = stack.provider_view()
+    default = view[f"{stack.hostname}_0000:3b:00.0"]
+    dpdk = view[f"{stack.hostname}_0000:3b:00.0_dpdk"]
+    assert default["inventories"] == {RC: {"total": 4, "max_unit": 4, "reserved": 0}}
+    assert dpdk["inventories"] == {"CUSTOM_DPDK_VF": {"total": 2, "max_unit": 2,
+                                                      "reserved": 0}}
+    assert {"CUSTOM_DPDK", "CUSTOM_RACK7", "CUSTOM_PHYSNET_DPDKNET",
+            "CUSTOM_SMARTNIC_VF_DRIVER_VFIO_PCI"} <= set(dpdk["traits"])
+    assert {"CUSTOM_RACK7", "CUSTOM_PHYSNET_PHYSNET1",
+            "CUSTOM_SMARTNIC_VF_DRIVER_MLX5_CORE"} <= set(default["traits"])
+    assert "CUSTOM_DPDK" not in default["traits"]
