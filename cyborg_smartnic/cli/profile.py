@@ -51,6 +51,10 @@ def register(subparsers: Any) -> None:
                        help="cloud in clouds.yaml (default $OS_CLOUD, else OS_* variables)")
     apply.add_argument("--yes", action="store_true",
                        help="apply without asking (needed when stdin is not a terminal)")
+    apply.add_argument("--attempts", type=_positive_int, default=4, metavar="N",
+                       help="tries per API call on 409/5xx/timeouts (default 4)")
+    apply.add_argument("--retry-delay", type=float, default=0.5, metavar="SECONDS",
+                       help="first wait between tries, doubled each time (default 0.5)")
     apply.set_defaults(func=run_apply)
 
     check = sub.add_parser(
@@ -63,6 +67,13 @@ def register(subparsers: Any) -> None:
     check.add_argument("--require-all", action="store_true",
                        help="exit 1 unless the host can serve every profile")
     check.set_defaults(func=run_check)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
 
 
 def _add_paths(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +119,7 @@ def run_apply(args: argparse.Namespace) -> int:
 
     compiled = compile_all(load_or_report(args.paths))
     cloud = connect(args.os_cloud)
-    policy = apply_mod.RetryPolicy()
+    policy = apply_mod.RetryPolicy(attempts=args.attempts, first_delay=max(0.0, args.retry_delay))
     state = apply_mod.read("read device profiles, flavors and accelerator requests",
                            cloud.read_state, policy)
     plan = make_plan(compiled, state, prune=args.prune)

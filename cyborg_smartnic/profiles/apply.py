@@ -129,7 +129,7 @@ class Executor:
                 raise ApplyInterrupted(error=str(exc), done=len(self.done),
                                        total=len(plan.steps)) from exc
             self.done.append(step)
-            self.report(f"done: {step.line()}")
+            self.report(f"done: {step.short()}")
         return self.done
 
     # -- device profiles ----------------------------------------------------------------

@@ -58,6 +58,13 @@ class Step:
                 CREATE_FLAVOR: "create", SET_SPECS: "set", UNSET_SPECS: "unset"}[self.kind]
         return f"{sign} {noun} {self.target}: {verb}" + (f" {self.detail}" if self.detail else "")
 
+    def short(self) -> str:
+        noun = "profile" if "profile" in self.kind else "flavor"
+        verb = {CREATE_PROFILE: "created", REPLACE_PROFILE: "replaced", DELETE_PROFILE: "pruned",
+                CREATE_FLAVOR: "created", SET_SPECS: "set extra specs on",
+                UNSET_SPECS: "unset extra specs on"}[self.kind]
+        return f"{verb} {noun} {self.target}"
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -190,7 +197,12 @@ class _Planner:
 
 
 def _specs_text(specs: Mapping[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in sorted(specs.items()))
+    """``k=v`` pairs; the two marker specs are summarised, they only matter to apply."""
+    text = ", ".join(f"{k}={v}" for k, v in sorted(specs.items())
+                     if k not in (MARK_PROFILE, MARK_KEYS))
+    if MARK_PROFILE in specs or MARK_KEYS in specs:
+        text += (" " if text else "") + "(+ cyborg_smartnic markers)"
+    return text
 
 
 def make_plan(profiles: Iterable[CompiledProfile], state: CloudState, *,

@@ -1,0 +1,115 @@
+"""Example profiles against the real Cyborg API and Placement (in process).
+
+Every example profile is created through Cyborg's API and read back unchanged; Placement's
+allocation candidates for its groups are non-empty exactly when ``profile check`` (run on
+the same generated host, offline) says the host can serve it, on the same pools.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from cyborg_smartnic.discovery.physnets import parse_physnet_mappings
+from cyborg_smartnic.discovery.scan import ScanOptions, scan
+from cyborg_smartnic.pools import ReportConfig
+from cyborg_smartnic.profiles.check import check_profile, offers_from_report
+from cyborg_smartnic.profiles.compiler import CompiledProfile, compile_all
+from cyborg_smartnic.profiles.loader import load_profiles
+from cyborg_smartnic.report import build_report, report_to_dicts
+from tests.fixtures.sysfs import build_scenario
+from tests.functional.harness import COMPUTE_HOST, Stack, request_groups_query
+
+EXAMPLES = Path(__file__).parent.parent.parent / "profiles"
+
+
+def _started(make_stack: Callable[..., Stack], tmp_path: Path, scenario: str,
+             mappings: list[str] | None = None) -> tuple[Stack, Path, list[str]]:
+    root = tmp_path / "host"
+    tree = build_scenario(root, scenario)
+    physnets = mappings if mappings is not None else tree.physnet_mappings()
+    stack = make_stack(sysfs_root=root,
+                       smartnic={"physical_device_mappings": ",".join(physnets)})
+    stack.run_agent_cycle()
+    return stack, root, physnets
+
+
+def _offline_verdicts(root: Path, physnets: list[str],
+                      compiled: list[CompiledProfile]) -> dict[str, tuple[str | None, ...]]:
+    """``profile check`` on the same tree: servable profile -> pools chosen."""
+    host = scan(root, ScanOptions(physnets=parse_physnet_mappings(physnets)))
+    offers = offers_from_report(report_to_dicts(build_report(host, ReportConfig(COMPUTE_HOST))))
+    verdicts = {}
+    for profile in compiled:
+        verdict = check_profile(profile.host, offers, host.hugepages)
+        if verdict.servable:
+            verdicts[profile.name] = verdict.assignment
+    return verdicts
+
+
+def _placement_matches(stack: Stack,
+                       compiled: list[CompiledProfile]) -> dict[str, list[tuple[str, ...]]]:
+    """Profile -> every distinct set of pools Placement offers for its groups."""
+    names = {view["uuid"]: name for name, view in stack.provider_view().items()}
+    found = {}
+    for profile in compiled:
+        body = stack.cyborg_api.get(f"/v2/device_profiles?name={profile.name}",
+                                    expect=200).json()["device_profiles"]
+        (stored,) = [p for p in body if p["name"] == profile.name]
+        response = stack.placement.get(
+            f"/allocation_candidates?{request_groups_query(stored['groups'])}", expect=(200, 400))
+        if response.status_code == 400:
+            # Placement refuses traits nobody ever reported: nothing can match (Nova would
+            # answer "no valid host" the same way).
+            assert "No such trait(s)" in response.text
+            continue
+        candidates = response.json()
+        options = set()
+        for request in candidates["allocation_requests"]:
+            options.add(tuple(sorted(names[rp] for rp in request["allocations"]
+                                     if rp in names)))
+        if options:
+            found[profile.name] = sorted(options)
+    return found
+
+
+def test_examples_through_the_api_match_what_check_says(
+        make_stack: Callable[..., Stack], tmp_path: Path) -> None:
+    stack, root, physnets = _started(make_stack, tmp_path, "example")
+    compiled = compile_all(load_profiles([EXAMPLES]))
+    for profile in compiled:
+        body = profile.device_profile
+        created = stack.create_device_profile(body["name"], [dict(g) for g in body["groups"]],
+                                              description=body["description"])
+        assert created["name"] == profile.name
+    listed = {p["name"]: p for p in
+              stack.cyborg_api.get("/v2/device_profiles", expect=200).json()["device_profiles"]}
+    for profile in compiled:
+        stored = listed[profile.name]
+        assert stored["groups"] == [dict(g) for g in profile.device_profile["groups"]]
+        assert stored["description"] == profile.device_profile["description"]
+
+    matches = _placement_matches(stack, compiled)
+    offline = _offline_verdicts(root, physnets, compiled)
+    assert set(matches) == set(offline) == {
+        "dpdk-vfio", "e810-comms-gtp", "ovs-offload", "upf-5g", "xdp-netdev"}
+    for name, pools in offline.items():
+        assert tuple(sorted(p for p in pools if p)) in matches[name], name
+    # Each upf-5g group lands on its own E810 port (isolate, two physnets).
+    assert matches["upf-5g"] == [(f"{COMPUTE_HOST}_0000:5e:00.0",
+                                  f"{COMPUTE_HOST}_0000:5e:00.1")]
+
+
+def test_a_host_without_the_hardware_matches_nothing_it_lacks(
+        make_stack: Callable[..., Stack], tmp_path: Path) -> None:
+    stack, root, physnets = _started(make_stack, tmp_path, "bluefield2_dpu",
+                                     mappings=["physnet6:0000:af:00.0"])
+    compiled = compile_all(load_profiles([EXAMPLES]))
+    for profile in compiled:
+        body = profile.device_profile
+        stack.create_device_profile(body["name"], [dict(g) for g in body["groups"]],
+                                    description=body["description"])
+    matches = _placement_matches(stack, compiled)
+    offline = _offline_verdicts(root, physnets, compiled)
+    assert set(matches) == set(offline) == {"bluefield-dpu-port"}
+    assert matches["bluefield-dpu-port"] == [(f"{COMPUTE_HOST}_0000:af:00.0",)]
