@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.functional.harness import Stack
+if TYPE_CHECKING:  # imported lazily: the filters below must be in place first
+    from tests.functional.harness import Stack
 
 _NOISY_WARNINGS = (
     "ignore::UserWarning:oslo_policy.policy",
     "ignore::DeprecationWarning",
-    "ignore:.*Eventlet is deprecated.*",
+    "ignore:\\s*Eventlet is deprecated",
     "ignore:::openstack",
 )
 
@@ -39,6 +40,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture
 def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     started: list[Stack] = []
+
+    from tests.functional.harness import Stack
 
     def _make(**kwargs: Any) -> Stack:
         if started:
