@@ -109,7 +109,7 @@ class ApplyRefused(SmartNicError):
 
 
 class ProfilesNotServable(SmartNicError):
-    msg_fmt = "this host cannot serve %(count)d profile(s): %(names)s"
+    msg_fmt = "this host cannot serve %(count)s profile(s): %(names)s"
 
 
 def run_apply(args: argparse.Namespace) -> int:

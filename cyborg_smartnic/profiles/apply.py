@@ -35,7 +35,7 @@ T = TypeVar("T")
 class ApplyInterrupted(CloudError):
     """A step failed after earlier ones succeeded; a re-run plans only what is left."""
 
-    msg_fmt = "%(error)s (%(done)d of %(total)d change(s) made; run apply again to finish)"
+    msg_fmt = "%(error)s (%(done)s of %(total)s change(s) made; run apply again to finish)"
 
 
 class ProfileInUseError(CloudError):

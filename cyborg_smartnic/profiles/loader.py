@@ -21,7 +21,7 @@ from cyborg_smartnic.yamlsource import error_sort_key
 class ProfileValidationError(SmartNicError):
     """Profiles had errors; ``errors`` holds each one (already formatted FILE:LINE:COL)."""
 
-    msg_fmt = "%(count)d error(s) in device profiles; nothing was done"
+    msg_fmt = "%(count)s error(s) in device profiles; nothing was done"
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -93,7 +93,8 @@ INSTANCE_SCHEMA: dict[str, Any] = {
         "properties": {
             "type": "object",
             "propertyNames": {"pattern": r"^hw:[a-z][a-z0-9_]*(\.[0-9]+)?$", "maxLength": 255},
-            "additionalProperties": {"type": ["string", "integer", "boolean"]},
+            "additionalProperties": {"type": ["string", "integer", "boolean"],
+                                     "maxLength": 255},
         },
     },
 }

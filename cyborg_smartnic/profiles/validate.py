@@ -25,6 +25,7 @@ from cyborg_smartnic.yamlsource import PathKey, error_sort_key, validate_with_sc
 CYBORG_STANDARD_RESOURCE_CLASSES = ("FPGA", "GPU", "VGPU", "PGPU", "CUSTOM_QAT", "CUSTOM_NIC",
                                     "CUSTOM_SSD")
 _UPPER_NAME = re.compile(r"[A-Z0-9_]+")
+MAX_MANAGED_KEYS = 255  # Nova's limit on an extra spec value
 
 
 def _hint(word: str, choices: Iterable[str]) -> str:
@@ -88,6 +89,7 @@ class _ProfileRules:
         if "port" in data:
             self.port_groups(groups)
         self.instance(_dict(data.get("instance")))
+        self.managed_keys(data, len(groups))
         self.flavors(_list(data.get("flavors")))
         return self.errors
 
@@ -211,6 +213,21 @@ class _ProfileRules:
             if key in schema.DEDICATED_PROPERTIES:
                 self.fail(("instance", "properties", key),
                           f"set {key} with {schema.DEDICATED_PROPERTIES[key]} instead")
+
+    def managed_keys(self, data: dict[str, Any], group_count: int) -> None:
+        """apply records the flavor keys it sets in one extra spec (at most 255 characters)."""
+        instance = _dict(data.get("instance"))
+        keys = [k for k in _dict(instance.get("properties")) if isinstance(k, str)]
+        keys += [prop for prop, field in schema.DEDICATED_PROPERTIES.items()
+                 if field.split(".")[1] in instance]
+        if "port" not in data:
+            keys.append("accel:device_profile")
+            if group_count > 1:
+                keys.append("group_policy")
+        if len(",".join(sorted(set(keys)))) > MAX_MANAGED_KEYS:
+            self.fail(("instance", "properties"),
+                      f"too many flavor properties: their names joined by ',' must fit in "
+                      f"{MAX_MANAGED_KEYS} characters (apply records them in one extra spec)")
 
     def flavors(self, flavors: list[Any]) -> None:
         seen: set[str] = set()

@@ -57,6 +57,9 @@ def test_upf_has_two_groups_in_file_order() -> None:
          "trait:CUSTOM_SMARTNIC_FW_COMMS": "required"},
         {"resources:CUSTOM_SMARTNIC_VF": "1", "trait:CUSTOM_PHYSNET_PHYSNET4": "required"},
     ]
+    specs = _compiled("upf-5g")["flavor_extra_specs"]
+    assert specs["group_policy"] == "isolate"  # type: ignore[index]
+    assert "group_policy" not in _compiled("dpdk-vfio")["flavor_extra_specs"]  # type: ignore[operator]
 
 
 def test_port_profile_leaves_the_vf_to_the_port() -> None:
