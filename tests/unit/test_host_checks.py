@@ -140,7 +140,7 @@ def test_conf_snippet_is_valid_for_the_smartnic_options(example_root: Path,
     smartnic_conf.register_pool_opts(conf, list(conf.smartnic.pools))
     options = scan_options_from_conf(conf)  # the scanner accepts every selector
     assert [s.text for s in options.selectors] == [
-        "0000:18:00.1", "0000:3b:00.0", "0000:3b:00.1#0-2", "0000:5e:00.0", "0000:5e:00.1"]
+        "0000:18:00.0", "0000:3b:00.0", "0000:3b:00.1#0-2", "0000:5e:00.0", "0000:5e:00.1"]
     assert conf["smartnic_pool:ens2f0_vfio_pci"].devices == ["0000:5e:00.0#0-3"]
     host = scan(example_root, options)
     pf1 = host.find_pf(options.selectors[2].address)  # type: ignore[arg-type]
