@@ -142,11 +142,12 @@ class SdkCloud:
 def connect(cloud: str | None, **overrides: Any) -> SdkCloud:
     """An ``SdkCloud`` for ``cloud`` from clouds.yaml (or ``OS_*`` variables when None)."""
     import openstack  # noqa: PLC0415  (slow import, only for commands that talk to a cloud)
+    from keystoneauth1 import exceptions as ksa_exc  # noqa: PLC0415
     from openstack import exceptions as sdk_exc  # noqa: PLC0415
 
     try:
         conn = openstack.connect(cloud=cloud, **overrides)
-    except (sdk_exc.SDKException, OSError) as exc:
+    except (sdk_exc.SDKException, ksa_exc.ClientException, OSError, ValueError) as exc:
         raise CloudConnectError(cloud=cloud or "(OS_* environment)",
                                 reason=str(exc).splitlines()[0] if str(exc) else
                                 type(exc).__name__) from exc

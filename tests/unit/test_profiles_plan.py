@@ -238,3 +238,21 @@ def test_is_transient() -> None:
     assert not is_transient(sdk_exc.HttpException(message="", http_status=404))
     assert is_transient(ksa_exc.ConnectFailure("refused"))
     assert not is_transient(ValueError("x"))
+
+
+# -- connecting -----------------------------------------------------------------------------------
+def test_apply_without_a_usable_cloud_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from cyborg_smartnic.cli.main import main
+
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  lab:\n    auth_type: password\n    auth: {}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    examples = str(Path(__file__).parent.parent.parent / "profiles")
+    assert main(["profile", "apply", "--os-cloud", "nope", examples]) == 1
+    assert capsys.readouterr().err == (
+        "cyborg-smartnic: error: cannot connect to cloud nope: Cloud nope was not found.\n")
+    assert main(["profile", "apply", "--os-cloud", "lab", examples]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("cyborg-smartnic: error: cannot connect to cloud lab: ")
+    assert len(err.splitlines()) == 1
