@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
+from cyborg_smartnic.discovery.sysfs import SysfsReader, UnreadableAttribute
 
 LOG = logging.getLogger(__name__)
 
@@ -192,16 +193,16 @@ class NoTools:
 
 
 class RecordedTools:
-    """Reads what a snapshot (or the tree builder) recorded under ``root``."""
+    """Reads what a snapshot (or the tree builder) recorded under the reader's root."""
 
-    def __init__(self, root: str) -> None:
-        self._root = root
+    def __init__(self, reader: SysfsReader) -> None:
+        self._reader = reader
 
     def _text(self, relative: str) -> str | None:
         try:
-            with open(f"{self._root}/{relative}") as handle:
-                return handle.read()
-        except (OSError, UnicodeDecodeError):
+            return self._reader.read(self._reader.path(relative))
+        except UnreadableAttribute as exc:
+            LOG.warning("ignoring recorded tool output: %s", exc)
             return None
 
     def eswitch_mode(self, address: str) -> str | None:
@@ -261,10 +262,10 @@ class LiveTools:
         return None if text is None else parse_mstconfig(text)
 
 
-def tool_source(root: str, use_devlink: bool) -> ToolSource:
+def tool_source(reader: SysfsReader, use_devlink: bool) -> ToolSource:
     """Live tools only for the running host's own root; recorded files for any other root."""
     if not use_devlink:
         return NoTools()
-    if root in ("", "/"):
+    if reader.is_live:
         return LiveTools(shutil.which("devlink"), shutil.which("mstconfig"))
-    return RecordedTools(root)
+    return RecordedTools(reader)

@@ -138,7 +138,7 @@ class _Scanner:
         self.r = reader
         self.o = options
         self.devices = reader.sys + "/bus/pci/devices/"
-        self.tools = dl.tool_source(reader.root, options.use_devlink)
+        self.tools = dl.tool_source(reader, options.use_devlink)
         self.skipped: list[Skipped] = []
         self.claimed: set[str] = set()
         self.pfs: list[PhysicalFunction] = []

@@ -228,10 +228,10 @@ def test_switchdev_inferred_without_compat_or_devlink(root: Path) -> None:
 
 
 def test_tool_source_choice(root: Path) -> None:
-    assert isinstance(dl.tool_source(str(root), False), dl.NoTools)
-    assert isinstance(dl.tool_source(str(root), True), dl.RecordedTools)
-    assert isinstance(dl.tool_source("", True), dl.LiveTools)
-    assert isinstance(dl.tool_source("/", False), dl.NoTools)
+    assert isinstance(dl.tool_source(SysfsReader(root), False), dl.NoTools)
+    assert isinstance(dl.tool_source(SysfsReader(root), True), dl.RecordedTools)
+    assert isinstance(dl.tool_source(SysfsReader("/"), True), dl.LiveTools)
+    assert isinstance(dl.tool_source(SysfsReader("/"), False), dl.NoTools)
     none = dl.NoTools()
     assert (none.info("x"), none.eswitch_mode("x"), none.cpu_mode("x")) == (None, None, None)
 
@@ -240,7 +240,9 @@ def test_recorded_junk_is_ignored(root: Path) -> None:
     (root / "devlink").mkdir()
     (root / "devlink/dev-info-0000:3b:00.0.json").write_text("{truncated")
     (root / "devlink/dev-eswitch-0000:3b:00.0.json").write_bytes(b"\xff")
-    tools = dl.RecordedTools(str(root))
+    (root / "mstconfig").mkdir()
+    (root / "mstconfig/query-0000:3b:00.0.txt").mkdir()  # unreadable: a directory
+    tools = dl.RecordedTools(SysfsReader(root))
     assert tools.info("0000:3b:00.0") is None and tools.eswitch_mode("0000:3b:00.0") is None
     assert tools.cpu_mode("0000:3b:00.0") is None
 
