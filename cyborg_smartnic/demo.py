@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -36,7 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = REPO / "deploy" / "stack.py"
 HOST_EXAMPLE = REPO / "deploy" / "host.example.yaml"
 BIN = Path(sys.executable).parent
-PROFILE_FILE = REPO / "profiles" / "ovs-offload.yaml"
+PROFILES_DIR = REPO / "profiles"
+BIND_PROFILE = "ovs-offload"  # one VF, switchdev eswitch, physnet1
 PLACEMENT_VERSION = "1.36"
 # What a flavor with 2 vCPUs, 2 GiB and a 20 GB disk asks of the compute node.
 FLAVOR_RESOURCES = "VCPU:2,MEMORY_MB:2048,DISK_GB:20"
@@ -103,6 +105,7 @@ class DemoResult:
     stack: Stack | None = None
     expected_providers: set[str] = field(default_factory=set)
     providers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    profiles: dict[str, list[Any]] = field(default_factory=dict)
     candidates: list[str] = field(default_factory=list)
     bound: BoundVf | None = None
     nova_events: int = 0
@@ -159,12 +162,17 @@ class Clients:
         user = token_endpoint.Token(stack.cyborg_url, stack.admin_token)
         service = token_endpoint.Token(stack.cyborg_url, stack.service_token)
         nova_session = session.Session(auth=ServiceTokenAuthWrapper(user, service))
+        # raise_exc=False: every answer goes through _json, which names the failed step.
         self.nova_cyborg = adapter.Adapter(nova_session, service_type="accelerator",
-                                           endpoint_override=stack.cyborg_url + "/v2")
+                                           endpoint_override=stack.cyborg_url + "/v2",
+                                           raise_exc=False)
+        self.nova = adapter.Adapter(
+            session.Session(auth=token_endpoint.Token(stack.nova_url, stack.admin_token)),
+            service_type="compute", endpoint_override=stack.nova_url, raise_exc=False)
         self.placement = adapter.Adapter(
             session.Session(auth=token_endpoint.Token(stack.placement_url, "admin")),
             service_type="placement", endpoint_override=stack.placement_url,
-            default_microversion=PLACEMENT_VERSION)
+            default_microversion=PLACEMENT_VERSION, raise_exc=False)
 
 
 def _json(response: Any, step: str, expect: Sequence[int] = (200,)) -> Any:
@@ -248,22 +256,43 @@ def show_reported(stack: Stack, clients: Clients, out: TextIO) -> dict[str, dict
     return providers
 
 
-def create_profile(clients: Clients, out: TextIO) -> tuple[str, list[dict[str, str]]]:
-    """Compile profiles/ovs-offload.yaml and create its device profile through the API."""
-    rendered = json.loads(run_tool(["profile", "render", str(PROFILE_FILE)], "profile"))
-    spec = rendered[0]["device_profile"]
-    profile = clients.operator.accelerator.create_device_profile(
-        name=spec["name"], groups=spec["groups"], description=spec["description"])
-    out.write(f"{PROFILE_FILE.relative_to(REPO)} -> device profile {profile.name} "
-              f"({profile.uuid}): {json.dumps(profile.groups)}\n")
-    return str(profile.name), list(profile.groups)
+def apply_profiles(stack: Stack, clients: Clients, out: TextIO) -> dict[str, list[Any]]:
+    """`cyborg-smartnic profile apply profiles/` twice (the second must change nothing);
+    returns the device profiles Cyborg now has, name -> groups."""
+    step = "profile apply"
+    args = ["profile", "apply", "--yes", "--os-cloud", stack.cloud, str(PROFILES_DIR)]
+    applied = run_tool(args, step, env=cloud_env(stack))
+    # The tool prints its plan, then one "done:" line per change: show the plan and the end.
+    out.write("".join(line for line in applied.splitlines(keepends=True)
+                      if not line.startswith("done: ")))
+    again = run_tool(args, step, env=cloud_env(stack))
+    if "Nothing to change." not in again:
+        raise DemoError(step=step, reason=f"a second apply changed things: {again.strip()}")
+    out.write("applied again: Nothing to change.\n")
+    profiles = {str(dp.name): list(dp.groups)
+                for dp in clients.operator.accelerator.device_profiles()}
+    if BIND_PROFILE not in profiles:
+        raise DemoError(step=step, reason=f"no device profile {BIND_PROFILE} in Cyborg")
+    return profiles
 
 
-def allocation_candidates(clients: Clients, groups: Sequence[Mapping[str, str]],
-                          providers: Mapping[str, Mapping[str, Any]],
-                          out: TextIO) -> dict[str, Any]:
-    """Ask Placement as Nova's scheduler does for a flavor with accel:device_profile."""
-    query = [f"resources={FLAVOR_RESOURCES}", "group_policy=none", "limit=10"]
+def flavors(stack: Stack, clients: Clients) -> dict[str, dict[str, Any]]:
+    """Device profile name -> the Nova (stub) flavor that asks for it."""
+    found = _json(clients.nova.get("/flavors/detail"), "flavors")
+    return {f["extra_specs"]["accel:device_profile"]: f for f in found["flavors"]
+            if "accel:device_profile" in f.get("extra_specs", {})}
+
+
+def candidate_query(groups: Sequence[Mapping[str, str]],
+                    flavor: Mapping[str, Any] | None) -> str:
+    """The GET /allocation_candidates Nova's scheduler makes for a flavor and its profile."""
+    if flavor is None:
+        root = FLAVOR_RESOURCES
+        policy = "none"
+    else:
+        root = f"VCPU:{flavor['vcpus']},MEMORY_MB:{flavor['ram']},DISK_GB:{flavor['disk']}"
+        policy = flavor["extra_specs"].get("group_policy", "none")
+    query = [f"resources={root}", f"group_policy={policy}", "limit=10"]
     for index, group in enumerate(groups):
         suffix = f"_accel{index}"
         resources = [f"{k.split(':', 1)[1]}:{v}" for k, v in group.items()
@@ -275,23 +304,58 @@ def allocation_candidates(clients: Clients, groups: Sequence[Mapping[str, str]],
         query.append(f"resources{suffix}={','.join(resources)}")
         if required or forbidden:
             query.append(f"required{suffix}={','.join(required + forbidden)}")
-    path = "/allocation_candidates?" + "&".join(query)
-    out.write(f"GET {path}\n")
-    found = _json(clients.placement.get(path), "allocation candidates")
-    names = {str(p["uuid"]): name for name, p in providers.items()}
-    rows = []
-    for request in found["allocation_requests"]:
+    return "/allocation_candidates?" + "&".join(query)
+
+
+def device_rows(found: Mapping[str, Any], names: Mapping[str, str]) -> list[tuple[str, ...]]:
+    """(candidate #, request group, device provider name, what it takes) per device group."""
+    rows: list[tuple[str, ...]] = []
+    for number, request in enumerate(found["allocation_requests"], start=1):
         for suffix, rps in sorted(request.get("mappings", {}).items()):
             for rp in rps:
-                if rp not in names:
-                    continue  # the compute node itself (VCPU, MEMORY_MB, DISK_GB)
-                used = request["allocations"][rp]["resources"]
-                rows.append((suffix, names[rp], ", ".join(f"{k}={v}" for k, v in used.items())))
-    out.write(render_table(("request group", "device resource provider", "takes"), rows) + "\n")
-    if not found["allocation_requests"]:
-        raise DemoError(step="allocation candidates",
-                        reason="Placement found no provider for the profile")
-    return dict(found)
+                if rp in names:  # not the compute node itself (VCPU, MEMORY_MB, DISK_GB)
+                    used = request["allocations"][rp]["resources"]
+                    rows.append((str(number), suffix, names[rp],
+                                 ", ".join(f"{k}={v}" for k, v in used.items())))
+    return rows
+
+
+def allocation_candidates(stack: Stack, clients: Clients, profiles: Mapping[str, list[Any]],
+                          providers: Mapping[str, Mapping[str, Any]],
+                          out: TextIO) -> dict[str, Any]:
+    """Candidates for every applied profile (an overview), then in full for BIND_PROFILE."""
+    step = "allocation candidates"
+    names = {str(p["uuid"]): name for name, p in providers.items()}
+    by_profile = flavors(stack, clients)
+    overview = []
+    chosen: dict[str, Any] = {}
+    chosen_path = ""
+    for name, groups in sorted(profiles.items()):
+        flavor = by_profile.get(name)
+        path = candidate_query(groups, flavor)
+        response = clients.placement.get(path)
+        unknown = re.search(r"No such trait\(s\): ([A-Z0-9_, ]+)", response.text)
+        if response.status_code == 400 and unknown:
+            # Placement refuses traits nobody created, as Nova's scheduler would find out.
+            overview.append((name, flavor["name"] if flavor else "(port)", "0",
+                             f"none: no host reports {unknown.group(1).strip(' .')}"))
+            continue
+        found = _json(response, step)
+        pools = sorted({row[2].removeprefix(f"{stack.hostname}_")
+                        for row in device_rows(found, names)})
+        overview.append((name, flavor["name"] if flavor else "(port)",
+                         str(len(found["allocation_requests"])), ", ".join(pools) or "-"))
+        if name == BIND_PROFILE:
+            chosen = dict(found)
+            chosen_path = path
+    out.write(render_table(("device profile", "flavor", "candidates", "device pools"),
+                           overview) + "\n")
+    out.write(f"\n{BIND_PROFILE}: GET {chosen_path}\n")
+    out.write(render_table(("#", "request group", "device resource provider", "takes"),
+                           device_rows(chosen, names)) + "\n")
+    if not chosen.get("allocation_requests"):
+        raise DemoError(step=step, reason=f"Placement found no provider for {BIND_PROFILE}")
+    return chosen
 
 
 def claim_and_bind(stack: Stack, clients: Clients, profile: str,
@@ -303,13 +367,12 @@ def claim_and_bind(stack: Stack, clients: Clients, profile: str,
     request = candidates["allocation_requests"][0]
     claim = {"allocations": request["allocations"], "consumer_generation": None,
              "project_id": str(uuid.uuid4()), "user_id": str(uuid.uuid4())}
-    _json(clients.placement.put(f"/allocations/{instance}", json=claim,
-                                raise_exc=False), "claim", (204,))
+    _json(clients.placement.put(f"/allocations/{instance}", json=claim), "claim", (204,))
     out.write(f"claimed the first candidate for instance {instance}\n")
 
-    arqs = _json(clients.nova_cyborg.post(
-        "/accelerator_requests", json={"device_profile_name": profile},
-        raise_exc=False), "create ARQ", (201,))["arqs"]
+    created = clients.nova_cyborg.post("/accelerator_requests",
+                                       json={"device_profile_name": profile})
+    arqs = _json(created, "create ARQ", (201,))["arqs"]
     patch: dict[str, list[dict[str, str]]] = {}
     for arq in arqs:
         group = f"_accel{arq['device_profile_group_id']}"
@@ -319,7 +382,7 @@ def claim_and_bind(stack: Stack, clients: Clients, profile: str,
             {"path": "/device_rp_uuid", "op": "add", "value": device_rp},
             {"path": "/instance_uuid", "op": "add", "value": instance},
         ]
-    _json(clients.nova_cyborg.patch("/accelerator_requests", json=patch, raise_exc=False),
+    _json(clients.nova_cyborg.patch("/accelerator_requests", json=patch),
           step, (202,))
     bound = _wait_bound(clients, instance, len(arqs))
     arq = bound[0]
@@ -332,7 +395,7 @@ def _wait_bound(clients: Clients, instance: str, count: int) -> list[dict[str, A
     deadline = time.monotonic() + BIND_TIMEOUT
     while True:
         arqs = _json(clients.nova_cyborg.get(
-            f"/accelerator_requests?instance={instance}", raise_exc=False), "bind")["arqs"]
+            f"/accelerator_requests?instance={instance}"), "bind")["arqs"]
         states = {a["state"] for a in arqs}
         if "BindFailed" in states:
             raise DemoError(step="bind", reason=f"Cyborg reports BindFailed: {arqs}")
@@ -400,9 +463,9 @@ def show_host_plan(stack: Stack, out: TextIO, bound: BoundVf | None) -> str:
 
 def release(clients: Clients, bound: BoundVf, out: TextIO) -> int:
     """Nova deleting the server: delete its ARQs, drop its allocations; returns VF usage left."""
-    _json(clients.nova_cyborg.delete(f"/accelerator_requests?instance={bound.instance_uuid}",
-                                     raise_exc=False), "release", (204,))
-    _json(clients.placement.delete(f"/allocations/{bound.instance_uuid}", raise_exc=False),
+    _json(clients.nova_cyborg.delete(f"/accelerator_requests?instance={bound.instance_uuid}"),
+          "release", (204,))
+    _json(clients.placement.delete(f"/allocations/{bound.instance_uuid}"),
           "release", (204,))
     usages = _json(clients.placement.get(f"/resource_providers/{bound.device_rp_uuid}/usages"),
                    "release")["usages"]
@@ -466,16 +529,17 @@ def _run_steps(stack: Stack, steps: Steps, result: DemoResult, out: TextIO) -> N
         missing = result.expected_providers - set(result.providers)
         if missing:
             raise DemoError(step="report", reason=f"not in Placement: {sorted(missing)}")
-    with steps.step("Create the ovs-offload device profile through the Cyborg API"):
-        profile, groups = create_profile(clients, out)
-    with steps.step("Allocation candidates from Placement"):
-        candidates = allocation_candidates(clients, groups, result.providers, out)
+    with steps.step(f"Apply {PROFILES_DIR.name}/ (device profiles and flavors) through the APIs"):
+        result.profiles = apply_profiles(stack, clients, out)
+    with steps.step("Allocation candidates from Placement, as Nova's scheduler asks"):
+        candidates = allocation_candidates(stack, clients, result.profiles, result.providers,
+                                           out)
         names = {str(p["uuid"]): name for name, p in result.providers.items()}
         result.candidates = sorted({names[rp] for req in candidates["allocation_requests"]
                                     for rps in req["mappings"].values() for rp in rps
                                     if rp in names})
     with steps.step("Claim, create and bind an ARQ as Nova would"):
-        bound = claim_and_bind(stack, clients, profile, candidates, discovery, out=out)
+        bound = claim_and_bind(stack, clients, BIND_PROFILE, candidates, discovery, out=out)
         result.bound = bound
         result.nova_events = nova_events(stack)
         out.write(f"Nova stub answered {result.nova_events} accelerator-request-bound "

@@ -44,7 +44,12 @@ def test_agent_reports_and_a_bind_lands_on_a_switchdev_vf(tmp_path: Path) -> Non
             assert provider["inventories"][traits.DEFAULT_RESOURCE_CLASS] > 0
             assert traits.OWNER_CYBORG in provider["traits"]
 
-        # Only the switchdev PF on physnet1 can serve the profile.
+        # profile apply created every profile of profiles/ (a second apply changed nothing).
+        assert demo.BIND_PROFILE in result.profiles
+        rendered = json.loads(demo.run_tool(["profile", "render", str(demo.PROFILES_DIR)], "t"))
+        assert set(result.profiles) == {p["device_profile"]["name"] for p in rendered}
+
+        # Only the switchdev PF on physnet1 can serve ovs-offload.
         assert len(result.candidates) == 1
         chosen = result.providers[result.candidates[0]]
         assert traits.physnet_trait("physnet1") in chosen["traits"]
