@@ -54,8 +54,9 @@ def test_cx6dx_switchdev(root: Path) -> None:
                          (2, "0000:3b:00.4", "mlx5_core", "ens1f0v2"),
                          (3, "0000:3b:00.5", "mlx5_core", "ens1f0v3")]
     assert _vfs(pf1)[0] == (0, "0000:3b:01.2", "vfio-pci", None)
-    groups = [pf0.iommu_group] + [vf.iommu_group for vf in pf0.virtual_functions]
-    assert all(isinstance(g, int) for g in groups) and len(set(groups)) == 5
+    # one group per function, in creation order after the root port's (10)
+    assert [pf0.iommu_group] + [vf.iommu_group for vf in pf0.virtual_functions] == [
+        11, 12, 13, 14, 15]
     for vf in pf0.virtual_functions:
         assert (vf.vendor_id, vf.device_id, vf.numa_node) == ("15b3", "101e", 0)
     assert host.skipped == ()
@@ -181,3 +182,16 @@ def test_no_iommu_no_groups(root: Path) -> None:
 def test_scan_is_deterministic(root: Path, name: str) -> None:
     build_scenario(root, name)
     assert scan(root, ScanOptions(hostname="h")) == scan(root, ScanOptions(hostname="h"))
+
+
+def test_vf_enslaved_to_a_bond(root: Path) -> None:
+    import os
+
+    tree = build_scenario(root, "x710_legacy")
+    bond = root / "sys/devices/virtual/net/bond0"
+    bond.mkdir(parents=True)
+    ndir = tree.netdev_path("ens3f0v1")
+    os.symlink(os.path.relpath(bond, ndir), ndir / "master")
+    host = scan(root, ScanOptions(hostname="h"))
+    masters = [vf.netdev_master for vf in host.physical_functions[0].virtual_functions]
+    assert masters == [None, "bond0", None, None]
