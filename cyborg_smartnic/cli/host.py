@@ -251,19 +251,23 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     result = executor.apply(plan)
     common.emit(result.to_dict(), args.format, lambda: _result_text(result))
     if result.failed is not None:
+        undone = sum(1 for o in result.restored if o.changed)
         raise ApplyRefused(reason=f"apply failed at {result.failed.target}: {result.error}; "
-                                  f"rolled back {len(result.restored)} change(s), "
+                                  f"rolled back {undone} change(s), "
                                   f"{len(result.not_restored)} could not be restored")
     return 0
 
 
 def _result_text(result: ApplyResult) -> str:
-    lines = [f"Applied {len(result.done)} change(s)."]
+    changed = sum(1 for o in result.done if o.changed)
+    lines = [f"Applied {len(result.done)} step(s): {changed} changed the host, "
+             f"{len(result.done) - changed} found it already right."]
     if result.failed is not None:
+        undone = [o for o in result.restored if o.changed]
         lines = [f"FAILED: {result.failed.kind} {result.failed.target}: {result.error}",
-                 f"Restored {len(result.restored)} change(s):"]
+                 f"Rolled back {len(undone)} change(s) (newest first):"]
         lines += [f"  {o.step.kind} {o.step.target} -> {S.show(o.step.to_value)}: {o.detail}"
-                  for o in result.restored]
+                  for o in undone]
         if result.not_restored:
             lines.append("NOT restored (fix by hand):")
             lines += [f"  {o.step.kind} {o.step.target} -> {S.show(o.step.to_value)}: "
@@ -304,13 +308,22 @@ def doctor_command(args: argparse.Namespace) -> int:
     findings = _findings(args.profiles, config, host)
     checks = doctor_mod.run_checks(host, vfio=doctor_mod.vfio_state(root), config=config,
                                    plan=plan, findings=findings)
-    common.emit([c.to_dict() for c in checks], args.format, lambda: common.render_table(
-        ("check", "status", "detail", "remedy"),
-        [[c.name, c.status.upper(), c.detail, c.remedy] for c in checks]))
+    common.emit([c.to_dict() for c in checks], args.format, lambda: doctor_text(checks))
     failed = [c for c in checks if c.status == doctor_mod.FAIL]
     if failed:
         raise DoctorFailed(count=len(failed), names=", ".join(sorted({c.name for c in failed})))
     return 0
+
+
+def doctor_text(checks: tuple[doctor_mod.Check, ...]) -> str:
+    """One line per check, its remedy indented below: readable in a terminal and a log."""
+    marks = {doctor_mod.OK: "[ ok ]", doctor_mod.WARN: "[warn]", doctor_mod.FAIL: "[FAIL]"}
+    lines = []
+    for item in checks:
+        lines.append(f"{marks[item.status]} {item.name}: {item.detail}")
+        if item.remedy:
+            lines.append(f"       fix: {item.remedy}")
+    return "\n".join(lines)
 
 
 def conf_command(args: argparse.Namespace) -> int:

@@ -59,10 +59,17 @@ class ApplyOptions:
     busy_backoff: float = 0.5  # doubled after each EBUSY
 
 
+ALREADY = "already "  # how every step's detail starts when it found nothing to change
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     step: S.Step
     detail: str
+
+    @property
+    def changed(self) -> bool:
+        return not self.detail.startswith(ALREADY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +87,8 @@ class ApplyResult:
 
     def to_dict(self) -> dict[str, object]:
         def outcomes(items: tuple[Outcome, ...]) -> list[dict[str, object]]:
-            return [{**o.step.to_dict(), "detail": o.detail} for o in items]
+            return [{**o.step.to_dict(), "detail": o.detail, "changed": o.changed}
+                    for o in items]
 
         return {
             "ok": self.ok,
@@ -137,12 +145,16 @@ class Executor:
         not_restored: list[Outcome] = []
         for group in reversed(undo):
             for step in group:
-                self.progress(f"    rollback: {describe(step)}")
                 try:
-                    restored.append(Outcome(step, self._run(step, guard=False)))
+                    outcome = Outcome(step, self._run(step, guard=False))
                 except (SmartNicError, OSError, ValueError) as exc:
                     LOG.error("rollback step %s failed: %s", describe(step), exc)
                     not_restored.append(Outcome(step, _explain(exc)))
+                    self.progress(f"    rollback: {describe(step)}: FAILED: {_explain(exc)}")
+                    continue
+                restored.append(outcome)
+                if outcome.changed:
+                    self.progress(f"    rollback: {describe(step)}: {outcome.detail}")
         return tuple(restored), tuple(not_restored)
 
     def _undo_for(self, step: S.Step) -> list[S.Step]:

@@ -127,7 +127,8 @@ def test_apply_yes_then_plan_is_empty(example_kernel: KernelEmulator,
                          EXAMPLE_CONFIG)
     assert code == 0, err
     assert "[12/12] bind_driver 0000:3b:00.0 vf7: - -> mlx5_core" in out
-    assert out.rstrip().endswith("Applied 12 change(s).")
+    assert out.rstrip().endswith("Applied 12 step(s): 8 changed the host, 4 found it already "
+                                 "right.")
     code, out, _ = run(capsys, "host", "plan", "--sysfs-root", root, EXAMPLE_CONFIG)
     assert code == 0 and out.startswith("Nothing to do: the host matches the host config.")
     code, out, _ = run(capsys, "host", "apply", "--sysfs-root", root, EXAMPLE_CONFIG)
@@ -145,6 +146,10 @@ def test_apply_failure_reports_the_step_and_the_rollback(
     assert data["error"].startswith("ENOSPC")
     assert err.splitlines()[-1].startswith(f"cyborg-smartnic: error: apply failed at {CX_PF}: "
                                            f"ENOSPC")
+    undone = [r for r in data["restored"] if r["changed"]]
+    assert err.splitlines()[-1].endswith(f"rolled back {len(undone)} change(s), 0 could not be "
+                                         f"restored")
+    assert (undone[0]["kind"], undone[0]["to"]) == ("set_numvfs", 4)
     assert example_kernel.num_vfs(CX_PF) == 4
 
 
@@ -152,7 +157,7 @@ def test_doctor_passes_on_the_example_and_fails_without_iommu(
         root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "host", "doctor", "--sysfs-root", str(root))
     assert code == 0, err
-    assert "| iommu     | OK     | IOMMU groups present (intel_iommu=on iommu=pt)" in out
+    assert "[ ok ] iommu: IOMMU groups present (intel_iommu=on iommu=pt)" in out.splitlines()
     from tests.fixtures.sysfs import SysfsTree, x710_legacy
 
     bare = SysfsTree(tmp_path / "bare", iommu=False)
