@@ -33,10 +33,16 @@ class VfUser:
 
 @dataclass(frozen=True, slots=True)
 class InUse:
-    """VFs in use and why; ``notes`` name what could not be checked."""
+    """VFs in use and why; ``notes`` name what could not be checked.
+
+    ``blind`` is set when a required witness could not be read (processes whose open files
+    are hidden from us): the planner then refuses to destroy or rebind any VF, because it
+    cannot know the VF is free.
+    """
 
     users: tuple[VfUser, ...] = ()
     notes: tuple[str, ...] = ()
+    blind: str | None = None
 
     def reason_for(self, address: str) -> str | None:
         reasons = [user.reason for user in self.users if user.address == address]
@@ -46,12 +52,14 @@ class InUse:
         return tuple(sorted({user.address for user in self.users}))
 
     def merged(self, other: InUse) -> InUse:
-        return InUse(self.users + other.users, self.notes + other.notes)
+        return InUse(self.users + other.users, self.notes + other.notes,
+                     self.blind or other.blind)
 
 
 def detect(root: str, host: Host) -> InUse:
     """VFs of ``host`` held by processes (via vfio) or enslaved netdevs, read under ``root``."""
     holders, notes = vfio_holders(root)
+    blind = notes[0] if notes else None
     users: list[VfUser] = []
     for pf in host.physical_functions:
         for vf in pf.virtual_functions:
@@ -67,7 +75,7 @@ def detect(root: str, host: Host) -> InUse:
             if vf.netdev_master:
                 users.append(VfUser(address, f"its netdev {vf.netdev} is enslaved to "
                                              f"{vf.netdev_master}"))
-    return InUse(tuple(users), tuple(notes))
+    return InUse(tuple(users), tuple(notes), blind)
 
 
 def vfio_holders(root: str) -> tuple[dict[str, list[tuple[int, str]]], list[str]]:

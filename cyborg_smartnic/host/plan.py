@@ -260,6 +260,8 @@ class _PfPlanner:
         return "firmware mode needs the vendor's firmware tool and a reboot"
 
     def _refusal_for(self, destroys: tuple[str, ...]) -> str | None:
+        if destroys and self.in_use.blind:
+            return f"cannot tell whether these VFs are free: {self.in_use.blind}"
         busy = [(a, self.in_use.reason_for(a)) for a in destroys]
         busy_text = [f"VF {a} is in use ({why})" for a, why in busy if why]
         return "; ".join(busy_text) or None

@@ -104,3 +104,12 @@ def test_cyborg_check_is_skipped_without_a_cloud() -> None:
     assert found.users == ()
     assert found.notes == ("Cyborg accelerator requests not checked (no --os-cloud / "
                            "OS_CLOUD)",)
+
+
+def test_unreadable_processes_make_detection_blind(kernel: KernelEmulator) -> None:
+    (kernel.tree.root / "proc" / "55").mkdir()
+    (kernel.tree.root / "proc" / "55" / "fd").write_text("")
+    root = str(kernel.tree.root)
+    found = inuse.detect(root, scan(root))
+    assert found.blind is not None and found.blind.startswith("could not read the open files")
+    assert inuse.InUse().merged(found).blind == found.blind

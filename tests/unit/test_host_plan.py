@@ -307,3 +307,15 @@ def test_plan_is_serialisable_and_stable() -> None:
     ((0, 1, 2, 5), "0-2,5"), ((7,), "7"), ((), ""), ((1, 3, 4), "1,3-4")])
 def test_format_ranges(indices: tuple[int, ...], text: str) -> None:
     assert format_ranges(indices) == text
+
+
+def test_blind_in_use_detection_refuses_destroying_but_not_creating() -> None:
+    blind = InUse(notes=("could not read ...",), blind="could not read the open files of 2 "
+                                                       "process(es) (run as root)")
+    result = plan(config(device(vf_count=8)), host(make_pf(kind="i40e", num_vfs=4,
+                                                           total_vfs=32)), blind)
+    assert str(result.refused[0].refused) == (
+        "cannot tell whether these VFs are free: could not read the open files of 2 "
+        "process(es) (run as root)")
+    fresh = plan(config(device(vf_count=4)), host(make_pf(kind="i40e", total_vfs=32)), blind)
+    assert fresh.refused == () and [s.kind for s in fresh.steps] == [S.SET_NUMVFS]
