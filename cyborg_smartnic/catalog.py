@@ -41,54 +41,76 @@ VENDORS: dict[str, str] = {
 }
 
 
-def _models() -> tuple[NicModel, ...]:
-    rows: list[NicModel] = []
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """One table row: several PF device ids that share a name, VF id and drivers."""
 
-    def add(vendor_id: str, devices: str, name: str, key: str, vf: str | None,
-            pf_driver: str, vf_driver: str, **caps: object) -> None:
-        for device in devices.split():
-            rows.append(NicModel(vendor_id, device, VENDORS[vendor_id], name, key, vf,
-                                 pf_driver, vf_driver, **caps))  # type: ignore[arg-type]
-
-    add("8086", "1572 1581 1583 1589 158a 158b 15ff 0d58", "X710", "X710", "154c",
-        "i40e", "iavf", max_vfs=128)
-    add("8086", "1563", "X550", "X550", "1565", "ixgbe", "ixgbevf", max_vfs=63)
-    add("8086", "1592 1593 159b 1599 1591", "E810", "E810", "1889", "ice", "iavf",
-        max_vfs=256, switchdev=True, ddp=True)
-    add("8086", "188a 124c 124d", "E823", "E823", "1889", "ice", "iavf",
-        max_vfs=256, switchdev=True, ddp=True)
-    add("8086", "579c 579d 579e", "E825", "E825", "1889", "ice", "iavf",
-        max_vfs=256, switchdev=True, ddp=True)
-    add("8086", "12d2 12d3", "E830", "E830", "1889", "ice", "iavf",
-        max_vfs=256, switchdev=True, ddp=True)
-    mlx = dict(switchdev=True)
-    add("15b3", "1013", "ConnectX-4", "CONNECTX_4", "1014", "mlx5_core", "mlx5_core", **mlx)
-    add("15b3", "1015", "ConnectX-4 Lx", "CONNECTX_4_LX", "1016", "mlx5_core", "mlx5_core", **mlx)
-    add("15b3", "1017", "ConnectX-5", "CONNECTX_5", "1018", "mlx5_core", "mlx5_core", **mlx)
-    add("15b3", "1019", "ConnectX-5 Ex", "CONNECTX_5_EX", "101a", "mlx5_core", "mlx5_core", **mlx)
-    add("15b3", "101b", "ConnectX-6", "CONNECTX_6", "101c", "mlx5_core", "mlx5_core", **mlx)
-    add("15b3", "101d", "ConnectX-6 Dx", "CONNECTX_6_DX", "101e", "mlx5_core", "mlx5_core", **mlx)
-    add("15b3", "101f", "ConnectX-6 Lx", "CONNECTX_6_LX", "101e", "mlx5_core", "mlx5_core", **mlx)
-    add("15b3", "1021", "ConnectX-7", "CONNECTX_7", "101e", "mlx5_core", "mlx5_core", **mlx)
-    add("15b3", "1023", "ConnectX-8", "CONNECTX_8", "101e", "mlx5_core", "mlx5_core", **mlx)
-    add("15b3", "a2d6", "BlueField-2", "BLUEFIELD_2", "101e", "mlx5_core", "mlx5_core",
-        switchdev=True, dpu=True)
-    add("15b3", "a2dc", "BlueField-3", "BLUEFIELD_3", "101e", "mlx5_core", "mlx5_core",
-        switchdev=True, dpu=True)
-    add("14e4", "16d7", "BCM57414", "BCM57414", "16dc", "bnxt_en", "bnxt_en", switchdev=True)
-    add("14e4", "1750", "BCM57508", "BCM57508", "1806", "bnxt_en", "bnxt_en", switchdev=True)
-    add("1077", "1654", "QL45000", "QL45000", "1664", "qede", "qede")
-    add("177d", "b200", "OCTEON TX2 CN96XX", "OCTEON_TX2_CN96XX", "b203",
-        "rvu_nicpf", "rvu_nicvf")
-    add("177d", "b100", "OCTEON TX2 CN98XX", "OCTEON_TX2_CN98XX", "b103",
-        "rvu_nicpf", "rvu_nicvf")
-    add("19ee", "4000", "Agilio CX", "AGILIO_CX", "6003", "nfp", "nfp", switchdev=True)
-    add("19ee", "3800", "Agilio LX", "AGILIO_LX", "6003", "nfp", "nfp", switchdev=True)
-    add("1dd8", "1002", "Pensando DSC", "PENSANDO_DSC", "1003", "ionic", "ionic", dpu=True)
-    return tuple(rows)
+    vendor_id: str
+    device_ids: str  # space-separated PF device ids
+    name: str
+    key: str
+    vf_device_id: str
+    pf_driver: str
+    vf_driver: str
+    max_vfs: int | None = None
+    switchdev: bool = False
+    ddp: bool = False
+    dpu: bool = False
 
 
-BUILTIN_MODELS: tuple[NicModel, ...] = _models()
+_MLX = "mlx5_core"
+_FAMILIES: tuple[_Family, ...] = (
+    _Family("8086", "1572 1581 1583 1589 158a 158b 15ff 0d58", "X710", "X710", "154c",
+            "i40e", "iavf", max_vfs=128),
+    _Family("8086", "1563", "X550", "X550", "1565", "ixgbe", "ixgbevf", max_vfs=63),
+    _Family("8086", "1592 1593 159b 1599 1591", "E810", "E810", "1889", "ice", "iavf",
+            max_vfs=256, switchdev=True, ddp=True),
+    _Family("8086", "188a 124c 124d", "E823", "E823", "1889", "ice", "iavf",
+            max_vfs=256, switchdev=True, ddp=True),
+    _Family("8086", "579c 579d 579e", "E825", "E825", "1889", "ice", "iavf",
+            max_vfs=256, switchdev=True, ddp=True),
+    _Family("8086", "12d2 12d3", "E830", "E830", "1889", "ice", "iavf",
+            max_vfs=256, switchdev=True, ddp=True),
+    _Family("15b3", "1013", "ConnectX-4", "CONNECTX_4", "1014", _MLX, _MLX, switchdev=True),
+    _Family("15b3", "1015", "ConnectX-4 Lx", "CONNECTX_4_LX", "1016", _MLX, _MLX,
+            switchdev=True),
+    _Family("15b3", "1017", "ConnectX-5", "CONNECTX_5", "1018", _MLX, _MLX, switchdev=True),
+    _Family("15b3", "1019", "ConnectX-5 Ex", "CONNECTX_5_EX", "101a", _MLX, _MLX,
+            switchdev=True),
+    _Family("15b3", "101b", "ConnectX-6", "CONNECTX_6", "101c", _MLX, _MLX, switchdev=True),
+    _Family("15b3", "101d", "ConnectX-6 Dx", "CONNECTX_6_DX", "101e", _MLX, _MLX,
+            switchdev=True),
+    _Family("15b3", "101f", "ConnectX-6 Lx", "CONNECTX_6_LX", "101e", _MLX, _MLX,
+            switchdev=True),
+    _Family("15b3", "1021", "ConnectX-7", "CONNECTX_7", "101e", _MLX, _MLX, switchdev=True),
+    _Family("15b3", "1023", "ConnectX-8", "CONNECTX_8", "101e", _MLX, _MLX, switchdev=True),
+    _Family("15b3", "a2d6", "BlueField-2", "BLUEFIELD_2", "101e", _MLX, _MLX,
+            switchdev=True, dpu=True),
+    _Family("15b3", "a2dc", "BlueField-3", "BLUEFIELD_3", "101e", _MLX, _MLX,
+            switchdev=True, dpu=True),
+    _Family("14e4", "16d7", "BCM57414", "BCM57414", "16dc", "bnxt_en", "bnxt_en",
+            switchdev=True),
+    _Family("14e4", "1750", "BCM57508", "BCM57508", "1806", "bnxt_en", "bnxt_en",
+            switchdev=True),
+    _Family("1077", "1654", "QL45000", "QL45000", "1664", "qede", "qede"),
+    _Family("177d", "b200", "OCTEON TX2 CN96XX", "OCTEON_TX2_CN96XX", "b203",
+            "rvu_nicpf", "rvu_nicvf"),
+    _Family("177d", "b100", "OCTEON TX2 CN98XX", "OCTEON_TX2_CN98XX", "b103",
+            "rvu_nicpf", "rvu_nicvf"),
+    _Family("19ee", "4000", "Agilio CX", "AGILIO_CX", "6003", "nfp", "nfp", switchdev=True),
+    _Family("19ee", "3800", "Agilio LX", "AGILIO_LX", "6003", "nfp", "nfp", switchdev=True),
+    _Family("1dd8", "1002", "Pensando DSC", "PENSANDO_DSC", "1003", "ionic", "ionic", dpu=True),
+)
+
+
+def _expand(families: tuple[_Family, ...]) -> tuple[NicModel, ...]:
+    return tuple(
+        NicModel(f.vendor_id, device, VENDORS[f.vendor_id], f.name, f.key, f.vf_device_id,
+                 f.pf_driver, f.vf_driver, f.max_vfs, f.switchdev, f.ddp, f.dpu)
+        for f in families for device in f.device_ids.split())
+
+
+BUILTIN_MODELS: tuple[NicModel, ...] = _expand(_FAMILIES)
 
 _EXTRA_RE = re.compile(
     r"(?P<vendor>[0-9a-fA-F]{4}):(?P<device>[0-9a-fA-F]{4})(?::(?P<vf>[0-9a-fA-F]{4}))?"
