@@ -162,6 +162,7 @@ def stop_many(records: Sequence[Proc], grace: float = 15.0) -> list[str]:
         if is_alive(proc):
             os.kill(proc.pid, signal.SIGKILL)
             outcomes[index] = f"killed after {grace:.0f} s"
+    _wait_gone(lambda: not any(is_alive(p) for p in records))
     return [outcome + _reap_group(proc) for proc, outcome in zip(records, outcomes, strict=True)]
 
 
@@ -180,7 +181,15 @@ def _reap_group(proc: Proc) -> str:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         return ""
+    _wait_gone(lambda: not group_members(proc.pid))
     return " (leftovers of its process group killed)"
+
+
+def _wait_gone(done: Callable[[], bool], timeout: float = 5.0) -> None:
+    """SIGKILL is not instant: wait (bounded) until the kernel has taken the processes down."""
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def save(procs: Sequence[Proc], path: Path) -> None:

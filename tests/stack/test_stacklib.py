@@ -37,11 +37,13 @@ def test_stop_kills_what_ignores_term(tmp_path: Path) -> None:
 
 
 def test_stop_reaps_children_left_in_the_group(tmp_path: Path) -> None:
-    proc = _spawn(tmp_path, "sleep 30 & echo $! > child; exec sleep 31")
-    procs.wait_until((tmp_path / "child").exists, proc, "fork", 10)
+    proc = _spawn(tmp_path, "sleep 30 & echo $! > child.tmp && mv child.tmp child; exec sleep 31")
+    procs.wait_until((tmp_path / "child").exists, proc, "fork", 30)
     child = int((tmp_path / "child").read_text())
-    assert child in procs.group_members(proc.pid)
-    assert "leftovers" in procs.stop(proc)
+    members = procs.group_members(proc.pid)
+    assert child in members, members
+    outcome = procs.stop(proc)
+    assert "leftovers" in outcome, outcome
     assert procs.group_members(proc.pid) == []
 
 
