@@ -341,3 +341,32 @@ def test_missing_vfio_module_fails_with_a_hint(tmp_path: Path) -> None:
         kernel.load_module("vfio-pci")
         assert executor(kernel).apply(plan_for(tree, config)).ok
         assert kernel.driver_of("0000:18:01.0") == "vfio-pci"
+
+
+def test_eswitch_change_is_rolled_back_when_a_later_step_fails(tmp_path: Path) -> None:
+    with emulated_kernel(mlx5_legacy(tmp_path / "host")) as kernel:
+        before = state(kernel.tree.root)
+        config = write_config(tmp_path, f'devices:\n  - address: "{CX_PF}"\n'
+                                        f'    eswitch_mode: switchdev\n')
+        kernel.fail_next("drivers_probe", errno.EIO)  # rebinding VF 0 after the mode change
+        result = executor(kernel).apply(plan_for(kernel.tree, config))
+        assert result.failed is not None and result.failed.kind == S.BIND_DRIVER
+        assert (S.SET_ESWITCH_MODE, "legacy") in [(o.step.kind, o.step.to_value)
+                                                  for o in result.restored if o.changed]
+        assert state(kernel.tree.root) == before
+
+
+def test_flow_steering_change_is_rolled_back(tmp_path: Path) -> None:
+    tree = build_scenario(tmp_path / "host", "cx6dx_switchdev")
+    with emulated_kernel(tree) as kernel:
+        kernel.set_flow_steering(CX_PF, "dmfs")
+        before = state(tree.root)
+        config = write_config(tmp_path, f'devices:\n  - address: "{CX_PF}"\n'
+                                        f'    flow_steering_mode: smfs\n')
+        first = plan_for(tree, config)
+        kernel.fail_next("mode switchdev", errno.EINVAL)  # going back to switchdev fails
+        result = executor(kernel).apply(first)
+        assert result.failed is not None and result.failed.kind == S.SET_ESWITCH_MODE
+        assert str(result.error).startswith("EINVAL")
+        assert kernel.flow_steering[CX_PF] == "dmfs"
+        assert state(tree.root) == before

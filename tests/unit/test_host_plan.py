@@ -319,3 +319,15 @@ def test_blind_in_use_detection_refuses_destroying_but_not_creating() -> None:
         "process(es) (run as root)")
     fresh = plan(config(device(vf_count=4)), host(make_pf(kind="i40e", total_vfs=32)), blind)
     assert fresh.refused == () and [s.kind for s in fresh.steps] == [S.SET_NUMVFS]
+
+
+def test_an_uncatalogued_model_cannot_use_default_or_switchdev() -> None:
+    from cyborg_smartnic.catalog import Catalog
+
+    current = host(make_pf(kind="i40e", num_vfs=0, total_vfs=32))
+    wanted = device(vf_count=1, vf_drivers={range(0, 1): "default"}, eswitch_mode="switchdev")
+    result = plan(config(wanted), current, InUse(), catalog=Catalog(models=()))
+    reasons = [str(s.refused) for s in result.refused]
+    assert reasons == ["this model has no switchdev eswitch mode",
+                       "'default' VF driver unknown for this model; name the driver in "
+                       "vf_drivers"]
