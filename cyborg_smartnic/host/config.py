@@ -34,8 +34,8 @@ class InvalidHostConfig(SmartNicError):
 
     msg_fmt = "%(errors)s"
 
-    def __init__(self, errors: tuple[SourceError, ...] = (), **kwargs: Any) -> None:
-        self.errors = tuple(sorted(errors, key=yamlsource.error_sort_key))
+    def __init__(self, problems: tuple[SourceError, ...] = (), **kwargs: Any) -> None:
+        self.errors = tuple(sorted(problems, key=yamlsource.error_sort_key))
         if "errors" not in kwargs:
             kwargs["errors"] = "\n".join(str(e) for e in self.errors)
         super().__init__(**kwargs)
