@@ -56,6 +56,12 @@ SMARTNIC_OPTS = [
         "pci_ids_path",
         help="pci.ids file for names of models the catalogue lacks. Default: the usual "
              "pciutils locations, when installed."),
+    cfg.StrOpt(
+        "state_file",
+        help="File where the driver keeps its last report (e.g. "
+             "/var/lib/cyborg/smartnic-last-report.json), so that after an agent restart it "
+             "still knows which attach handles Cyborg has and keeps an in-use VF that "
+             "vanished or changed physnet. Unset: remembered in memory only."),
 ]
 
 POOL_OPTS = [

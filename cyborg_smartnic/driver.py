@@ -9,8 +9,11 @@ asks Placement whether a pool that lost VFs is in use before letting them go.
 
 from __future__ import annotations
 
+import json
+import os
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,15 +30,21 @@ from cyborg_smartnic.pools import load_report_config
 from cyborg_smartnic.report import (
     DeviceSpec,
     Hold,
+    dicts_to_specs,
     hold_in_use,
+    next_ledger,
     plan_report,
+    specs_to_dicts,
     to_driver_devices,
+    unsafe_removals,
     vanished_handles,
+    without_deployables,
 )
 
 LOG = logging.getLogger(__name__)
 
 PCI_DEVICES = "sys/bus/pci/devices"
+STATE_VERSION = 1
 
 UsageReader = Callable[[Iterable[str]], Mapping[str, int | None]]
 
@@ -82,6 +91,48 @@ class PlacementUsage:
         return result
 
 
+@dataclass(frozen=True)
+class State:
+    """What this driver believes Cyborg has: the last report and its handles' row order."""
+
+    report: tuple[DeviceSpec, ...] = ()
+    ledger: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+
+
+def load_state(path: str | None) -> State | None:
+    """The state a previous agent run saved; None when there is none (or it is unusable)."""
+    if not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unknown version {data.get('version')!r}")
+        ledger = {str(name): tuple(tuple(str(i) for i in batch) for batch in batches)
+                  for name, batches in data["ledger"].items()}
+        return State(dicts_to_specs(data["report"]), ledger)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        LOG.warning("Ignoring smartnic state file %s: %s", path, exc)
+        return None
+
+
+def save_state(path: str | None, state: State) -> None:
+    """Write the state atomically (temporary file + rename); a failure is only logged."""
+    if not path:
+        return
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.tmp")
+    data = {"version": STATE_VERSION, "report": specs_to_dicts(state.report),
+            "ledger": {name: [list(batch) for batch in batches]
+                       for name, batches in sorted(state.ledger.items())}}
+    try:
+        temporary.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+        os.replace(temporary, target)
+    except OSError as exc:
+        LOG.warning("Could not save smartnic state file %s: %s", path, exc)
+
+
 class SmartNicDriver(GenericDriver):  # type: ignore[misc]
     """SmartNIC VFs as pooled Cyborg deployables (one Placement RP per VF pool)."""
 
@@ -100,9 +151,11 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
         except cfg.Error as exc:
             raise ConfigError(option="[smartnic]", reason=str(exc)) from exc
         self._usage = usage_reader or PlacementUsage()
-        self._last: tuple[DeviceSpec, ...] = ()
+        self._state_file: str | None = conf.smartnic.state_file
+        self._last: State | None = load_state(self._state_file)
         self._last_skipped: frozenset[tuple[str, str]] = frozenset()
         self.holds: tuple[Hold, ...] = ()
+        self.rebuilds: tuple[str, ...] = ()
         LOG.info("smartnic driver: host %s, %d explicit pool(s), sysfs root %s",
                  self.report_config.hostname, len(self.report_config.pools),
                  conf.smartnic.sysfs_root)
@@ -131,20 +184,44 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                 from exc
         self._log_skipped(host.skipped)
         current = plan_report(host, self.report_config)
-        self.holds = ()
-        if self._last:
-            lost = vanished_handles(self._last, current)
-            if lost:
-                current, self.holds = hold_in_use(self._last, current, self._usage(sorted(lost)))
-                for hold in self.holds:
-                    LOG.warning(
-                        "Pool %s: %d attach handle(s) vanished (%s) while the pool has %s "
-                        "allocation(s); keeping them and freezing its inventory at %d until "
-                        "the allocations are released", hold.deployable, len(hold.vanished),
-                        ", ".join(hold.vanished), "unknown" if hold.used is None else hold.used,
-                        hold.frozen_total)
-        self._last = current
+        self.holds, self.rebuilds = (), ()
+        if self._last is None:
+            # First report since a start without state: assume Cyborg creates (or created)
+            # each deployable whole, in report order. True for new deployables and for old
+            # ones that never had handles added; [smartnic] state_file makes it exact.
+            ledger = next_ledger({}, (), current)
+        else:
+            current = self._guard(self._last, current)
+            ledger = next_ledger(self._last.ledger, self._last.report, current)
+        state = State(current, ledger)
+        if state != self._last:
+            save_state(self._state_file, state)
+        self._last = state
         return to_driver_devices(current)
+
+    def _guard(self, last: State, current: tuple[DeviceSpec, ...]) -> tuple[DeviceSpec, ...]:
+        """Amend ``current`` so the conductor can apply it without harm (see docs/driver.md):
+        keep handles an instance may hold, and rebuild a pool whose handles the conductor
+        would otherwise remove wrongly."""
+        lost = vanished_handles(last.report, current)
+        if lost:
+            current, self.holds = hold_in_use(last.report, current, self._usage(sorted(lost)))
+            for hold in self.holds:
+                LOG.warning(
+                    "Pool %s: %d attach handle(s) vanished (%s) while the pool has %s "
+                    "allocation(s); keeping them and freezing its inventory at %d until the "
+                    "allocations are released", hold.deployable, len(hold.vanished),
+                    ", ".join(hold.vanished), "unknown" if hold.used is None else hold.used,
+                    hold.frozen_total)
+        self.rebuilds = unsafe_removals(last.report, current, last.ledger)
+        if self.rebuilds:
+            LOG.warning(
+                "Pool(s) %s lose attach handles that Cyborg's conductor would remove wrongly "
+                "(it deletes the newest handle rows, whatever their attach_info); they are "
+                "unused, so they are left out of this report and recreated by the next one",
+                ", ".join(self.rebuilds))
+            current = without_deployables(current, self.rebuilds)
+        return current
 
     def _log_skipped(self, skipped: Iterable[Any]) -> None:
         now = frozenset((s.address, s.reason) for s in skipped)
@@ -160,6 +237,7 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
 
     def get_stats(self) -> dict[str, Any]:
         """What the last ``discover()`` reported, per deployable (the agent never asks)."""
+        report = self._last.report if self._last else ()
         return {dep.name: {"num_accelerators": dep.num_accelerators,
                            "vf_addresses": list(dep.vf_addresses)}
-                for dev in self._last for dep in dev.deployables}
+                for dev in report for dep in dev.deployables}

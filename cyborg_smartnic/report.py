@@ -303,6 +303,83 @@ def _without(dep: DeployableSpec, withheld: set[str]) -> DeployableSpec | None:
                           attach_infos=infos, num_accelerators=len(infos))
 
 
+# -- Removing attach handles the way the conductor can ---------------------------------------
+# Cyborg 17.0.0's conductor removes an attach handle with AttachHandle.get_ah_by_depid_attachinfo,
+# whose DB filter ignores attach_info: it deletes the deployable's newest handle row instead of
+# the one that left the report. So a report may only take away the newest rows. The driver
+# keeps a ledger of the order in which the conductor created each deployable's rows: a
+# deployable created with its handles (in report order) gives one row at a time; handles added
+# to an existing deployable arrive as one batch in set order (unknown within the batch).
+Ledger = Mapping[str, tuple[tuple[str, ...], ...]]  # name -> row batches, oldest first
+
+
+def removal_is_safe(batches: Sequence[Sequence[str]] | None, removed: Iterable[str]) -> bool:
+    """True when the rows holding ``removed`` are exactly the newest ``len(removed)`` rows."""
+    remaining = set(removed)
+    if not remaining:
+        return True
+    if batches is None:
+        return False
+    for batch in reversed(batches):
+        if not remaining:
+            break
+        if not set(batch) <= remaining:
+            return False
+        remaining -= set(batch)
+    return not remaining
+
+
+def unsafe_removals(previous: Iterable[DeviceSpec], current: Iterable[DeviceSpec],
+                    ledger: Ledger) -> tuple[str, ...]:
+    """Deployables in both reports whose lost handles the conductor would remove wrongly."""
+    before = {dep.name: dep for dev in previous for dep in dev.deployables}
+    unsafe = []
+    for dev in current:
+        for dep in dev.deployables:
+            old = before.get(dep.name)
+            if old is None:
+                continue
+            removed = set(old.attach_infos) - set(dep.attach_infos)
+            if not removal_is_safe(ledger.get(dep.name), removed):
+                unsafe.append(dep.name)
+    return tuple(sorted(unsafe))
+
+
+def without_deployables(devices: Iterable[DeviceSpec], names: Iterable[str]
+                        ) -> tuple[DeviceSpec, ...]:
+    """``devices`` minus the named deployables (their devices stay)."""
+    drop = set(names)
+    return tuple(DeviceSpec(address=dev.address, vendor=dev.vendor, model=dev.model,
+                            std_board_info=dev.std_board_info,
+                            deployables=tuple(d for d in dev.deployables if d.name not in drop))
+                 for dev in devices)
+
+
+def next_ledger(ledger: Ledger, previous: Iterable[DeviceSpec],
+                sent: Iterable[DeviceSpec]) -> dict[str, tuple[tuple[str, ...], ...]]:
+    """The row order Cyborg's DB has after the conductor applied ``sent`` over ``previous``."""
+    before = {dep.name: dep for dev in previous for dep in dev.deployables}
+    result: dict[str, tuple[tuple[str, ...], ...]] = {}
+    for dev in sent:
+        for dep in dev.deployables:
+            old = before.get(dep.name)
+            if old is None:  # created whole: one row per handle, in report order
+                result[dep.name] = tuple((info,) for info in dep.attach_infos)
+                continue
+            batches = list(ledger.get(dep.name, ()))
+            removed = set(old.attach_infos) - set(dep.attach_infos)
+            while removed and batches:
+                removed -= set(batches.pop())
+            added = tuple(sorted(set(dep.attach_infos) - set(old.attach_infos)))
+            if added:
+                batches.append(added)
+            known = {info for batch in batches for info in batch}
+            if dep.name in ledger and known == set(dep.attach_infos):
+                result[dep.name] = tuple(batches)
+            # else: the order is unknown; a later removal will rebuild the pool
+    return result
+
+
 # -- Cyborg's objects and plain data ------------------------------------------------------------
 def to_driver_devices(devices: Iterable[DeviceSpec]) -> list[Any]:
     """``cyborg.objects.driver_objects.DriverDevice`` objects for the agent to send."""

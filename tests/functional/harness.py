@@ -320,7 +320,8 @@ class Stack(fixtures.Fixture):
 
     def write_config(self) -> None:
         """(Re)write cyborg.conf from the current ``smartnic`` / ``pools`` settings."""
-        smartnic = {"sysfs_root": str(self.sysfs_root), **self.smartnic}
+        smartnic = {"sysfs_root": str(self.sysfs_root),
+                    "state_file": str(self.workdir / "smartnic-state.json"), **self.smartnic}
         if self.pools:
             smartnic["pools"] = list(self.pools)
         ksa = {"auth_type": "admin_token", "token": "admin"}
