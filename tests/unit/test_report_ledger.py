@@ -1,0 +1,142 @@
+"""The attach-handle row ledger, the driver's state file and its Placement usage reader."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from keystoneauth1 import exceptions as ks_exc
+
+from cyborg_smartnic import driver, report
+from cyborg_smartnic.pools import ReportConfig
+from tests.unit.test_report import HOST, make_host, make_pf
+
+NAME = f"{HOST}_0000:3b:00.0"
+A, B, C, D, E = "a", "b", "c", "d", "e"
+
+
+@pytest.mark.parametrize(("batches", "removed", "safe"), [
+    (((A,), (B,), (C,)), {C}, True),
+    (((A,), (B,), (C,)), {B, C}, True),
+    (((A,), (B,), (C,)), {B}, False),
+    (((A,), (B,), (C,)), {A, B, C}, True),
+    (((A,), (B, C)), {C}, False),  # half a batch: its row order is unknown
+    (((A,), (B, C)), {B, C}, True),
+    (((A,), (B, C), (D, E)), {C, D, E}, False),
+    (((A,), (B, C), (D, E)), {B, C, D, E}, True),
+    (None, {A}, False),  # unknown order
+    (None, set(), True),
+])
+def test_removal_is_safe_only_for_the_newest_rows(
+        batches: tuple[tuple[str, ...], ...] | None, removed: set[str], safe: bool) -> None:
+    assert report.removal_is_safe(batches, removed) is safe
+
+
+def _plan(**kwargs: Any) -> tuple[report.DeviceSpec, ...]:
+    return report.plan_report(make_host(make_pf(**kwargs)), ReportConfig(hostname=HOST))
+
+
+def test_ledger_follows_creation_additions_and_removals() -> None:
+    four = _plan(vfs=4)
+    infos = four[0].deployables[0].attach_infos
+    created = report.next_ledger({}, (), four)
+    assert created == {NAME: tuple((i,) for i in infos)}
+    six = _plan(vfs=6)
+    grown = report.next_ledger(created, four, six)
+    assert grown[NAME][:4] == created[NAME]
+    assert grown[NAME][4] == tuple(sorted(six[0].deployables[0].attach_infos[4:]))
+    assert report.next_ledger(grown, six, four) == created
+    # an entry we know nothing about stays unknown after an addition
+    assert report.next_ledger({}, four, six) == {}
+
+
+def test_unsafe_removals_and_leaving_pools_out() -> None:
+    four = _plan(vfs=4)
+    ledger = report.next_ledger({}, (), four)
+    assert report.unsafe_removals(four, _plan(vfs=2), ledger) == ()
+    middle = _plan(present=[0, 2, 3])
+    assert report.unsafe_removals(four, middle, ledger) == (NAME,)
+    assert report.unsafe_removals(four, middle, {}) == (NAME,)
+    assert report.unsafe_removals(four, _plan(vfs=6), {}) == ()  # additions are always safe
+    (device,) = report.without_deployables(middle, [NAME])
+    assert device.address == "0000:3b:00.0" and device.deployables == ()
+
+
+def test_state_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    four = _plan(vfs=4)
+    state = driver.State(four, report.next_ledger({}, (), four))
+    driver.save_state(str(path), state)
+    loaded = driver.load_state(str(path))
+    assert loaded is not None
+    assert loaded.ledger == state.ledger
+    assert report.specs_to_dicts(loaded.report) == report.specs_to_dicts(four)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("content", ["", "{", '{"version": 99, "report": [], "ledger": {}}',
+                                     '{"version": 1}', "[]"])
+def test_a_bad_state_file_is_ignored(tmp_path: Path, content: str,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(content)
+    assert driver.load_state(str(path)) is None
+    assert "Ignoring smartnic state file" in caplog.text
+
+
+def test_missing_or_unset_state_file() -> None:
+    assert driver.load_state(None) is None
+    assert driver.load_state("/nonexistent/dir/state.json") is None
+    driver.save_state(None, driver.State())  # nothing to do, nothing raised
+
+
+def test_an_unwritable_state_file_is_only_logged(tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    driver.save_state(str(tmp_path / "missing-dir" / "state.json"), driver.State())
+    assert "Could not save smartnic state file" in caplog.text
+
+
+class _Response:
+    def __init__(self, status: int, body: Any = None) -> None:
+        self.status_code = status
+        self._body = body
+
+    def json(self) -> Any:
+        return self._body
+
+
+class _Client:
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.urls: list[str] = []
+
+    def get(self, url: str) -> _Response:
+        self.urls.append(url)
+        answer = self.answers[url.split("/")[2]]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+
+def test_placement_usage_reader_maps_every_answer() -> None:
+    names = ["used", "free", "gone", "gone-raised", "broken", "error"]
+    answers = {
+        driver.rp_uuid("used"): _Response(200, {"usages": {"CUSTOM_X": 2, "CUSTOM_Y": 1}}),
+        driver.rp_uuid("free"): _Response(200, {"usages": {"CUSTOM_X": 0}}),
+        driver.rp_uuid("gone"): _Response(404),
+        driver.rp_uuid("gone-raised"): ks_exc.NotFound(),
+        driver.rp_uuid("broken"): _Response(503),
+        driver.rp_uuid("error"): ks_exc.ConnectFailure("refused"),
+    }
+    reader = driver.PlacementUsage()
+    reader._client = _Client(answers)
+    assert reader(names) == {"used": 3, "free": 0, "gone": 0, "gone-raised": 0,
+                             "broken": None, "error": None}
+    assert reader._client.urls[0] == f"/resource_providers/{driver.rp_uuid('used')}/usages"
+
+
+def test_rp_uuid_is_the_conductors() -> None:
+    import uuid
+
+    assert driver.rp_uuid(NAME) == str(uuid.uuid3(uuid.NAMESPACE_DNS, NAME))
