@@ -1,0 +1,141 @@
+"""``cyborg-smartnic snapshot``: the command, and every other command on an unpacked snapshot."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cyborg_smartnic.cli.main import main
+from cyborg_smartnic.discovery.snapshot import unpack
+from tests.fixtures.sysfs import build_scenario, example_conf, scratch_dir
+
+HOST_YAML = Path(__file__).resolve().parents[2] / "deploy" / "host.example.yaml"
+
+
+@pytest.fixture
+def work() -> Iterator[Path]:
+    with scratch_dir("snapshot-cli-") as path:
+        yield path
+
+
+@pytest.fixture
+def example(work: Path) -> tuple[Path, Path]:
+    """The example host and its [smartnic] options (hostname compute-0.example.org)."""
+    tree = build_scenario(work / "tree", "example")
+    conf = work / "cyborg.conf"
+    conf.write_text(example_conf(tree))
+    return tree.root, conf
+
+
+def _json(capsys: pytest.CaptureFixture[str], *argv: str) -> object:
+    assert main([*argv, "-f", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_snapshot_then_every_command_on_it(work: Path, example: tuple[Path, Path],
+                                           capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    root, conf = example
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1715938200")
+    archive = work / "compute-0.tar.gz"
+    assert main(["snapshot", "-o", str(archive), "--sysfs-root", str(root),
+                 "--config-file", str(conf)]) == 0
+    out = capsys.readouterr().out.strip()
+    assert out.startswith(f"wrote {archive} (")
+    assert "compute-0.example.org, 6 PFs, 24 VFs" in out
+    assert out.endswith("unpacks to snapshot-compute-0.example.org/")
+    assert archive.stat().st_mode & 0o777 == 0o600
+    unpacked = unpack(archive, work / "unpacked")
+    physnets = conf.read_text().split("physical_device_mappings = ")[1].strip()
+    mappings = work / "physnets.conf"  # the same physnets, but no hostname option
+    mappings.write_text(f"[smartnic]\nphysical_device_mappings = {physnets}\n")
+    results = {}
+    for command in (["discover"], ["report"], ["host", "plan", str(HOST_YAML)]):
+        live = _json(capsys, *command, "--sysfs-root", str(root), "--config-file", str(conf))
+        recorded = _json(capsys, *command, "--sysfs-root", str(unpacked), "--config-file",
+                         str(mappings))
+        assert recorded == live, command
+        results[command[0]] = live
+    manifest = json.loads((unpacked / "snapshot.json").read_text())
+    assert manifest["created"] == "2024-05-17T09:30:00Z"
+    assert manifest["discover"] == results["discover"]
+    report = results["report"]
+    assert isinstance(report, list) and len(report) == 6
+    assert results["host"]  # a real plan: the example host.yaml changes VF counts
+
+
+def test_unchanged_host_gives_identical_archives(work: Path, example: tuple[Path, Path],
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    root, conf = example
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1715938200")
+    paths = [work / "a.tar.gz", work / "b.tar.gz"]
+    for path in paths:
+        assert main(["snapshot", "-o", str(path), "--sysfs-root", str(root),
+                     "--config-file", str(conf)]) == 0
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    capsys.readouterr()
+
+
+def test_unwritable_output_is_one_line_exit_1(work: Path, example: tuple[Path, Path],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    root, _ = example
+    target = work / "no-such-dir" / "x.tar.gz"
+    assert main(["snapshot", "-o", str(target), "--sysfs-root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"cyborg-smartnic: error: {target}: No such file or directory\n"
+    assert not (work / "no-such-dir").exists()
+
+
+def test_output_is_required_and_help_warns_about_identifiers(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["snapshot"])
+    assert exc.value.code == 2
+    assert "-o/--output" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["snapshot", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "MAC addresses, board serial numbers" in text
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "contains MAC addresses and serial numbers" in " ".join(
+        capsys.readouterr().out.split())
+
+
+def test_tar_can_unpack_it_and_discover_reads_it(work: Path, example: tuple[Path, Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """What a user does with a bug report: ``tar -xzf`` and ``--sysfs-root``."""
+    root, conf = example
+    archive = work / "r.tar.gz"
+    assert main(["snapshot", "-o", str(archive), "--sysfs-root", str(root),
+                 "--config-file", str(conf)]) == 0
+    capsys.readouterr()
+    dest = work / "by-tar"
+    dest.mkdir()
+    tar = subprocess.run(["tar", "-xzf", str(archive), "-C", str(dest)], check=False,
+                         capture_output=True, text=True)
+    assert tar.returncode == 0, tar.stderr
+    data = _json(capsys, "discover", "--sysfs-root", str(dest / "snapshot-compute-0.example.org"))
+    assert isinstance(data, dict) and data["hostname"] == "compute-0.example.org"
+    assert len(data["physical_functions"]) == 6
+    with tarfile.open(archive) as opened:
+        assert all(not m.issym() or not m.linkname.startswith("/") for m in opened)
+
+
+def test_console_script_snapshot_of_this_machine(work: Path) -> None:
+    """The installed command on the real ``/`` (read only) succeeds and stays small."""
+    target = work / "here.tar.gz"
+    done = subprocess.run([sys.executable, "-m", "cyborg_smartnic.cli.main", "snapshot",
+                           "-o", str(target)], capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"wrote {target} (")
+    assert "Traceback" not in done.stderr
+    assert 0 < target.stat().st_size < 256 * 1024
