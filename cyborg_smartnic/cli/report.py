@@ -9,7 +9,6 @@ and traits. The host name prefix comes from ``[smartnic] hostname``, else the FQ
 from __future__ import annotations
 
 import argparse
-import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -59,8 +58,8 @@ def build(args: argparse.Namespace) -> list[dict[str, Any]]:
     """Scan and map exactly as ``SmartNicDriver.discover()`` does (minus the in-use guard,
     which needs the previous report and Placement)."""
     conf = common.load_config(args)
-    config = load_report_config(conf, socket.getfqdn())
     host = scan(Path(conf.smartnic.sysfs_root), scan_options_from_conf(conf))
+    config = load_report_config(conf, host.hostname)  # FQDN, or a snapshot's etc/hostname
     return specs_to_dicts(plan_report(host, config))
 
 
