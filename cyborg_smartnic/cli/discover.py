@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cyborg_smartnic.cli import common
+from cyborg_smartnic.cli import watch as watch_cli
 from cyborg_smartnic.discovery.example import example_conf_path, unpack_example_host
 from cyborg_smartnic.discovery.export import host_to_dict
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
@@ -33,6 +34,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--example-host", action="store_true",
                         help="discover the bundled example host (unpacked to a temporary "
                              "directory) with its example [smartnic] options")
+    watch_cli.add_arguments(parser)
     parser.set_defaults(func=_handler(parser))
 
 
@@ -40,6 +42,8 @@ def _handler(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
     def handle(args: argparse.Namespace) -> int:
         if args.example_host and args.sysfs_root:
             parser.error("--example-host and --sysfs-root are mutually exclusive")
+        if watch_cli.requested(args, parser):
+            return watch_cli.run(args)
         return run(args)
     return handle
 
