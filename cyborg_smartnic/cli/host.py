@@ -121,13 +121,15 @@ def _common(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def read_host(args: argparse.Namespace) -> tuple[str, Host]:
-    """Scan every PF and VF (no ``[smartnic] devices`` filter: host.yaml decides)."""
+def read_host(args: argparse.Namespace, pf: str | None = None) -> tuple[str, Host]:
+    """Scan every PF and VF (no ``[smartnic] devices`` filter: host.yaml decides), or one PF."""
     from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf  # noqa: PLC0415
+    from cyborg_smartnic.discovery.selection import parse_selector  # noqa: PLC0415
 
     conf = common.load_config(args)
     root = str(conf.smartnic.sysfs_root)
-    options = dataclasses.replace(scan_options_from_conf(conf), selectors=())
+    selectors = (parse_selector(pf),) if pf else ()
+    options = dataclasses.replace(scan_options_from_conf(conf), selectors=selectors)
     return root, with_flow_steering(scan(root, options), root)
 
 
@@ -246,8 +248,12 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     def rescan() -> Host:
         return read_host(args)[1]
 
+    def rescan_pf(pf: str) -> Host:
+        return read_host(args, pf)[1]
+
     executor = Executor(root, rescan, lambda h: inuse.detect(root, h),
-                        ApplyOptions(vf_timeout=args.vf_timeout), progress=progress)
+                        ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
+                        scan_pf=rescan_pf)
     result = executor.apply(plan)
     common.emit(result.to_dict(), args.format, lambda: _result_text(result))
     if result.failed is not None:

@@ -103,7 +103,11 @@ class ApplyResult:
 
 @dataclass
 class Executor:
-    """Runs steps against ``root``; ``scan`` re-reads the host, ``in_use`` re-checks users."""
+    """Runs steps against ``root``; ``scan`` re-reads the host, ``in_use`` re-checks users.
+
+    Each step reads the host once before it writes (for its undo, the in-use guard and its
+    own decision) and once or more after (verification), through ``scan_pf`` when given.
+    """
 
     root: str
     scan: Callable[[], Host]
@@ -112,6 +116,7 @@ class Executor:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     progress: Callable[[str], None] = lambda line: None
+    scan_pf: Callable[[str], Host] | None = None  # a scan of one PF: cheaper on big hosts
 
     def apply(self, plan: S.Plan) -> ApplyResult:
         """Run ``plan.actions`` in order; on failure undo what was changed, in reverse."""
@@ -125,8 +130,9 @@ class Executor:
         for number, step in enumerate(actions, 1):
             self.progress(f"[{number}/{len(actions)}] {describe(step)}")
             try:
-                undo.append(self._undo_for(step))
-                detail = self._run(step, guard=True)
+                before = self._read(step)
+                undo.append(self._undo_for(step, before))
+                detail = self._run(step, guard=True, before=before)
             except (SmartNicError, OSError, ValueError, KeyboardInterrupt) as exc:
                 error = _explain(exc)
                 self.progress(f"    FAILED: {error}")
@@ -157,9 +163,13 @@ class Executor:
                     self.progress(f"    rollback: {describe(step)}: {outcome.detail}")
         return tuple(restored), tuple(not_restored)
 
-    def _undo_for(self, step: S.Step) -> list[S.Step]:
+    def _read(self, step: S.Step) -> Host:
+        if step.pf is not None and self.scan_pf is not None:
+            return self.scan_pf(step.pf)
+        return self.scan()
+
+    def _undo_for(self, step: S.Step, host: Host) -> list[S.Step]:
         """The steps that put back what ``step`` is about to change (read before it runs)."""
-        host = self.scan()
         why = f"rollback of: {describe(step)}"
         if step.kind == S.SET_HUGEPAGES:
             pool = _pool(host, step)
@@ -191,38 +201,39 @@ class Executor:
 
     # ----------------------------------------------------------------- steps
 
-    def _run(self, step: S.Step, guard: bool) -> str:
+    def _run(self, step: S.Step, guard: bool, before: Host | None = None) -> str:
+        host = before if before is not None else self._read(step)
         if guard and step.destroys_vfs:
-            self._check_not_in_use(step)
+            self._check_not_in_use(step, host)
         if step.kind == S.SET_NUMVFS:
-            return self._numvfs(step)
+            return self._numvfs(step, host)
         if step.kind == S.BIND_DRIVER:
-            return self._bind(step)
+            return self._bind(step, host)
         if step.kind == S.SET_ESWITCH_MODE:
-            return self._eswitch(step)
+            return self._eswitch(step, host)
         if step.kind == S.SET_DEVLINK_PARAM:
-            return self._devlink_param(step)
+            return self._devlink_param(step, host)
         if step.kind == S.SET_HUGEPAGES:
-            return self._hugepages(step)
+            return self._hugepages(step, host)
         raise StepFailed(target=step.target, reason=f"unknown step kind {step.kind!r}")
 
-    def _check_not_in_use(self, step: S.Step) -> None:
+    def _check_not_in_use(self, step: S.Step, host: Host) -> None:
         """The plan was checked; check again right before destroying (a VM may have started)."""
-        users = self.in_use(self.scan())
+        users = self.in_use(host)
         busy = [f"{a} ({users.reason_for(a)})" for a in step.destroys_vfs if users.reason_for(a)]
         if busy:
             raise StepFailed(target=step.target,
                              reason=f"VF now in use, not touching it: {'; '.join(busy)}")
 
-    def _numvfs(self, step: S.Step) -> str:
+    def _numvfs(self, step: S.Step, before: Host) -> str:
         pf_address, want = str(step.pf), int(step.to_value or 0)
-        pf = _pf(self.scan(), step)
+        pf = _pf(before, step)
         if pf.num_vfs == want and len(pf.virtual_functions) == want:
             return f"already {want} VFs"
         self._busy_retry(step, lambda: privileged.set_sriov_numvfs(self.root, pf_address, want))
         deadline = self.clock() + self.options.vf_timeout
         while True:
-            pf = _pf(self.scan(), step)
+            pf = _pf(self._read(step), step)
             if pf.num_vfs < want:
                 raise StepFailed(target=step.target,
                                  reason=f"asked for {want} VFs, the driver enabled only "
@@ -236,8 +247,8 @@ class Executor:
                                         f"{self.options.vf_timeout:.0f}s")
             self.sleep(self.options.poll_interval)
 
-    def _bind(self, step: S.Step) -> str:
-        found = _vf(_pf(self.scan(), step), step)
+    def _bind(self, step: S.Step, before: Host) -> str:
+        found = _vf(_pf(before, step), step)
         if found is None:
             raise StepFailed(target=step.target, reason=f"VF {step.vf_index} of {step.pf} "
                                                         f"does not exist")
@@ -256,7 +267,7 @@ class Executor:
             self._busy_retry(step, lambda: privileged.drivers_probe(self.root, address))
         deadline = self.clock() + self.options.bind_timeout
         while True:
-            now = _vf(_pf(self.scan(), step), step)
+            now = _vf(_pf(self._read(step), step), step)
             driver = now.driver if now is not None else None
             if driver == want:
                 return "unbound" if want is None else f"{address} bound to {want}"
@@ -267,13 +278,13 @@ class Executor:
                                         f"{want or 'none'}{hint}")
             self.sleep(self.options.poll_interval)
 
-    def _eswitch(self, step: S.Step) -> str:
+    def _eswitch(self, step: S.Step, before: Host) -> str:
         want = str(step.to_value)
-        pf = _pf(self.scan(), step)
+        pf = _pf(before, step)
         if pf.eswitch_mode == want:
             return f"already {want}"
         self._busy_retry(step, lambda: privileged.devlink_set_eswitch_mode(str(step.pf), want))
-        mode = _pf(self.scan(), step).eswitch_mode
+        mode = _pf(self._read(step), step).eswitch_mode
         if mode is None:
             return f"set to {want} (not verifiable: eswitch mode not reported)"
         if mode != want:
@@ -281,29 +292,29 @@ class Executor:
                                                         f"setting {want}")
         return f"eswitch mode {want}"
 
-    def _devlink_param(self, step: S.Step) -> str:
+    def _devlink_param(self, step: S.Step, before: Host) -> str:
         want = str(step.to_value)
-        pf = _pf(self.scan(), step)
+        pf = _pf(before, step)
         if pf.flow_steering_mode == want:
             return f"already {want}"
         self._busy_retry(step, lambda: privileged.devlink_set_param(
             str(step.pf), str(step.param), want))
-        value = _pf(self.scan(), step).flow_steering_mode
+        value = _pf(self._read(step), step).flow_steering_mode
         if value is not None and value != want:
             raise StepFailed(target=step.target, reason=f"{step.param} reads {value} after "
                                                         f"setting {want}")
         return f"{step.param} {want}" + (" (not verifiable)" if value is None else "")
 
-    def _hugepages(self, step: S.Step) -> str:
+    def _hugepages(self, step: S.Step, before: Host) -> str:
         want = int(step.to_value or 0)
-        pool = _pool(self.scan(), step)
+        pool = _pool(before, step)
         if pool is None:
             raise StepFailed(target=step.target, reason="no such hugepage pool")
         if pool.total == want:
             return f"already {want} pages"
         self._busy_retry(step, lambda: privileged.set_nr_hugepages(
             self.root, step.numa_node, int(step.size_kb or 0), want))
-        pool = _pool(self.scan(), step)
+        pool = _pool(self._read(step), step)
         got = pool.total if pool is not None else 0
         if got < want:
             raise StepFailed(target=step.target,
