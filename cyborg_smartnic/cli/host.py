@@ -33,6 +33,9 @@ if TYPE_CHECKING:
     from cyborg_smartnic.host.apply import ApplyResult
 
 
+EVENTLET_WARNING = r"\s*Eventlet is deprecated"
+
+
 class ApplyRefused(SmartNicError):
     msg_fmt = "%(reason)s"
 
@@ -217,7 +220,7 @@ def plan_command(args: argparse.Namespace) -> int:
 
 def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     with warnings.catch_warnings():  # oslo.privsep imports eventlet, which warns on import
-        warnings.filterwarnings("ignore", message=".*Eventlet is deprecated.*")
+        warnings.filterwarnings("ignore", message=EVENTLET_WARNING)
         from cyborg_smartnic.host.apply import ApplyOptions, Executor  # noqa: PLC0415
 
     config = load_host_config(args.host_config)
@@ -303,7 +306,9 @@ def prepare_privsep() -> None:
     helper = os.path.join(os.path.dirname(sys.executable), "privsep-helper")
     if not os.access(helper, os.X_OK):
         helper = shutil.which("privsep-helper") or "privsep-helper"
-    cfg.CONF.set_default("helper_command", shlex.join([helper]),
+    # the same interpreter, without eventlet's import-time warning in our log
+    command = [sys.executable, "-W", "ignore:::oslo_privsep.daemon", helper]
+    cfg.CONF.set_default("helper_command", shlex.join(command),
                          group=privileged.CONFIG_SECTION)
 
 

@@ -88,3 +88,22 @@ def test_only_entry_points_can_be_called(tmp_path: Path,
         daemon.channel.remote_call("cyborg_smartnic.host.privileged._write",
                                    (str(target), "7\n"), {}, None)
     assert target.read_text() == "0\n"
+
+
+def test_cli_apply_starts_the_daemon_itself(tmp_path: Path) -> None:
+    """The real command, as root, with only a hugepage change (a plain file write suffices)."""
+    import subprocess
+
+    tree = build_scenario(tmp_path / "host", "x710_legacy")
+    tree.add_hugepages(node=0, size_kb=2048, total=0, free=0)
+    config = tmp_path / "host.yaml"
+    config.write_text("hugepages:\n  - {node: 0, size: 2M, count: 64}\n")
+    command = os.path.join(os.path.dirname(sys.executable), "cyborg-smartnic")
+    done = subprocess.run([command, "host", "apply", "--yes", "-f", "json", "--sysfs-root",
+                           str(tmp_path / "host"), str(config)], capture_output=True,
+                          text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    pool = tree.sys / "devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"
+    assert pool.read_text() == "64\n"
+    assert '"ok": true' in done.stdout
+    assert "Eventlet" not in done.stderr
