@@ -27,9 +27,11 @@ from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan as make_plan
+from cyborg_smartnic.host.plan import selects
 from cyborg_smartnic.host.requirements import Finding, check
 
 if TYPE_CHECKING:
+    from cyborg_smartnic.discovery.scan import ScanOptions
     from cyborg_smartnic.host.apply import ApplyResult
 
 
@@ -124,16 +126,47 @@ def _common(parser: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- reading
 
 
-def read_host(args: argparse.Namespace, pf: str | None = None) -> tuple[str, Host]:
-    """Scan every PF and VF (no ``[smartnic] devices`` filter: host.yaml decides), or one PF."""
-    from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf  # noqa: PLC0415
-    from cyborg_smartnic.discovery.selection import parse_selector  # noqa: PLC0415
+class HostReader:
+    """Scans for the host commands: every catalogued PF, plus PFs host.yaml names explicitly.
 
-    conf = common.load_config(args)
-    root = str(conf.smartnic.sysfs_root)
-    selectors = (parse_selector(pf),) if pf else ()
-    options = dataclasses.replace(scan_options_from_conf(conf), selectors=selectors)
-    return root, with_flow_steering(scan(root, options), root)
+    A default scan leaves out NICs the catalogue does not know; when host.yaml names one, the
+    scan is repeated with selectors for every catalogued model plus host.yaml's entries, and
+    every later rescan (during apply) keeps those selectors.
+    """
+
+    def __init__(self, args: argparse.Namespace, config: HostConfig | None = None) -> None:
+        from cyborg_smartnic.discovery.scan import scan_options_from_conf  # noqa: PLC0415
+
+        conf = common.load_config(args)
+        self.root = str(conf.smartnic.sysfs_root)
+        self.options = dataclasses.replace(scan_options_from_conf(conf), selectors=())
+        self.config = config
+
+    def read(self) -> Host:
+        host = self._scan(self.options)
+        if self.config is None or self.options.selectors:
+            return host
+        if all(any(selects(d, pf) for pf in host.physical_functions)
+               for d in self.config.devices):
+            return host
+        from cyborg_smartnic.discovery.selection import parse_selector  # noqa: PLC0415
+
+        named = {d.selector_text for d in self.config.devices}
+        known = {f"{m.vendor_id}:{m.device_id}" for m in self.options.catalog.models}
+        self.options = dataclasses.replace(
+            self.options, selectors=tuple(parse_selector(text) for text in sorted(named | known)))
+        return self._scan(self.options)
+
+    def read_pf(self, address: str) -> Host:
+        from cyborg_smartnic.discovery.selection import parse_selector  # noqa: PLC0415
+
+        return self._scan(dataclasses.replace(self.options,
+                                              selectors=(parse_selector(address),)))
+
+    def _scan(self, options: ScanOptions) -> Host:
+        from cyborg_smartnic.discovery.scan import scan  # noqa: PLC0415
+
+        return with_flow_steering(scan(self.root, options), self.root)
 
 
 def _in_use(args: argparse.Namespace, root: str, host: Host) -> inuse.InUse:
@@ -206,7 +239,8 @@ def _raise_if_unmet(findings: tuple[Finding, ...]) -> None:
 
 def plan_command(args: argparse.Namespace) -> int:
     config = load_host_config(args.host_config)
-    root, host = read_host(args)
+    reader = HostReader(args, config)
+    root, host = reader.root, reader.read()
     plan = make_plan(config, host, _in_use(args, root, host))
     findings = _findings(args.profiles, config, host)
     common.emit(_plan_data(plan, findings), args.format, lambda: plan_table(plan, findings))
@@ -224,7 +258,8 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         from cyborg_smartnic.host.apply import ApplyOptions, Executor  # noqa: PLC0415
 
     config = load_host_config(args.host_config)
-    root, host = read_host(args)
+    reader = HostReader(args, config)
+    root, host = reader.root, reader.read()
     plan = make_plan(config, host, _in_use(args, root, host))
     progress_out = sys.stdout if args.format == "table" else sys.stderr
     print(plan_table(plan), file=progress_out)
@@ -238,7 +273,7 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
         return 0
     if not args.yes:
         _confirm(len(plan.actions), stdin or sys.stdin, progress_out)
-        root, host = read_host(args)
+        host = reader.read()
         again = make_plan(config, host, _in_use(args, root, host))
         if again != plan:
             raise ApplyRefused(reason="the host changed while waiting for confirmation; "
@@ -248,15 +283,9 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     def progress(line: str) -> None:
         print(line, file=progress_out, flush=True)
 
-    def rescan() -> Host:
-        return read_host(args)[1]
-
-    def rescan_pf(pf: str) -> Host:
-        return read_host(args, pf)[1]
-
-    executor = Executor(root, rescan, lambda h: inuse.detect(root, h),
+    executor = Executor(root, reader.read, lambda h: inuse.detect(root, h),
                         ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
-                        scan_pf=rescan_pf)
+                        scan_pf=reader.read_pf)
     result = executor.apply(plan)
     common.emit(result.to_dict(), args.format, lambda: _result_text(result))
     if result.failed is not None:
@@ -314,7 +343,8 @@ def prepare_privsep() -> None:
 
 def doctor_command(args: argparse.Namespace) -> int:
     config = load_host_config(args.host_config) if args.host_config else None
-    root, host = read_host(args)
+    reader = HostReader(args, config)
+    root, host = reader.root, reader.read()
     plan = make_plan(config, host, _in_use(args, root, host)) if config else None
     findings = _findings(args.profiles, config, host)
     checks = doctor_mod.run_checks(host, vfio=doctor_mod.vfio_state(root), config=config,
@@ -341,6 +371,6 @@ def conf_command(args: argparse.Namespace) -> int:
     from cyborg_smartnic.host.snippet import cyborg_conf  # noqa: PLC0415
 
     config = load_host_config(args.host_config)
-    _, host = read_host(args)
+    host = HostReader(args, config).read()
     sys.stdout.write(cyborg_conf(config, host))
     return 0

@@ -181,3 +181,17 @@ def test_conf_prints_the_smartnic_lines(root: Path, capsys: pytest.CaptureFixtur
             in out.splitlines())
     assert "[smartnic_pool:ens1f0_vfio_pci]\ndevices = 0000:3b:00.0#0-3\nphysnet = physnet1" \
         in out
+
+
+def test_a_pf_the_catalogue_does_not_know_can_be_named(root: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The I350 LOM of the example host is skipped by discovery unless host.yaml names it."""
+    config = tmp_path / "lom.yaml"
+    config.write_text('devices:\n  - address: "0000:01:00.0"\n    vf_count: 2\n'
+                      '  - netdev: ens3f0\n    vf_count: 4\n')
+    code, out, err = run(capsys, "host", "plan", "-f", "json", "--sysfs-root", str(root),
+                         str(config))
+    assert code == 0, err
+    steps = json.loads(out)["steps"]
+    assert [(s["kind"], s["target"], s["from"], s["to"]) for s in steps] == [
+        ("set_numvfs", "0000:01:00.0", 0, 2)]
