@@ -142,6 +142,12 @@ def test_conf_snippet_is_valid_for_the_smartnic_options(example_root: Path,
     assert [s.text for s in options.selectors] == [
         "0000:18:00.0", "0000:3b:00.0", "0000:3b:00.1#0-2", "0000:5e:00.0", "0000:5e:00.1"]
     assert conf["smartnic_pool:ens2f0_vfio_pci"].devices == ["0000:5e:00.0#0-3"]
+    from cyborg_smartnic.pools import report_config_from_conf
+
+    report = report_config_from_conf(conf, "compute-0")  # the driver accepts the pools too
+    assert [(p.name, p.physnet) for p in report.pools] == [
+        ("ens1f0_mlx5_core", "physnet1"), ("ens1f0_vfio_pci", "physnet1"),
+        ("ens2f0_iavf", "physnet3"), ("ens2f0_vfio_pci", "physnet3")]
     host = scan(example_root, options)
     pf1 = host.find_pf(options.selectors[2].address)  # type: ignore[arg-type]
     assert pf1 is not None and pf1.physnet == "physnet2"
