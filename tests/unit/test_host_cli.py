@@ -195,3 +195,14 @@ def test_a_pf_the_catalogue_does_not_know_can_be_named(root: Path, tmp_path: Pat
     steps = json.loads(out)["steps"]
     assert [(s["kind"], s["target"], s["from"], s["to"]) for s in steps] == [
         ("set_numvfs", "0000:01:00.0", 0, 2)]
+
+
+def test_bad_profiles_are_listed_one_per_line(root: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad-profile.yaml"
+    bad.write_text("name: x\ngroups:\n  - vf_count: many\n")
+    code, _, err = run(capsys, "host", "doctor", "--sysfs-root", str(root), "--profiles",
+                       str(bad))
+    assert code == 1
+    first = err.splitlines()[0]
+    assert first.startswith(f"cyborg-smartnic: error: {bad}:") and "vf_count" in err
