@@ -28,6 +28,7 @@ from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
 from cyborg_smartnic.errors import ConfigError, SmartNicError
 from cyborg_smartnic.pools import load_report_config
 from cyborg_smartnic.report import (
+    DeployableSpec,
     DeviceSpec,
     Hold,
     dicts_to_specs,
@@ -45,6 +46,10 @@ LOG = logging.getLogger(__name__)
 
 PCI_DEVICES = "sys/bus/pci/devices"
 STATE_VERSION = 1
+# Unchanged devices go as stubs (the conductor skips them); every FULL_REPORT_EVERY-th
+# cycle, and the first after a start, everything is sent in full to heal a lost report.
+FULL_REPORT_EVERY = 10
+TRAITS_VERSION = "1.6"  # Placement microversion that added traits
 
 UsageReader = Callable[[Iterable[str]], Mapping[str, int | None]]
 
@@ -60,19 +65,27 @@ def rp_uuid(deployable_name: str) -> str:
     return str(uuid.uuid3(uuid.NAMESPACE_DNS, deployable_name))
 
 
-class PlacementUsage:
-    """Reads pools' usages from Placement with cyborg's own client ([placement] config)."""
+class PlacementReader:
+    """Reads Placement with cyborg's own client ([placement] options, as the conductor does).
+
+    Called with deployable names it returns their providers' total usage (0 when the provider
+    does not exist, None when Placement could not say); ``agrees`` tells whether a pool's
+    provider shows what the last report asked for.
+    """
 
     def __init__(self) -> None:
         self._client: Any = None
+
+    def _get(self, path: str, version: str | None = None) -> Any:
+        if self._client is None:
+            self._client = PlacementClient()
+        return self._client.get(path, version=version)
 
     def __call__(self, names: Iterable[str]) -> dict[str, int | None]:
         result: dict[str, int | None] = {}
         for name in names:
             try:
-                if self._client is None:
-                    self._client = PlacementClient()
-                response = self._client.get(f"/resource_providers/{rp_uuid(name)}/usages")
+                response = self._get(f"/resource_providers/{rp_uuid(name)}/usages")
             except ks_exc.NotFound:
                 result[name] = 0
                 continue
@@ -89,6 +102,24 @@ class PlacementUsage:
                             response.status_code)
                 result[name] = None
         return result
+
+    def agrees(self, deployable: DeployableSpec) -> bool:
+        """Does the pool's provider have exactly its inventory total and traits? (No on any
+        doubt: the caller then sends the device in full.)"""
+        base = f"/resource_providers/{rp_uuid(deployable.name)}"
+        try:
+            inventories = self._get(f"{base}/inventories")
+            traits = self._get(f"{base}/traits", version=TRAITS_VERSION)
+            if inventories.status_code != 200 or traits.status_code != 200:
+                return False
+            found = inventories.json()["inventories"]
+            return (set(found) == {deployable.resource_class}
+                    and found[deployable.resource_class]["total"]
+                    == deployable.num_accelerators
+                    and set(traits.json()["traits"]) == set(deployable.traits))
+        except Exception as exc:
+            LOG.debug("Could not compare %s with Placement: %s", deployable.name, exc)
+            return False
 
 
 @dataclass(frozen=True)
@@ -137,7 +168,8 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
     """SmartNIC VFs as pooled Cyborg deployables (one Placement RP per VF pool)."""
 
     def __init__(self, conf: cfg.ConfigOpts | None = None,
-                 usage_reader: UsageReader | None = None) -> None:
+                 usage_reader: UsageReader | None = None,
+                 placement: PlacementReader | None = None) -> None:
         """Read and validate the configuration; a broken one stops cyborg-agent here.
 
         stevedore's ``DriverManager`` re-raises what this raises, so the agent dies at start
@@ -150,12 +182,15 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
             self.scan_options = scan_options_from_conf(conf)
         except cfg.Error as exc:
             raise ConfigError(option="[smartnic]", reason=str(exc)) from exc
-        self._usage = usage_reader or PlacementUsage()
+        self._placement = placement or PlacementReader()
+        self._usage: UsageReader = usage_reader or self._placement
         self._state_file: str | None = conf.smartnic.state_file
         self._last: State | None = load_state(self._state_file)
         self._last_skipped: frozenset[tuple[str, str]] = frozenset()
         self.holds: tuple[Hold, ...] = ()
         self.rebuilds: tuple[str, ...] = ()
+        self.unchanged: tuple[str, ...] = ()
+        self._cycles_since_full: int | None = None
         LOG.info("smartnic driver: host %s, %d explicit pool(s), sysfs root %s",
                  self.report_config.hostname, len(self.report_config.pools),
                  conf.smartnic.sysfs_root)
@@ -193,11 +228,25 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
         else:
             current = self._guard(self._last, current)
             ledger = next_ledger(self._last.ledger, self._last.report, current)
+        self.unchanged = self._unchanged(current)
         state = State(current, ledger)
         if state != self._last:
             save_state(self._state_file, state)
         self._last = state
-        return to_driver_devices(current)
+        return to_driver_devices(current, self.unchanged)
+
+    def _unchanged(self, current: tuple[DeviceSpec, ...]) -> tuple[str, ...]:
+        """Devices to send as stubs: exactly as last reported, and Placement shows their
+        pools as that report asked (so it was applied). None on a full cycle."""
+        full = (self._cycles_since_full is None
+                or self._cycles_since_full + 1 >= FULL_REPORT_EVERY)
+        self._cycles_since_full = 0 if full else (self._cycles_since_full or 0) + 1
+        if full or self._last is None:
+            return ()
+        before = {dev.address: dev for dev in self._last.report}
+        return tuple(dev.address for dev in current
+                     if before.get(dev.address) == dev
+                     and all(self._placement.agrees(dep) for dep in dev.deployables))
 
     def _guard(self, last: State, current: tuple[DeviceSpec, ...]) -> tuple[DeviceSpec, ...]:
         """Amend ``current`` so the conductor can apply it without harm (see docs/driver.md):

@@ -381,8 +381,14 @@ def next_ledger(ledger: Ledger, previous: Iterable[DeviceSpec],
 
 
 # -- Cyborg's objects and plain data ------------------------------------------------------------
-def to_driver_devices(devices: Iterable[DeviceSpec]) -> list[Any]:
-    """``cyborg.objects.driver_objects.DriverDevice`` objects for the agent to send."""
+def to_driver_devices(devices: Iterable[DeviceSpec],
+                      unchanged: Iterable[str] = ()) -> list[Any]:
+    """``cyborg.objects.driver_objects.DriverDevice`` objects for the agent to send.
+
+    Devices whose address is in ``unchanged`` are sent as ``stub`` devices without
+    deployables: the conductor leaves a stub device exactly as it is (it is neither added,
+    diffed nor deleted), which spares it one DB query and one update per attach handle.
+    """
     # Imported here: cyborg's object modules pull in oslo.service (and eventlet), which the
     # CLI and the pure functions above do not need.
     from cyborg.objects.driver_objects.driver_attach_handle import (  # noqa: PLC0415
@@ -399,8 +405,17 @@ def to_driver_devices(devices: Iterable[DeviceSpec]) -> list[Any]:
     )
     from cyborg.objects.driver_objects.driver_device import DriverDevice  # noqa: PLC0415
 
+    stubs = set(unchanged)
     result = []
     for device in devices:
+        if device.address in stubs:
+            result.append(DriverDevice(
+                vendor=device.vendor, model=device.model, type=DEVICE_TYPE,
+                std_board_info=device.std_board_info, vendor_board_info=None, stub=True,
+                controlpath_id=DriverControlPathID(cpid_type=CPID_TYPE,
+                                                   cpid_info=device.address),
+                deployable_list=[]))
+            continue
         deployables = [
             DriverDeployable(
                 name=dep.name, num_accelerators=dep.num_accelerators, driver_name=DRIVER_NAME,

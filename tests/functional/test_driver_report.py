@@ -12,6 +12,7 @@ import pytest
 from cyborg_smartnic import driver as driver_module
 from cyborg_smartnic.driver import ScanFailed, SmartNicDriver
 from cyborg_smartnic.errors import ConfigError
+from cyborg_smartnic.report import report_to_dicts
 from tests.fixtures.sysfs import SysfsTree, build_scenario
 from tests.functional.harness import Stack
 
@@ -69,22 +70,46 @@ def test_cyborg_api_shows_devices_deployables_and_attach_handles(example: Stack)
 
 def test_an_unchanged_host_causes_no_placement_writes(example: Stack) -> None:
     example.run_agent_cycle()
+    example.run_agent_cycle()  # the driver's Placement client discovers versions once
     before = example.provider_view()
     mark = example.placement_log.mark()
     example.run_agent_cycle()
     example.run_agent_cycle()
     assert example.placement_log.writes(mark) == []
-    # the conductor's one read per cycle: the compute node RP by name
-    assert example.placement_log.by_method(mark) == {"GET": 2}
+    # per cycle: the conductor reads the compute node RP; the driver checks each of the 5
+    # pools' inventory and traits before sending their devices as unchanged stubs
+    assert example.placement_log.by_method(mark) == {"GET": 2 * (1 + 2 * 5)}
     assert example.provider_view() == before
+
+
+def test_unchanged_devices_go_as_stubs_with_a_full_report_every_tenth_cycle(
+        make_stack: Callable[..., Stack]) -> None:
+    from cyborg_smartnic.driver import FULL_REPORT_EVERY
+
+    stack = make_stack(smartnic={"physical_device_mappings": EXAMPLE_MAPPINGS})
+    tree = build_scenario(stack.sysfs_root, "example")
+    stack.run_agent_cycle()
+    (driver,) = stack.agent._rt.acc_drivers
+    assert driver.unchanged == ()  # the first report after a start is always full
+    sent = driver.discover()
+    assert driver.unchanged == tuple(sorted(d.controlpath_id.cpid_info for d in sent))
+    assert all(d.stub and d.deployable_list == [] for d in sent)
+    full = [driver.unchanged == () for _ in range(FULL_REPORT_EVERY) if driver.discover()]
+    assert full.count(True) == 1
+    # a changed device goes in full (and is applied), the others stay stubs
+    tree.set_num_vfs("0000:3b:00.1", 2)
+    handles = len(stack.attach_handles())
+    stack.run_agent_cycle()
+    assert "0000:3b:00.1" not in driver.unchanged and len(driver.unchanged) == 5
+    assert len(stack.attach_handles()) == handles - 2
+    assert stack.provider_view()[f"{stack.hostname}_0000:3b:00.1"]["inventories"][RC][
+        "total"] == 2
 
 
 def test_two_reports_of_an_unchanged_host_are_identical(example: Stack) -> None:
     example.run_agent_cycle()
     (driver,) = example.agent._rt.acc_drivers
     assert isinstance(driver, SmartNicDriver)
-    from cyborg_smartnic.report import report_to_dicts
-
     first = json.dumps(report_to_dicts(driver.discover()))
     second = json.dumps(report_to_dicts(driver.discover()))
     assert first == second

@@ -111,7 +111,7 @@ class _Client:
         self.answers = answers
         self.urls: list[str] = []
 
-    def get(self, url: str) -> _Response:
+    def get(self, url: str, version: str | None = None) -> _Response:
         self.urls.append(url)
         answer = self.answers[url.split("/")[2]]
         if isinstance(answer, Exception):
@@ -129,7 +129,7 @@ def test_placement_usage_reader_maps_every_answer() -> None:
         driver.rp_uuid("broken"): _Response(503),
         driver.rp_uuid("error"): ks_exc.ConnectFailure("refused"),
     }
-    reader = driver.PlacementUsage()
+    reader = driver.PlacementReader()
     reader._client = _Client(answers)
     assert reader(names) == {"used": 3, "free": 0, "gone": 0, "gone-raised": 0,
                              "broken": None, "error": None}
