@@ -18,7 +18,8 @@ from cyborg_smartnic.profiles import schema
 #: Drivers a VF can be bound to: every catalogued VF driver plus the userspace ones.
 USERSPACE_VF_DRIVERS = ("vfio-pci", "igb_uio", "uio_pci_generic")
 DDP_FIRMWARE_MODES = ("comms", "os_default", "wireless_edge")
-DPU_FIRMWARE_MODES = ("dpu", "nic")
+#: BlueField modes as discovery reads them from mstconfig (INTERNAL_CPU_MODEL/PAGE_SUPPLIER).
+DPU_FIRMWARE_MODES = ("dpu", "nic", "separated_host")
 FIRMWARE_MODES = DDP_FIRMWARE_MODES + DPU_FIRMWARE_MODES
 
 _SIZE = re.compile(r"(?P<number>[0-9]+)\s*(?:(?P<unit>[kKmMgG])(?:i?[bB])?)?")

@@ -152,7 +152,8 @@ class _ProfileRules:
         if mode not in spec.FIRMWARE_MODES:
             self.fail((*path, "firmware_mode"),
                       f"unknown firmware mode {mode!r}{_hint(mode, spec.FIRMWARE_MODES)} "
-                      f"(known: {', '.join(spec.FIRMWARE_MODES)})")
+                      f"(known: {', '.join(spec.FIRMWARE_MODES)}; for another one require "
+                      f"its CUSTOM_SMARTNIC_FW_* trait)")
             return
         if model is None:
             return
