@@ -187,12 +187,12 @@ class Executor:
             self._flavor_ids[spec.name] = created.id
 
     def _set_specs(self, step: Step) -> None:
-        flavor_id = self._flavor_id(step.target)
+        flavor_id = step.uuid or self._flavor_id(step.target)
         call(f"set extra specs on flavor {step.target}",
              lambda: self.cloud.set_extra_specs(flavor_id, step.specs), self.policy)
 
     def _unset_specs(self, step: Step) -> None:
-        flavor_id = self._flavor_id(step.target)
+        flavor_id = step.uuid or self._flavor_id(step.target)
         for key in step.keys:
             call(f"unset {key} on flavor {step.target}",
                  lambda key=key: self.cloud.unset_extra_spec(flavor_id, key),  # type: ignore[misc]

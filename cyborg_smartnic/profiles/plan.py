@@ -46,7 +46,7 @@ class Step:
     target: str  # profile or flavor name
     detail: str = ""
     body: Mapping[str, Any] | None = None  # device profile body (create/replace)
-    uuid: str | None = None  # device profile uuid (replace/delete)
+    uuid: str | None = None  # device profile uuid (replace/delete), flavor id (specs)
     flavor: FlavorSpec | None = None  # create-flavor
     specs: Mapping[str, str] = field(default_factory=dict)  # set-specs
     keys: tuple[str, ...] = ()  # unset-specs
@@ -189,9 +189,11 @@ class _Planner:
         changed = {k: v for k, v in desired.items() if remote.extra_specs.get(k) != v}
         stale = tuple(sorted(k for k in before - set(desired) if k in remote.extra_specs))
         if changed:
-            self.steps.append(Step(SET_SPECS, flavor.name, _specs_text(changed), specs=changed))
+            self.steps.append(Step(SET_SPECS, flavor.name, _specs_text(changed), specs=changed,
+                                   uuid=remote.id))
         if stale:
-            self.steps.append(Step(UNSET_SPECS, flavor.name, ", ".join(stale), keys=stale))
+            self.steps.append(Step(UNSET_SPECS, flavor.name, ", ".join(stale), keys=stale,
+                                   uuid=remote.id))
         if not changed and not stale:
             self.unchanged.append(f"flavor {flavor.name}")
 
@@ -247,7 +249,7 @@ def make_plan(profiles: Iterable[CompiledProfile], state: CloudState, *,
         stale = tuple(sorted(k for k in keys if k in remote_flavor.extra_specs))
         if stale:
             steps.append(Step(UNSET_SPECS, name, ", ".join(stale) + f" (detached from {owner})",
-                              keys=stale))
+                              keys=stale, uuid=remote_flavor.id))
 
     steps.sort(key=lambda s: ORDER.index(s.kind))
     return Plan(steps=tuple(steps), unchanged=tuple(planner.unchanged),
