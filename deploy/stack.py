@@ -39,6 +39,7 @@ NOVA_STUB = DEPLOY_DIR / "nova_stub.py"
 BIN = Path(sys.executable).parent
 STATE = "stack.json"
 PIDS = "pids.json"
+UNPACKED_MARK = ".unpacked-by-stack"
 DEFAULT_HOSTNAME = "compute-0"
 # The fixed tokens of stacklib.noauth (a local test stack, not secrets).
 ADMIN_TOKEN = "admin"  # noqa: S105
@@ -110,6 +111,7 @@ def _example_host(dest: Path) -> tuple[Path, dict[str, str]]:
             f"{exc}; pass --sysfs-root DIR") from exc
     shutil.rmtree(dest, ignore_errors=True)
     root = unpack_example_host(dest)
+    (dest / UNPACKED_MARK).write_text("deploy/stack.py unpacked the example host here\n")
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(example_conf_path())
     options = dict(parser["smartnic"]) if parser.has_section("smartnic") else {}
@@ -363,6 +365,10 @@ def stop(args: argparse.Namespace) -> list[tuple[str, str]]:
     results = _stop_all(list(reversed(records)))
     (work / PIDS).unlink(missing_ok=True)
     (work / STATE).unlink(missing_ok=True)
+    # The unpacked example is a throwaway copy whose sysfs symlinks loop: tools that walk
+    # directories following links (setuptools' package finder) must not meet it later.
+    if (work / "host" / UNPACKED_MARK).exists():
+        shutil.rmtree(work / "host", ignore_errors=True)
     return results
 
 

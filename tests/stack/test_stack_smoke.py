@@ -83,3 +83,4 @@ def test_agent_reports_and_a_bind_lands_on_a_switchdev_vf(tmp_path: Path) -> Non
     assert stopped.returncode == 0
     assert "cyborg-agent: stopped" in stopped.stdout
     assert processes_in(work) == []
+    assert not (work / "host").exists()  # the unpacked example (looping symlinks) is gone
