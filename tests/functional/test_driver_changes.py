@@ -137,8 +137,13 @@ def test_eswitch_legacy_to_switchdev(e810: tuple[Stack, SysfsTree]) -> None:
     writes = write_paths(stack, mark)
     assert ("PUT", f"/traits/{switchdev}") in writes
     assert not any(path.endswith("/inventories") for _, path in writes)
-    # no provider has the legacy trait any more: the conductor deleted it from Placement
+    # no provider has the legacy trait any more: the conductor deleted it from Placement,
+    # so a profile still asking for it gets an error, not an empty answer
     assert not trait_exists(stack, legacy)
+    answer = stack.placement.get(
+        f"/allocation_candidates?resources_device_profile_0={RC}:1"
+        f"&required_device_profile_0={legacy}")
+    assert answer.status_code == 400 and "No such trait" in answer.text
 
 
 def test_a_removed_pf_takes_its_pool_and_device_away(e810: tuple[Stack, SysfsTree]) -> None:
