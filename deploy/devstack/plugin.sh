@@ -47,6 +47,7 @@ function configure_cyborg_smartnic {
     _smartnic_set smartnic extra_models "$SMARTNIC_EXTRA_MODELS"
     _smartnic_set smartnic use_devlink "$SMARTNIC_USE_DEVLINK"
     _smartnic_set smartnic pci_ids_path "$SMARTNIC_PCI_IDS_PATH"
+    _smartnic_set smartnic state_file "$SMARTNIC_STATE_FILE"
     _smartnic_set smartnic pools "$SMARTNIC_POOLS"
     # Pool NAME reads SMARTNIC_POOL_<NAME>_{DEVICES,RESOURCE_CLASS,TRAITS,PHYSNET}, NAME in
     # upper case with anything outside [A-Z0-9_] turned into '_'.
