@@ -239,6 +239,7 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
         sysfs_root, example_options = _example_host(work / "host")
         smartnic = {**example_options, **smartnic}
     hostname = args.hostname or smartnic.get("hostname") or DEFAULT_HOSTNAME
+    smartnic.setdefault("state_file", str(work / "cyborg" / "smartnic-last-report.json"))
     broker = rabbit.plan(work / "rabbitmq")
     ports = {"placement": procs.free_port(), "cyborg": procs.free_port(),
              "nova": procs.free_port()}
