@@ -8,7 +8,8 @@
 * Cyborg conductor (the real ``ConductorManager`` served by ``cyborg.common.rpc.get_server`` on
   oslo.messaging's in-process ``fake:/`` transport);
 * Cyborg agent (the real ``AgentManager``; its drivers come from ``[agent] enabled_drivers``,
-  ``smartnic_driver`` by default, reading a generated sysfs tree under ``sysfs_root``);
+  ``smartnic_driver`` by default, reading a generated sysfs tree under ``sysfs_root``, with
+  ``[smartnic] state_file`` in the work directory unless a test overrides it);
 * Cyborg API (the real paste pipeline with only ``authtoken`` swapped for ``fake_auth``, which
   sets the identity headers keystonemiddleware would);
 * Nova stand-in (``deploy/nova_stub.py``) for ARQ bind notifications and flavors.
@@ -17,7 +18,8 @@ Cyborg's services talk to Placement and Nova through their real clients configur
 ``auth_type = admin_token``. Everything is reachable over HTTP request helpers (``placement``,
 ``cyborg_api``, ``nova_api``), which go through the same wsgi-intercept hooks.
 
-Typical use (see tests/functional/conftest.py for the pytest fixtures)::
+Typical use (see tests/functional/conftest.py for the pytest fixtures; scripts such as
+bench/report/run.py use the fixture as a context manager)::
 
     with Stack(tmp_path, smartnic={"physical_device_mappings": "physnet1:ens1f0"}) as stack:
         SysfsTree(stack.sysfs_root).add_pf(...)     # mutate the host between cycles
@@ -27,12 +29,10 @@ Typical use (see tests/functional/conftest.py for the pytest fixtures)::
 
 from __future__ import annotations
 
-import contextlib
-import json
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -514,19 +514,3 @@ def request_groups_query(groups: Iterable[Mapping[str, str]]) -> str:
     if len(suffixes) > 1:
         parts.append("group_policy=isolate")
     return "&".join(parts)
-
-
-@contextlib.contextmanager
-def running_stack(workdir: Path, **kwargs: Any) -> Iterator[Stack]:
-    """``Stack`` as a context manager, for scripts (bench/) that do not use pytest."""
-    stack = Stack(workdir, **kwargs)
-    stack.setUp()
-    try:
-        yield stack
-    finally:
-        stack.cleanUp()
-
-
-def dump(data: Any) -> str:
-    """Stable JSON for assertion messages."""
-    return json.dumps(data, indent=2, sort_keys=True)
