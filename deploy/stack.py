@@ -213,7 +213,7 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
     if args.driver == "smartnic_driver" and not (BIN / "cyborg-smartnic").exists():
         raise StackError(f"{BIN}/cyborg-smartnic is missing: install the project (make install)")
     work.mkdir(parents=True, exist_ok=True)
-    for sub in ("logs", "placement", "cyborg", "rabbitmq", "nova"):
+    for sub in ("logs", "placement", "cyborg", "rabbitmq"):
         shutil.rmtree(work / sub, ignore_errors=True)
         (work / sub).mkdir()
     (work / STATE).unlink(missing_ok=True)
