@@ -273,9 +273,10 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
         return current
 
     def _log_skipped(self, skipped: Iterable[Any]) -> None:
+        """The scan logs each skip as it happens; this notes, once, what changed."""
         now = frozenset((s.address, s.reason) for s in skipped)
         for address, reason in sorted(now - self._last_skipped):
-            LOG.warning("smartnic: skipped %s: %s", address, reason)
+            LOG.info("smartnic: skipped %s: %s", address, reason)
         self._last_skipped = now
 
     def update(self, control_path: Any, image_path: Any) -> bool:
