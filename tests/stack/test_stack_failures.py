@@ -49,6 +49,7 @@ def test_stop_without_a_stack_is_a_no_op(tmp_path: Path) -> None:
 
 
 @pytest.mark.stack
+@pytest.mark.usefixtures("rabbitmq_installed")
 def test_bad_smartnic_option_is_one_line(tmp_path: Path) -> None:
     done = stack("start", "--work-dir", str(tmp_path / "w"), "--sysfs-root", str(tmp_path),
                  "--smartnic", "physical_device_mappings")

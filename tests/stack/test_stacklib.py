@@ -14,7 +14,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy"))
 
-from stacklib import noauth, procs  # noqa: E402
+from stacklib import noauth, procs, rabbit  # noqa: E402
 
 
 def _spawn(tmp_path: Path, script: str) -> procs.Proc:
@@ -79,6 +79,15 @@ def test_records_round_trip(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(procs.StackError, match="unreadable PID records"):
         procs.load(tmp_path / "bad.json")
+
+
+def test_missing_rabbitmq_is_one_line_naming_the_package(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    monkeypatch.setattr(rabbit, "SERVER", str(tmp_path / "rabbitmq-server"))
+    with pytest.raises(procs.StackError) as caught:
+        rabbit.check_installed()
+    assert str(caught.value) == (f"rabbitmq-server is not installed (no {tmp_path}/"
+                                 "rabbitmq-server): run `apt-get install rabbitmq-server`")
 
 
 # -- the auth filter -----------------------------------------------------------------------
