@@ -16,44 +16,30 @@ Run it with the project's virtualenv Python (it runs the services from that venv
 from __future__ import annotations
 
 import argparse
-import configparser
 import contextlib
 import json
 import os
 import shutil
-import string
-import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from stacklib import placement, procs, rabbit
+from stacklib import config, cyborg, placement, procs, rabbit
+from stacklib.config import ADMIN_TOKEN, SERVICE_TOKEN, TEMPLATES
 from stacklib.procs import Proc, StackError
 
 DEPLOY_DIR = Path(__file__).resolve().parent
-TEMPLATES = DEPLOY_DIR / "templates"
 NOVA_STUB = DEPLOY_DIR / "nova_stub.py"
 BIN = Path(sys.executable).parent
 STATE = "stack.json"
 PIDS = "pids.json"
-UNPACKED_MARK = ".unpacked-by-stack"
 DEFAULT_HOSTNAME = "compute-0"
-# The fixed tokens of stacklib.noauth (a local test stack, not secrets).
-ADMIN_TOKEN = "admin"  # noqa: S105
-SERVICE_TOKEN = "service"  # noqa: S105
 
 
 def _log(message: str) -> None:
     print(f"stack: {message}", flush=True)
-
-
-def _render(template: str, target: Path, values: dict[str, str]) -> Path:
-    text = string.Template((TEMPLATES / template).read_text()).substitute(values)
-    target.write_text(text)
-    return target
 
 
 def _service_env(**extra: str) -> dict[str, str]:
@@ -98,111 +84,6 @@ class Starter:
         _log(f"{step} ({self.timings[step]} s)")
 
 
-def _example_host(dest: Path) -> tuple[Path, dict[str, str]]:
-    """Unpack the bundled example host; returns its root and its [smartnic] options."""
-    try:
-        from cyborg_smartnic.discovery.example import (  # noqa: PLC0415
-            example_conf_path,
-            unpack_example_host,
-        )
-    except ImportError as exc:
-        raise StackError(
-            "the bundled example host is not available (cyborg_smartnic.discovery.example): "
-            f"{exc}; pass --sysfs-root DIR") from exc
-    shutil.rmtree(dest, ignore_errors=True)
-    root = unpack_example_host(dest)
-    (dest / UNPACKED_MARK).write_text("deploy/stack.py unpacked the example host here\n")
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(example_conf_path())
-    options = dict(parser["smartnic"]) if parser.has_section("smartnic") else {}
-    return root, options
-
-
-def _smartnic_options(pairs: Sequence[str]) -> dict[str, str]:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip() or "\n" in pair:
-            raise StackError(f"--smartnic {pair!r}: expected KEY=VALUE on one line")
-        if key.strip() == "sysfs_root":
-            raise StackError("--smartnic sysfs_root: use --sysfs-root")
-        options[key.strip()] = value.strip()
-    return options
-
-
-def _smartnic_lines(options: dict[str, str]) -> str:
-    return "".join(f"{key} = {value}\n" for key, value in options.items())
-
-
-def _create_schema(conf: Path, log_dir: Path) -> None:
-    """cyborg-dbsync upgrade fails on SQLite (an ALTER in a migration); create_schema works."""
-    log = log_dir / "cyborg-dbsync.log"
-    with open(log, "wb") as out:
-        done = subprocess.run([str(BIN / "cyborg-dbsync"), "--config-file", str(conf),
-                               "create_schema"], stdout=out, stderr=subprocess.STDOUT,
-                              env=_service_env(), timeout=120, check=False)
-    if done.returncode != 0:
-        raise StackError(f"cyborg-dbsync create_schema failed (exit {done.returncode}); "
-                         f"last lines of {log}:\n{procs.log_tail(log)}")
-
-
-def _expected_deployables(conf: Path, sysfs_root: Path) -> set[str] | None:
-    """Deployable names the smartnic driver will report, from `cyborg-smartnic report`."""
-    tool = BIN / "cyborg-smartnic"
-    done = subprocess.run(
-        [str(tool), "report", "--sysfs-root", str(sysfs_root), "--config-file", str(conf),
-         "-f", "json"], capture_output=True, text=True, timeout=60, check=False,
-        env=_service_env())
-    if done.returncode != 0:
-        raise StackError(f"cyborg-smartnic report failed: {done.stderr.strip()[-500:]}")
-    try:
-        devices = json.loads(done.stdout)
-        return {str(d["name"]) for dev in devices for d in dev["deployable_list"]}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StackError(f"cyborg-smartnic report printed no device list: {exc}") from exc
-
-
-def _cyborg_deployables(cyborg_url: str) -> dict[str, str | None]:
-    """Deployable name -> its resource provider uuid, as the Cyborg API lists them."""
-    request = urllib.request.Request(  # noqa: S310 (the stack's own 127.0.0.1 URL)
-        f"{cyborg_url}/v2/deployables", headers={"X-Auth-Token": ADMIN_TOKEN})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            rows = json.loads(response.read())["deployables"]
-    except (OSError, ValueError, KeyError):
-        return {}
-    return {str(row["name"]): row.get("rp_uuid") for row in rows}
-
-
-def _wait_reported(st: Starter, state: dict[str, Any], agent: Proc, conductor: Proc,
-                   expected: set[str] | None) -> set[str]:
-    """Until the agent's report is through: Cyborg's deployables and Placement's providers.
-
-    The conductor handles a report one deployable at a time: provider, inventory, traits,
-    then the deployable's rp_uuid; an rp_uuid on every expected deployable means done.
-    """
-    seen: set[str] = set()
-
-    def reported() -> bool:
-        nonlocal seen
-        if not procs.is_alive(conductor):
-            raise procs.died_error(conductor, "the agent reported")
-        linked = {n for n, rp in _cyborg_deployables(state["cyborg_url"]).items() if rp}
-        if not (expected <= linked if expected else linked):
-            return False
-        seen = placement.child_names(state["placement_url"], state["compute_rp_uuid"])
-        return (expected or linked) <= seen
-
-    what = (f"waiting for the agent's {len(expected)} deployables in Cyborg and Placement"
-            if expected else "waiting for the agent's deployables in Cyborg and Placement")
-    try:
-        procs.wait_until(reported, agent, what, st.remaining(), interval=1.0)
-    except StackError as exc:
-        raise StackError(f"{exc}\nlast lines of {conductor.log}:\n"
-                         f"{procs.log_tail(conductor.log, 15)}") from exc
-    return seen
-
-
 def start(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work_dir).resolve()
     running = [p for p in procs.load(work / PIDS) if procs.is_alive(p)]
@@ -232,11 +113,11 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
 
 def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
     work = st.work
-    smartnic = _smartnic_options(args.smartnic)
+    smartnic = config.smartnic_options(args.smartnic)
     if args.sysfs_root:
         sysfs_root = Path(args.sysfs_root).resolve()
     else:  # the example host comes with its [smartnic] options; --smartnic ones win
-        sysfs_root, example_options = _example_host(work / "host")
+        sysfs_root, example_options = config.example_host(work / "host")
         smartnic = {**example_options, **smartnic}
     hostname = args.hostname or smartnic.get("hostname") or DEFAULT_HOSTNAME
     smartnic.setdefault("state_file", str(work / "cyborg" / "smartnic-last-report.json"))
@@ -264,11 +145,12 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
               "transport_url": broker.transport_url, "cyborg_port": str(ports["cyborg"]),
               "drivers": args.driver, "placement_url": state["placement_url"],
               "nova_url": state["nova_url"], "sysfs_root": str(sysfs_root),
-              "smartnic_extra": _smartnic_lines(smartnic)}
-    placement_conf = _render("placement.conf.in", work / "placement" / "placement.conf", values)
-    cyborg_conf = _render("cyborg.conf.in", work / "cyborg" / "cyborg.conf", values)
+              "smartnic_extra": config.ini_lines(smartnic)}
+    placement_conf = config.render("placement.conf.in",
+                                   work / "placement" / "placement.conf", values)
+    cyborg_conf = config.render("cyborg.conf.in", work / "cyborg" / "cyborg.conf", values)
     shutil.copy(TEMPLATES / "api-paste.ini", work / "cyborg" / "api-paste.ini")
-    _write_clouds_yaml(state)
+    config.write_clouds_yaml(state)
 
     # Slow starters first and side by side: the broker, Placement, the Nova stub.
     rabbit.prepare(broker)
@@ -283,7 +165,7 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
         raise StackError(f"{nova_stub} is missing (the Nova stub that receives bind events)")
     nova = st.spawn("nova-stub", [sys.executable, str(nova_stub), "--port", str(ports["nova"])],
                     _service_env())
-    _create_schema(cyborg_conf, work / "logs")
+    cyborg.create_schema(BIN, cyborg_conf, work / "logs", _service_env())
     st.mark("cyborg database created")
 
     procs.wait_http_ok(state["placement_url"] + "/", place, st.remaining())
@@ -313,11 +195,11 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
         api, f"waiting for an authenticated GET {profiles_url}", st.remaining())
     st.mark("cyborg-api up")
 
-    expected = (_expected_deployables(cyborg_conf, sysfs_root)
+    expected = (cyborg.expected_deployables(BIN, cyborg_conf, sysfs_root, _service_env())
                 if args.driver == "smartnic_driver" else None)
     agent = st.spawn("cyborg-agent", [str(BIN / "cyborg-agent"), "--config-file",
                                       str(cyborg_conf)], _service_env())
-    names = _wait_reported(st, state, agent, conductor, expected)
+    names = cyborg.wait_reported(state, agent, conductor, expected, st.remaining())
     st.mark(f"cyborg-agent reported {len(names)} resource providers")
 
     state["resource_providers"] = sorted(names)
@@ -325,23 +207,6 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
     state["startup_seconds"] = st.timings
     (work / STATE).write_text(json.dumps(state, indent=2) + "\n")
     return state
-
-
-def _write_clouds_yaml(state: dict[str, Any]) -> None:
-    """An openstacksdk cloud for clients (`OS_CLIENT_CONFIG_FILE=... OS_CLOUD=...`)."""
-    text = (
-        "# Generated by deploy/stack.py: the local stack has no Keystone, fixed tokens.\n"
-        "clouds:\n"
-        f"  {state['cloud']}:\n"
-        "    auth_type: admin_token\n"
-        "    auth:\n"
-        f"      endpoint: {state['cyborg_url']}\n"
-        f"      token: {ADMIN_TOKEN}\n"
-        f"    accelerator_endpoint_override: {state['cyborg_url']}/v2\n"
-        f"    placement_endpoint_override: {state['placement_url']}\n"
-        f"    compute_endpoint_override: {state['nova_url']}\n"
-        "    region_name: RegionOne\n")
-    Path(state["clouds_yaml"]).write_text(text)
 
 
 def _stop_all(records: Sequence[Proc]) -> list[tuple[str, str]]:
@@ -368,8 +233,7 @@ def stop(args: argparse.Namespace) -> list[tuple[str, str]]:
     (work / STATE).unlink(missing_ok=True)
     # The unpacked example is a throwaway copy whose sysfs symlinks loop: tools that walk
     # directories following links (setuptools' package finder) must not meet it later.
-    if (work / "host" / UNPACKED_MARK).exists():
-        shutil.rmtree(work / "host", ignore_errors=True)
+    config.remove_example_host(work / "host")
     return results
 
 
