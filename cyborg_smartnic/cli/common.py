@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
@@ -13,6 +14,7 @@ from oslo_config import cfg
 from prettytable import PrettyTable
 
 from cyborg_smartnic import conf as smartnic_conf
+from cyborg_smartnic.discovery.example import example_conf_path, unpack_example_host
 from cyborg_smartnic.errors import ConfigError
 
 FORMATS = ("table", "json", "yaml")
@@ -24,11 +26,20 @@ def add_format_argument(parser: argparse.ArgumentParser,
                         help=f"output format (default {default})")
 
 
-def add_host_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--sysfs-root`` and ``--config-file``: where a host is read and how it is configured."""
-    parser.add_argument("--sysfs-root", metavar="DIR",
-                        help="directory holding sys/ to read instead of / (a snapshot or "
-                             "generated tree); overrides [smartnic] sysfs_root")
+def add_host_arguments(parser: argparse.ArgumentParser, *, example_host: bool = False) -> None:
+    """``--sysfs-root`` and ``--config-file``: where a host is read and how it is configured.
+
+    ``example_host`` adds ``--example-host`` (exclusive with ``--sysfs-root``) for read-only
+    commands; their handler must then be wrapped in ``with_example_host``.
+    """
+    where = parser.add_mutually_exclusive_group() if example_host else parser
+    where.add_argument("--sysfs-root", metavar="DIR",
+                       help="directory holding sys/ to read instead of / (a snapshot or "
+                            "generated tree); overrides [smartnic] sysfs_root")
+    if example_host:
+        where.add_argument("--example-host", action="store_true",
+                           help="read the bundled example host (unpacked to a temporary "
+                                "directory) with its example [smartnic] options")
     parser.add_argument("--config-file", metavar="FILE", action="append", default=[],
                         help="cyborg.conf-style file with a [smartnic] group (repeatable)")
 
@@ -46,6 +57,23 @@ def load_config(args: argparse.Namespace) -> cfg.ConfigOpts:
     if getattr(args, "sysfs_root", None):
         conf.set_override("sysfs_root", args.sysfs_root, group=smartnic_conf.GROUP)
     return conf
+
+
+def with_example_host(command: Callable[[argparse.Namespace], int]
+                      ) -> Callable[[argparse.Namespace], int]:
+    """Run ``command`` on the bundled example host when ``--example-host`` was given.
+
+    The host is unpacked into a temporary directory that lives as long as the command; the
+    example's [smartnic] options are used unless ``--config-file`` names others.
+    """
+    def handle(args: argparse.Namespace) -> int:
+        if not getattr(args, "example_host", False):
+            return command(args)
+        with tempfile.TemporaryDirectory(prefix="cyborg-smartnic-example-") as tmp:
+            args.sysfs_root = str(unpack_example_host(tmp))
+            args.config_file = args.config_file or [str(example_conf_path())]
+            return command(args)
+    return handle
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -9,14 +9,12 @@ table. ``-f json|yaml`` prints ``discovery.export.host_to_dict`` (DESIGN.md's co
 from __future__ import annotations
 
 import argparse
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cyborg_smartnic.cli import common
 from cyborg_smartnic.cli import watch as watch_cli
-from cyborg_smartnic.discovery.example import example_conf_path, unpack_example_host
 from cyborg_smartnic.discovery.export import host_to_dict
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
@@ -28,35 +26,23 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "discover", help="show the SmartNICs, VFs and skipped devices discovery sees",
         description=__doc__)
-    common.add_host_arguments(parser)
+    common.add_host_arguments(parser, example_host=True)
     common.add_format_argument(parser)
     parser.add_argument("-v", "--verbose", action="store_true", help="list every VF (table)")
-    parser.add_argument("--example-host", action="store_true",
-                        help="discover the bundled example host (unpacked to a temporary "
-                             "directory) with its example [smartnic] options")
     watch_cli.add_arguments(parser)
     parser.set_defaults(func=_handler(parser))
 
 
 def _handler(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     def handle(args: argparse.Namespace) -> int:
-        if args.example_host and args.sysfs_root:
-            parser.error("--example-host and --sysfs-root are mutually exclusive")
         if watch_cli.requested(args, parser):
             return watch_cli.run(args)
-        return run(args)
+        return common.with_example_host(run)(args)
     return handle
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.example_host:
-        host = discover(args)
-    else:
-        with tempfile.TemporaryDirectory(prefix="cyborg-smartnic-example-") as tmp:
-            args.sysfs_root = str(unpack_example_host(tmp))
-            if not args.config_file:
-                args.config_file = [str(example_conf_path())]
-            host = discover(args)
+    host = discover(args)
     common.emit(host_to_dict(host), args.format, lambda: render(host, args.verbose))
     return 0
 

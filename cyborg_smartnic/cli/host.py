@@ -13,9 +13,7 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 import warnings
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cyborg_smartnic.cli import common
@@ -69,10 +67,10 @@ def register(subparsers: Any) -> None:
                         help="device profile file or directory whose host requirements "
                              "host.yaml must meet (repeatable)")
     plan_p.add_argument("host_config", metavar="HOST.yaml")
-    _example_argument(plan_p, plan_command)
+    plan_p.set_defaults(func=common.with_example_host(plan_command))
 
     apply_p = sub.add_parser("apply", help="apply host.yaml through the privsep daemon")
-    _common(apply_p)
+    _common(apply_p, example_host=False)
     common.add_format_argument(apply_p)
     apply_p.add_argument("--yes", action="store_true",
                          help="do not ask; required when stdin is not a terminal")
@@ -88,42 +86,16 @@ def register(subparsers: Any) -> None:
                           help="device profile file or directory this host should serve")
     doctor_p.add_argument("host_config", metavar="HOST.yaml", nargs="?",
                           help="also check the host against this host config")
-    _example_argument(doctor_p, doctor_command)
+    doctor_p.set_defaults(func=common.with_example_host(doctor_command))
 
     conf_p = sub.add_parser("conf", help="print the [smartnic] cyborg.conf lines for host.yaml")
     _common(conf_p)
     conf_p.add_argument("host_config", metavar="HOST.yaml")
-    _example_argument(conf_p, conf_command)
+    conf_p.set_defaults(func=common.with_example_host(conf_command))
 
 
-def _example_argument(parser: argparse.ArgumentParser,
-                      command: Callable[[argparse.Namespace], int]) -> None:
-    """``--example-host``: run a read-only command against the bundled example host."""
-    parser.add_argument("--example-host", action="store_true",
-                        help="read the bundled example host (unpacked to a temporary "
-                             "directory) with its example [smartnic] options")
-
-    def handle(args: argparse.Namespace) -> int:
-        if not args.example_host:
-            return command(args)
-        if args.sysfs_root:
-            parser.error("--example-host and --sysfs-root are mutually exclusive")
-        from cyborg_smartnic.discovery.example import (  # noqa: PLC0415
-            example_conf_path,
-            unpack_example_host,
-        )
-
-        with tempfile.TemporaryDirectory(prefix="cyborg-smartnic-example-") as tmp:
-            args.sysfs_root = str(unpack_example_host(tmp))
-            if not args.config_file:
-                args.config_file = [str(example_conf_path())]
-            return command(args)
-
-    parser.set_defaults(func=handle)
-
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    common.add_host_arguments(parser)
+def _common(parser: argparse.ArgumentParser, *, example_host: bool = True) -> None:
+    common.add_host_arguments(parser, example_host=example_host)
     parser.add_argument("--os-cloud", metavar="NAME", default=os.environ.get("OS_CLOUD"),
                         help="clouds.yaml entry used to ask Cyborg which VFs are bound "
                              "(default $OS_CLOUD; skipped when unset)")

@@ -10,7 +10,6 @@ import argparse
 import os
 import socket
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +59,11 @@ def register(subparsers: Any) -> None:
     check = sub.add_parser(
         "check", help="which profiles this host can serve, and what is missing for the others")
     _add_paths(check)
-    common.add_host_arguments(check)
+    common.add_host_arguments(check, example_host=True)
     common.add_format_argument(check)
-    check.add_argument("--example-host", action="store_true",
-                       help="check against the bundled example host and its [smartnic] options")
     check.add_argument("--require-all", action="store_true",
                        help="exit 1 unless the host can serve every profile")
-    check.set_defaults(func=run_check)
+    check.set_defaults(func=common.with_example_host(run_check))
 
 
 def _positive_int(text: str) -> int:
@@ -153,18 +150,7 @@ def run_check(args: argparse.Namespace) -> int:
     from cyborg_smartnic.profiles.check import check_all  # noqa: PLC0415
 
     compiled = compile_all(load_or_report(args.paths))
-    if args.example_host:
-        from cyborg_smartnic.discovery.example import (  # noqa: PLC0415
-            example_conf_path,
-            unpack_example_host,
-        )
-
-        with tempfile.TemporaryDirectory(prefix="cyborg-smartnic-example-") as tmp:
-            args.sysfs_root = str(unpack_example_host(tmp))
-            args.config_file = args.config_file or [str(example_conf_path())]
-            offers, hugepages = host_offers(args)
-    else:
-        offers, hugepages = host_offers(args)
+    offers, hugepages = host_offers(args)
     verdicts = check_all([c.host for c in compiled], offers, hugepages)
     data = [v.to_dict() for v in verdicts]
     common.emit(data, args.format, lambda: _check_table(verdicts))

@@ -9,13 +9,10 @@ and traits. The host name prefix comes from ``[smartnic] hostname``, else the FQ
 from __future__ import annotations
 
 import argparse
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from cyborg_smartnic.cli import common
-from cyborg_smartnic.discovery.example import example_conf_path, unpack_example_host
 from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
 from cyborg_smartnic.pools import load_report_config
 from cyborg_smartnic.report import RC_KEY, plan_report, specs_to_dicts
@@ -25,31 +22,13 @@ def register(subparsers: Any) -> None:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         "report", help="show what the Cyborg driver would report (devices, pools, traits)",
         description=__doc__)
-    common.add_host_arguments(parser)
+    common.add_host_arguments(parser, example_host=True)
     common.add_format_argument(parser)
-    parser.add_argument("--example-host", action="store_true",
-                        help="report the bundled example host (unpacked to a temporary "
-                             "directory) with its example [smartnic] options")
-    parser.set_defaults(func=_handler(parser))
-
-
-def _handler(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
-    def handle(args: argparse.Namespace) -> int:
-        if args.example_host and args.sysfs_root:
-            parser.error("--example-host and --sysfs-root are mutually exclusive")
-        return run(args)
-    return handle
+    parser.set_defaults(func=common.with_example_host(run))
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.example_host:
-        data = build(args)
-    else:
-        with tempfile.TemporaryDirectory(prefix="cyborg-smartnic-example-") as tmp:
-            args.sysfs_root = str(unpack_example_host(tmp))
-            if not args.config_file:
-                args.config_file = [str(example_conf_path())]
-            data = build(args)
+    data = build(args)
     common.emit(data, args.format, lambda: render(data))
     return 0
 
