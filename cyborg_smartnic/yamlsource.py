@@ -99,10 +99,8 @@ class Document:
 
 
 def error_sort_key(error: SourceError) -> tuple[str, int, int, str, str]:
-    """Order errors as an editor would list them: file, line, column, field, reason."""
-    kw = error.kwargs
-    return (str(kw["file"]), int(kw["line"]), int(kw["column"]), str(kw["field"]),
-            str(kw["reason"]))
+    """Order errors as an editor would list them (``SourceError.sort_key``)."""
+    return error.sort_key()
 
 
 # --------------------------------------------------------------------------- loading

@@ -44,12 +44,6 @@ class RequirementsUnmet(SmartNicError):
     msg_fmt = "%(count)s profile requirement(s) not met; first: %(first)s"
 
 
-class ProfilesInvalid(SmartNicError):
-    """--profiles files with errors: every one listed, one per line."""
-
-    msg_fmt = "%(errors)s"
-
-
 class DoctorFailed(SmartNicError):
     msg_fmt = "%(count)s check(s) failed: %(names)s"
 
@@ -155,15 +149,9 @@ def _findings(paths: list[str], config: HostConfig | None, host: Host) -> tuple[
     if not paths:
         return ()
     from cyborg_smartnic.profiles.compiler import compile_all  # noqa: PLC0415
-    from cyborg_smartnic.profiles.loader import (  # noqa: PLC0415
-        ProfileValidationError,
-        load_profiles,
-    )
+    from cyborg_smartnic.profiles.loader import load_profiles  # noqa: PLC0415
 
-    try:
-        compiled = compile_all(load_profiles(paths))
-    except ProfileValidationError as exc:
-        raise ProfilesInvalid(errors="\n".join(str(e) for e in exc.errors)) from exc
+    compiled = compile_all(load_profiles(paths))
     return check([c.host for c in compiled], config, host)
 
 

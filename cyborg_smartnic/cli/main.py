@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from cyborg_smartnic import __version__
-from cyborg_smartnic.errors import SmartNicError
+from cyborg_smartnic.errors import SmartNicError, SourceErrors
 
 COMMAND_MODULES = ("discover", "snapshot", "report", "profile", "host")
 
@@ -39,6 +39,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
         result: int = args.func(args)
+    except SourceErrors as exc:
+        for error in exc.errors:  # one FILE:LINE:COL: field: message line each
+            print(error, file=sys.stderr)
+        print(f"cyborg-smartnic: error: {exc}", file=sys.stderr)
+        return 1
     except SmartNicError as exc:
         print(f"cyborg-smartnic: error: {exc}", file=sys.stderr)
         return 1

@@ -17,8 +17,7 @@ from cyborg_smartnic.cli import common
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.profiles import render as render_mod
 from cyborg_smartnic.profiles.compiler import compile_all
-from cyborg_smartnic.profiles.loader import ProfileValidationError, load_profiles
-from cyborg_smartnic.profiles.spec import ProfileSpec
+from cyborg_smartnic.profiles.loader import load_profiles
 
 
 def register(subparsers: Any) -> None:
@@ -78,25 +77,15 @@ def _add_paths(parser: argparse.ArgumentParser) -> None:
                         help="profile file, or directory of *.yaml/*.yml profile files")
 
 
-def load_or_report(paths: list[str]) -> list[ProfileSpec]:
-    """Load every profile; on errors print each line to stderr and raise the summary."""
-    try:
-        return load_profiles(paths)
-    except ProfileValidationError as exc:
-        for error in exc.errors:
-            print(error, file=sys.stderr)
-        raise
-
-
 def run_validate(args: argparse.Namespace) -> int:
-    profiles = load_or_report(args.paths)
+    profiles = load_profiles(args.paths)
     files = len({p.source.rsplit(":", 1)[0] for p in profiles})
     print(f"{len(profiles)} profile(s) in {files} file(s): valid")
     return 0
 
 
 def run_render(args: argparse.Namespace) -> int:
-    compiled = compile_all(load_or_report(args.paths))
+    compiled = compile_all(load_profiles(args.paths))
     sys.stdout.write(render_mod.render(compiled, args.format))
     return 0
 
@@ -114,7 +103,7 @@ def run_apply(args: argparse.Namespace) -> int:
     from cyborg_smartnic.profiles.cloud import connect  # noqa: PLC0415
     from cyborg_smartnic.profiles.plan import make_plan  # noqa: PLC0415
 
-    compiled = compile_all(load_or_report(args.paths))
+    compiled = compile_all(load_profiles(args.paths))
     cloud = connect(args.os_cloud)
     policy = apply_mod.RetryPolicy(attempts=args.attempts, first_delay=max(0.0, args.retry_delay))
     state = apply_mod.read("read device profiles, flavors and accelerator requests",
@@ -149,7 +138,7 @@ def _confirm(count: int) -> bool:
 def run_check(args: argparse.Namespace) -> int:
     from cyborg_smartnic.profiles.check import check_all  # noqa: PLC0415
 
-    compiled = compile_all(load_or_report(args.paths))
+    compiled = compile_all(load_profiles(args.paths))
     offers, hugepages = host_offers(args)
     verdicts = check_all([c.host for c in compiled], offers, hugepages)
     data = [v.to_dict() for v in verdicts]

@@ -16,7 +16,7 @@ from typing import Any
 from cyborg_smartnic import yamlsource
 from cyborg_smartnic.discovery import selection
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
-from cyborg_smartnic.errors import ConfigError, InvalidPciAddress, SmartNicError, SourceError
+from cyborg_smartnic.errors import ConfigError, InvalidPciAddress, SourceError, SourceErrors
 from cyborg_smartnic.pci import PciAddress
 from cyborg_smartnic.profiles.spec import parse_hugepage_size
 
@@ -29,16 +29,10 @@ _RANGES_RE = re.compile(_RANGES_PATTERN)
 _SELECTORS = ("address", "netdev", "select")
 
 
-class InvalidHostConfig(SmartNicError):
+class InvalidHostConfig(SourceErrors):
     """One or more problems in a host config file; ``errors`` holds each as a SourceError."""
 
-    msg_fmt = "%(errors)s"
-
-    def __init__(self, problems: tuple[SourceError, ...] = (), **kwargs: Any) -> None:
-        self.errors = tuple(sorted(problems, key=yamlsource.error_sort_key))
-        if "errors" not in kwargs:
-            kwargs["errors"] = "\n".join(str(e) for e in self.errors)
-        super().__init__(**kwargs)
+    what = "the host config"
 
 
 @dataclass(frozen=True, slots=True)

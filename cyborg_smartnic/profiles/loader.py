@@ -8,24 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from cyborg_smartnic import catalog
-from cyborg_smartnic.errors import SmartNicError, SourceError
+from cyborg_smartnic.errors import SourceError, SourceErrors
 from cyborg_smartnic.profiles import spec
 from cyborg_smartnic.profiles.sources import load_sources
 from cyborg_smartnic.profiles.validate import validate_sources
 from cyborg_smartnic.yamlsource import error_sort_key
 
 
-class ProfileValidationError(SmartNicError):
-    """Profiles had errors; ``errors`` holds each one (already formatted FILE:LINE:COL)."""
+class ProfileValidationError(SourceErrors):
+    """Profiles had errors; ``errors`` holds each one (FILE:LINE:COL: field: message)."""
 
-    msg_fmt = "%(count)s error(s) in device profiles; nothing was done"
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.errors: list[SourceError] = list(kwargs.get("errors", ()))
+    what = "device profiles"
 
 
 def check_profiles(paths: Iterable[str | Path], *,
@@ -49,5 +44,5 @@ def load_profiles(paths: Iterable[str | Path], *,
     """Like ``check_profiles`` but raises ``ProfileValidationError`` carrying every error."""
     profiles, errors = check_profiles(paths, models=models)
     if errors:
-        raise ProfileValidationError(count=len(errors), errors=errors)
+        raise ProfileValidationError(errors)
     return profiles

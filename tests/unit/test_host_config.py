@@ -90,7 +90,7 @@ hugepages:
 """
     with pytest.raises(InvalidHostConfig) as caught:
         load_host_config(_write(tmp_path, text))
-    lines = str(caught.value).splitlines()
+    lines = caught.value.details.splitlines()
     host = str(tmp_path / "host.yaml")
     assert f'{host}:6:7: devices[0].vf_drivers.4-9: overlaps the range \'0-5\'' in lines
     assert any(line.startswith(f'{host}:6:7: devices[0].vf_drivers.4-9: VF 9 does not')
@@ -104,8 +104,8 @@ hugepages:
                for line in lines)
     assert any(":14:5: hugepages[0].size: '3M' is not a hugepage size Linux offers" in line
                for line in lines)
-    assert ":9:5: devices[2].address: '0000:3b:00.0' is already configured at line 2" in str(
-        caught.value)
+    assert ":9:5: devices[2].address: '0000:3b:00.0' is already configured at line 2" in (
+        caught.value.details)
     assert len(caught.value.errors) == len(lines) == 8
 
 
@@ -120,7 +120,7 @@ devices:
 """
     with pytest.raises(InvalidHostConfig) as caught:
         load_host_config(_write(tmp_path, text))
-    text_out = str(caught.value)
+    text_out = caught.value.details
     assert ':3:5: devices[0].eswitch_mode: "offload" is not one of: "legacy", "switchdev"' \
         in text_out
     assert ":4:5: devices[0].vf_cout: unknown key 'vf_cout'; did you mean 'vf_count'?" \
@@ -140,7 +140,7 @@ hugepages:
 """
     with pytest.raises(InvalidHostConfig) as caught:
         load_host_config(_write(tmp_path, text))
-    out = str(caught.value)
+    out = caught.value.details
     assert ":2:5: devices[0].address: invalid PCI address '0000:3b:00.9'" in out
     assert ":4:5: devices[2].netdev: 'ens1f0' is already configured at line 3" in out
     assert ":7:5: hugepages[1]: node1 2048kB pages are already configured at line 6" in out
@@ -180,6 +180,6 @@ def test_parse_size_refuses(text: str | int) -> None:
 
 
 def test_select_uses_the_devices_selector_syntax(tmp_path: Path) -> None:
-    with pytest.raises(InvalidHostConfig, match=r":2:5: devices\[0\].select: unknown selector "
-                                                r"'not a selector'"):
+    with pytest.raises(InvalidHostConfig) as caught:
         load_host_config(_write(tmp_path, "devices:\n  - select: not a selector\n"))
+    assert ":2:5: devices[0].select: unknown selector 'not a selector'" in caught.value.details
