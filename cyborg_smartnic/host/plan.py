@@ -49,6 +49,7 @@ def plan(desired: HostConfig, current: Host, in_use: InUse,
     notes: list[str] = list(in_use.notes)
     for pool in desired.hugepages:
         steps.extend(_hugepage_steps(pool, current))
+        notes.extend(_hugepage_shortfall(pool, current))
     for device, pf in pairs:
         model = models.lookup_pf(pf.vendor_id, pf.device_id)
         steps.extend(_PfPlanner(device, pf, in_use, model).run())
@@ -107,14 +108,26 @@ def _hugepage_steps(want: HugepageConfig, current: Host) -> list[S.Step]:
         return [S.Step(S.SET_HUGEPAGES, want.label, reason="reserve hugepages",
                        to_value=want.count, numa_node=want.numa_node, size_kb=want.size_kb,
                        refused=f"this host has no {want.size_kb} kB pool {where}{known}")]
-    if pool.total == want.count:
+    used = pool.total - pool.free
+    target = max(want.count, used)  # never below the pages processes are using
+    if target == pool.total:
+        return []
+    reason = "reserve hugepages" if target > pool.total else "release hugepages"
+    if target != want.count:
+        reason += f" down to the {used} in use"
+    return [S.Step(S.SET_HUGEPAGES, want.label, reason=reason, from_value=pool.total,
+                   to_value=target, numa_node=want.numa_node, size_kb=want.size_kb)]
+
+
+def _hugepage_shortfall(want: HugepageConfig, current: Host) -> list[str]:
+    """A note when host.yaml asks for fewer pages than are in use (the plan stops there)."""
+    pool = next((p for p in current.hugepages
+                 if p.numa_node == want.numa_node and p.size_kb == want.size_kb), None)
+    if pool is None or want.count >= pool.total - pool.free:
         return []
     used = pool.total - pool.free
-    reason = "reserve hugepages" if want.count > pool.total else "release hugepages"
-    if want.count < used:
-        reason += f" ({used} in use stay allocated as surplus until freed)"
-    return [S.Step(S.SET_HUGEPAGES, want.label, reason=reason, from_value=pool.total,
-                   to_value=want.count, numa_node=want.numa_node, size_kb=want.size_kb)]
+    return [f"{want.label}: host.yaml asks for {want.count} pages but {used} are in use; "
+            f"they are kept, run the plan again once they are freed"]
 
 
 @dataclass

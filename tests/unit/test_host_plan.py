@@ -250,11 +250,31 @@ def test_hugepages_come_first_and_missing_pools_are_refused() -> None:
     assert "no 1048576 kB pool on NUMA node 1" in str(result.steps[1].refused)
 
 
-def test_releasing_hugepages_in_use_says_so() -> None:
+def test_releasing_hugepages_never_goes_below_pages_in_use() -> None:
     pools = (HugepagePool(1, 2048, total=512, free=500, surplus=0),)
     wanted = config(hugepages=(HugepageConfig(ORIGIN, 2048, 4, 1),))
-    (step,) = plan(wanted, host(pools=pools), InUse()).steps
-    assert "12 in use stay allocated as surplus" in step.reason
+    result = plan(wanted, host(pools=pools), InUse())
+    (step,) = result.steps
+    assert (step.from_value, step.to_value) == (512, 12)
+    assert step.reason == "release hugepages down to the 12 in use"
+    assert any("asks for 4 pages but 12 are in use" in note for note in result.notes)
+
+
+def test_hugepages_all_in_use_plan_no_write_but_report_the_shortfall() -> None:
+    pools = (HugepagePool(1, 2048, total=12, free=0, surplus=0),)
+    wanted = config(hugepages=(HugepageConfig(ORIGIN, 2048, 4, 1),))
+    result = plan(wanted, host(pools=pools), InUse())
+    assert result.steps == ()
+    assert any("asks for 4 pages but 12 are in use" in note for note in result.notes)
+
+
+def test_releasing_free_hugepages_goes_all_the_way() -> None:
+    pools = (HugepagePool(1, 2048, total=512, free=512, surplus=0),)
+    wanted = config(hugepages=(HugepageConfig(ORIGIN, 2048, 4, 1),))
+    result = plan(wanted, host(pools=pools), InUse())
+    (step,) = result.steps
+    assert (step.to_value, step.reason) == (4, "release hugepages")
+    assert result.notes == ()
 
 
 def test_unknown_pf_is_an_error_naming_the_line() -> None:
