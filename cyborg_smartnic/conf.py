@@ -8,12 +8,15 @@ pools = dpdk,kernel`` names groups ``[smartnic_pool:dpdk]`` and ``[smartnic_pool
 
 from __future__ import annotations
 
+import copy
+
 from oslo_config import cfg
 
 from cyborg_smartnic.traits import DEFAULT_RESOURCE_CLASS
 
 GROUP = "smartnic"
 POOL_GROUP_PREFIX = "smartnic_pool:"
+PRIVSEP_GROUP = "cyborg_smartnic_privileged"  # oslo.privsep's options for `host apply`
 
 SMARTNIC_OPTS = [
     cfg.StrOpt(
@@ -57,11 +60,12 @@ SMARTNIC_OPTS = [
         help="pci.ids file for names of models the catalogue lacks. Default: the usual "
              "pciutils locations, when installed."),
     cfg.StrOpt(
-        "state_file",
-        help="File where the driver keeps its last report (e.g. "
-             "/var/lib/cyborg/smartnic-last-report.json), so that after an agent restart it "
-             "still knows which attach handles Cyborg has and keeps an in-use VF that "
-             "vanished or changed physnet. Unset: remembered in memory only."),
+        "state_file", default="$state_path/smartnic-last-report.json",
+        help="File where the driver keeps its last report and the order of Cyborg's "
+             "attach-handle rows, so that after an agent restart it still protects VFs in use "
+             "that vanished or changed physnet (docs/driver.md). '$state_path' is cyborg's "
+             "[DEFAULT] state_path. Empty: remembered in memory only (not safe across "
+             "restarts)."),
 ]
 
 POOL_OPTS = [
@@ -90,4 +94,8 @@ def register_pool_opts(conf: cfg.ConfigOpts, names: list[str]) -> None:
 
 
 def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
-    return [(GROUP, SMARTNIC_OPTS), (POOL_GROUP_PREFIX + "NAME", POOL_OPTS)]
+    # Imported here: oslo.privsep pulls in eventlet, which only `host apply` needs.
+    from oslo_privsep import priv_context  # noqa: PLC0415
+
+    return [(GROUP, SMARTNIC_OPTS), (POOL_GROUP_PREFIX + "NAME", POOL_OPTS),
+            (PRIVSEP_GROUP, copy.deepcopy(priv_context.OPTS))]

@@ -29,12 +29,13 @@ from typing import Protocol
 from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
 
+from cyborg_smartnic.conf import PRIVSEP_GROUP
 from cyborg_smartnic.errors import InvalidPciAddress
 from cyborg_smartnic.pci import PciAddress
 
 LOG = logging.getLogger(__name__)
 
-CONFIG_SECTION = "cyborg_smartnic_privileged"
+CONFIG_SECTION = PRIVSEP_GROUP
 
 context = priv_context.PrivContext(
     "cyborg_smartnic",

@@ -11,7 +11,8 @@ from cyborg_smartnic import conf
 
 def test_list_opts_names_every_group() -> None:
     groups = dict(conf.list_opts())
-    assert set(groups) == {"smartnic", "smartnic_pool:NAME"}
+    assert set(groups) == {"smartnic", "smartnic_pool:NAME", "cyborg_smartnic_privileged"}
+    assert {opt.name for opt in groups["cyborg_smartnic_privileged"]} >= {"helper_command"}
     names = {opt.name for opt in groups["smartnic"]}
     assert {"sysfs_root", "devices", "physical_device_mappings", "pools",
             "resource_class"} <= names
@@ -37,3 +38,4 @@ def test_config_generator_writes_a_sample() -> None:
                             capture_output=True, text=True, check=True)
     assert "[smartnic]" in result.stdout
     assert "#physical_device_mappings =" in result.stdout
+    assert "[cyborg_smartnic_privileged]" in result.stdout
