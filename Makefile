@@ -31,7 +31,8 @@ demo: install
 	$(BIN)/python -m cyborg_smartnic.demo
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/discovery/run.py
+	$(BIN)/python bench/report/run.py
 
 docs: install
 	$(BIN)/oslo-config-generator --namespace cyborg_smartnic > docs/cyborg-smartnic.conf.sample
