@@ -112,7 +112,7 @@ def board_info(pf: PhysicalFunction) -> str:
 
 def pool_traits(pf: PhysicalFunction, physnet: str | None, vfs: Sequence[VirtualFunction],
                 extra: Iterable[str]) -> tuple[str, ...]:
-    """The traits of one pool (DESIGN.md "Placement model"), sorted."""
+    """The traits of one pool (docs/architecture.md, "The Placement model"), sorted."""
     found = {names.OWNER_CYBORG, names.vendor_trait(pf.vendor), names.model_trait(pf.model_key)}
     if physnet:
         found.add(names.physnet_trait(physnet))

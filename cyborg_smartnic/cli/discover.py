@@ -3,7 +3,7 @@
 Table: one line per PF. ``VFs`` is ``enabled/total`` (``sriov_numvfs``/``sriov_totalvfs``),
 followed by how many of the listed VFs are on vfio-pci (ready for a VM) when any are, e.g.
 ``4/8 (2 vfio)``. ``-v`` adds one line per VF. Skipped devices and their reasons follow the
-table. ``-f json|yaml`` prints ``discovery.export.host_to_dict`` (DESIGN.md's contract).
+table. ``-f json|yaml`` prints ``discovery.export.host_to_dict`` (documented in docs/discovery.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``cyborg-smartnic report``: what the Cyborg driver would send for a host, without sending it.
 
-``-f json`` (or yaml) prints the ``DriverDevice`` list with Cyborg's own field names
-(DESIGN.md's ``report`` contract), so it can be diffed, reviewed or replayed. The table shows
-one row per deployable (= Placement resource provider): PF, pool, resource class, VF count
+``-f json`` (or yaml) prints the ``DriverDevice`` list with Cyborg's own field names (see
+docs/driver.md), so it can be diffed, reviewed or replayed. The table shows one row per
+deployable (= Placement resource provider): PF, pool, resource class, VF count
 and traits. The host name prefix comes from ``[smartnic] hostname``, else the FQDN.
 """
 

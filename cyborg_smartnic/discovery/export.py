@@ -1,4 +1,4 @@
-"""The discovery model as plain data (the ``discover -f json`` contract of DESIGN.md).
+"""The discovery model as plain data (the ``discover -f json`` contract in docs/discovery.md).
 
 Pure mapping, shared by every command that prints or records a ``Host``. The contract's keys
 are never renamed; extra keys (vendor, link, serial, representors, hugepages...) are additions.
