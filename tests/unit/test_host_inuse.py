@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,7 +86,7 @@ class Arq:
     instance_uuid: str | None = "inst-1"
 
 
-def test_cyborg_bound_arqs_on_this_host() -> None:
+def test_cyborg_bound_arqs_on_this_host(caplog: pytest.LogCaptureFixture) -> None:
     info = {"domain": "0000", "bus": "18", "device": "01", "function": "2",
             "physical_network": "physnet5"}
     arqs = [
@@ -94,9 +95,12 @@ def test_cyborg_bound_arqs_on_this_host() -> None:
         Arq("a3", "node1", "Initial", None, None),  # not bound yet
         Arq("a4", "node1", "Bound", "PCI", {"bus": "zz"}),  # unreadable: skipped, logged
     ]
-    found = inuse.cyborg_bound(arqs, "node1")
+    with caplog.at_level(logging.WARNING):
+        found = inuse.cyborg_bound(arqs, "node1")
     assert found.users == (inuse.VfUser("0000:18:01.2", "Cyborg accelerator request a1 is "
                                                         "bound to it (instance inst-1)"),)
+    assert [r.getMessage() for r in caplog.records] == [
+        "accelerator request a4 has an unreadable attach handle {'bus': 'zz'}"]
 
 
 def test_cyborg_check_is_skipped_without_a_cloud() -> None:

@@ -95,6 +95,7 @@ def test_an_unwritable_state_file_is_only_logged(tmp_path: Path,
                                                  caplog: pytest.LogCaptureFixture) -> None:
     driver.save_state(str(tmp_path / "missing-dir" / "state.json"), driver.State())
     assert "Could not save smartnic state file" in caplog.text
+    assert list(tmp_path.iterdir()) == []  # nothing half-written, no directory made
 
 
 class _Response:
