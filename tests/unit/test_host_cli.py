@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,7 +46,12 @@ def test_plan_table(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "host", "plan", "--sysfs-root", str(root), EXAMPLE_CONFIG)
     assert code == 0, err
     assert "| set_numvfs    | 0000:3b:00.0     | 4    | 0         | DISRUPTIVE |" in out
+    # host.example.yaml against the example host: 1G pages 8 -> 16 on nodes 0 and 1 (2),
+    # 0000:3b:00.0 from 4 to 8 VFs goes through 0 (2 steps, its 4 VFs destroyed), then its
+    # 8 new VFs get their drivers (8); every other PF already matches.
     assert "12 change(s), 0 manual, 0 refused; VFs destroyed or disturbed: 4" in out
+    rows = [line for line in out.splitlines() if re.match(r"^\| +\d+ +\| ", line)]
+    assert len(rows) == 12, out
     assert "note: 0000:3b:00.1: reserved VFs (3) are held back from Cyborg" in out
 
 
