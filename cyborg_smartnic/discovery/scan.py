@@ -15,7 +15,9 @@ raises out of ``scan``.
 
 Each function is read once, in address order; a PF's VFs are claimed when the PF is read, so
 the listing does not look at them a second time. VFs inherit the PF's vendor and NUMA node
-(the kernel copies both from the PF).
+(the kernel copies both from the PF). ``scan_function`` runs the same per-function reading on
+one address without listing the host, and ``scan_hugepages`` reads only the hugepage pools:
+re-reads after a change to one PF or pool (``host apply``) cost that PF or pool, not the host.
 """
 
 from __future__ import annotations
@@ -112,6 +114,41 @@ def scan(root: Path | str, options: ScanOptions | None = None, *,
     return _Scanner(reader, options).run()
 
 
+@dataclass(frozen=True)
+class FunctionScan:
+    """What ``scan`` says about one PCI function: its PF (``None`` when it is not a PF that
+    counts, or is not there) and the ``Skipped`` rows reading it produced (the PF's own and
+    its VFs'), by address."""
+
+    pf: PhysicalFunction | None
+    skipped: tuple[Skipped, ...] = ()
+
+
+def scan_function(root: Path | str, address: PciAddress | str,
+                  options: ScanOptions | None = None, *,
+                  reader: SysfsReader | None = None) -> FunctionScan:
+    """Read the one function at ``address`` exactly as ``scan`` reads it, without listing the
+    host: the cost is that PF and its VFs, not every PCI function (the executor re-reads a
+    PF after each step of ``host apply``).
+
+    Same code, options and robustness as ``scan``: a function that is absent or vanishes
+    gives ``FunctionScan(None)`` or a ``Skipped`` row, never an exception. The one thing it
+    cannot see is another PF's ``virtfn`` link claiming the same VF first (``scan`` reports
+    that on the later PF). ``InvalidPciAddress`` when ``address`` is not a PCI address.
+    """
+    name = str(address if isinstance(address, PciAddress) else PciAddress.parse(address))
+    scanner = _Scanner(reader or SysfsReader(root), options or ScanOptions())
+    scanner.read_function(name)
+    return FunctionScan(pf=scanner.pfs[0] if scanner.pfs else None,
+                        skipped=tuple(sorted(scanner.skipped, key=lambda s: s.address)))
+
+
+def scan_hugepages(root: Path | str, *,
+                   reader: SysfsReader | None = None) -> tuple[HugepagePool, ...]:
+    """Only the hugepage pools of ``scan(root).hugepages`` (global first, then per node)."""
+    return _Scanner(reader or SysfsReader(root), ScanOptions(use_devlink=False)).hugepages()
+
+
 class _Missing(Exception):
     """A required attribute is absent (the function may have vanished)."""
 
@@ -174,15 +211,8 @@ class _Scanner:
     # ------------------------------------------------------------------ host
     def run(self) -> Host:
         for name in sorted(self.r.listdir(self.devices)):
-            if name in self.claimed:
-                continue
-            try:
-                self.function(name)
-            except (SmartNicError, OSError) as exc:
-                self.skip(name, f"cannot be read: {exc}")
-            except Exception as exc:  # a bug must cost one device, never the whole report
-                LOG.exception("unexpected error while reading %s", name)
-                self.skip(name, f"internal error while reading it: {exc!r}")
+            if name not in self.claimed:
+                self.read_function(name)
         self.pfs.sort(key=lambda pf: pf.address)
         self.skipped.sort(key=lambda s: s.address)
         return Host(
@@ -203,6 +233,16 @@ class _Scanner:
             return (self.r.read(self.r.path("etc/hostname")) or "").strip() or None
         except UnreadableAttribute:
             return None
+
+    def read_function(self, name: str) -> None:
+        """Read one function; whatever goes wrong costs that function only."""
+        try:
+            self.function(name)
+        except (SmartNicError, OSError) as exc:
+            self.skip(name, f"cannot be read: {exc}")
+        except Exception as exc:  # a bug must cost one device, never the whole report
+            LOG.exception("unexpected error while reading %s", name)
+            self.skip(name, f"internal error while reading it: {exc!r}")
 
     def function(self, name: str) -> None:
         """Classify one PCI function and read it if it counts."""
