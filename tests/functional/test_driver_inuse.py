@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from cyborg.common.exception import ResourceProviderInUse
 
 from cyborg_smartnic.driver import SmartNicDriver, rp_uuid
 from tests.fixtures.sysfs import SysfsTree
@@ -128,7 +129,7 @@ def test_conductor_without_the_guard_orphans_an_in_use_provider(
     last = boot(stack)
     guard_off(stack)
     tree.set_num_vfs(PF, 0)
-    with pytest.raises(Exception, match="Resource provider has allocations"):
+    with pytest.raises(ResourceProviderInUse):
         stack.run_agent_cycle()
     # Cyborg deleted the deployable and its handles first, then Placement refused (409) ...
     assert pool_name(stack) not in [d["name"] for d in stack.deployables()]
@@ -154,7 +155,7 @@ def test_conductor_without_the_guard_fails_every_report_while_an_in_use_pf_is_go
     tree.remove_function(PF)
     tree.set_num_vfs(OTHER, 1)
     for _ in range(2):
-        with pytest.raises(Exception, match="Resource provider has allocations"):
+        with pytest.raises(ResourceProviderInUse):
             stack.run_agent_cycle()
     assert stack.provider_view()[f"{stack.hostname}_{OTHER}"]["inventories"][RC]["total"] == 2
     delete_instance(stack, last)
