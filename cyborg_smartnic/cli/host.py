@@ -17,7 +17,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cyborg_smartnic.cli import common
-from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.discovery.model import Host, HugepagePool
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import doctor as doctor_mod
 from cyborg_smartnic.host import inuse
@@ -103,7 +103,9 @@ class HostReader:
 
     A default scan leaves out NICs the catalogue does not know; when host.yaml names one, the
     scan is repeated with selectors for every catalogued model plus host.yaml's entries, and
-    every later rescan (during apply) keeps those selectors.
+    every later rescan (during apply) keeps those selectors. ``read_pf`` and
+    ``read_hugepages`` are the executor's per-step re-reads: one PF (all its VFs) or the
+    hugepage pools, without walking the rest of the host.
     """
 
     def __init__(self, args: argparse.Namespace, config: HostConfig | None = None) -> None:
@@ -113,9 +115,11 @@ class HostReader:
         self.root = str(conf.smartnic.sysfs_root)
         self.options = dataclasses.replace(scan_options_from_conf(conf), selectors=())
         self.config = config
+        self.hostname = self.options.hostname or ""
 
     def read(self) -> Host:
         host = self._scan(self.options)
+        self.hostname = host.hostname
         if self.config is None or self.options.selectors:
             return host
         if all(any(selects(d, pf) for pf in host.physical_functions)
@@ -130,10 +134,21 @@ class HostReader:
         return self._scan(self.options)
 
     def read_pf(self, address: str) -> Host:
+        """A ``Host`` holding only the PF at ``address`` (none when it is gone), every VF."""
+        from cyborg_smartnic.discovery.scan import scan_function  # noqa: PLC0415
         from cyborg_smartnic.discovery.selection import parse_selector  # noqa: PLC0415
 
-        return self._scan(dataclasses.replace(self.options,
-                                              selectors=(parse_selector(address),)))
+        found = scan_function(self.root, address, dataclasses.replace(
+            self.options, selectors=(parse_selector(address),)))
+        host = Host(hostname=self.hostname,
+                    physical_functions=() if found.pf is None else (found.pf,),
+                    skipped=found.skipped)
+        return with_flow_steering(host, self.root)
+
+    def read_hugepages(self) -> tuple[HugepagePool, ...]:
+        from cyborg_smartnic.discovery.scan import scan_hugepages  # noqa: PLC0415
+
+        return scan_hugepages(self.root)
 
     def _scan(self, options: ScanOptions) -> Host:
         from cyborg_smartnic.discovery.scan import scan  # noqa: PLC0415
@@ -257,7 +272,7 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 
     executor = Executor(root, reader.read, lambda h: inuse.detect(root, h),
                         ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
-                        scan_pf=reader.read_pf)
+                        scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages)
     result = executor.apply(plan)
     common.emit(result.to_dict(), args.format, lambda: _result_text(result))
     if result.failed is not None:

@@ -106,7 +106,10 @@ class Executor:
     """Runs steps against ``root``; ``scan`` re-reads the host, ``in_use`` re-checks users.
 
     Each step reads the host once before it writes (for its undo, the in-use guard and its
-    own decision) and once or more after (verification), through ``scan_pf`` when given.
+    own decision) and once or more after (verification). A step changes one PF or one
+    hugepage pool, so when given, ``scan_pf`` (a ``Host`` holding just that PF) and
+    ``scan_hugepages`` (just the pools) do those reads: their cost is the PF and its VFs,
+    not the whole host. Without them every read is ``scan``.
     """
 
     root: str
@@ -117,6 +120,7 @@ class Executor:
     clock: Callable[[], float] = time.monotonic
     progress: Callable[[str], None] = lambda line: None
     scan_pf: Callable[[str], Host] | None = None  # a scan of one PF: cheaper on big hosts
+    scan_hugepages: Callable[[], tuple[HugepagePool, ...]] | None = None
 
     def apply(self, plan: S.Plan) -> ApplyResult:
         """Run ``plan.actions`` in order; on failure undo what was changed, in reverse."""
@@ -164,6 +168,10 @@ class Executor:
         return tuple(restored), tuple(not_restored)
 
     def _read(self, step: S.Step) -> Host:
+        """What ``step`` can change and must check: its PF, its pools, or else the host."""
+        if step.kind == S.SET_HUGEPAGES and self.scan_hugepages is not None:
+            return Host(hostname="", physical_functions=(), skipped=(),
+                        hugepages=self.scan_hugepages())
         if step.pf is not None and self.scan_pf is not None:
             return self.scan_pf(step.pf)
         return self.scan()
