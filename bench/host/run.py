@@ -4,11 +4,13 @@ Builds ``tests/fixtures/sysfs.py:large(pfs=16, vfs=64, noise=200)`` in ``scratch
 (tmpfs), writes a host.yaml that touches every PF (64 -> 32 VFs, VFs 0-15 on vfio-pci and
 16-31 on the vendor's default driver), plans it from a real scan and applies it with the
 executor wired the way ``cyborg-smartnic host apply`` wires it (``HostReader.read`` for the
-host, ``HostReader.read_pf`` for per-step re-reads, ``inuse.detect`` for the guard), every
-write going through the privileged entry points into ``tests/fixtures/kernel.py``.
-Prints the number of steps, total seconds and milliseconds per step; exits 1 if the apply
-fails or leaves anything to do. ``--full-scan`` re-reads the whole host at every step
-(no PF-scoped reads), for comparison.
+host, ``HostReader.read_pf``/``read_hugepages`` for per-step re-reads, ``inuse.detect`` for
+the guard), every write going through the privileged entry points into
+``tests/fixtures/kernel.py``. Prints the number of steps, total seconds and milliseconds per
+step, and the share spent in the executor's re-reads (count, total, ms each; the rest is
+mostly the emulator creating and removing VF directories); exits 1 if the apply fails or
+leaves anything to do. ``--full-scan`` re-reads the whole host at every step (no PF-scoped
+reads), for comparison.
 
     .venv/bin/python bench/host/run.py [--pfs 16] [--vfs 64] [--noise 200] [--full-scan]
 """
@@ -19,7 +21,9 @@ import argparse
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -33,6 +37,26 @@ from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan as make_plan
 from tests.fixtures.kernel import emulated_kernel
 from tests.fixtures.sysfs import large, scratch_dir
+
+T = TypeVar("T")
+
+
+class Timed:
+    """Counts calls of the wrapped readers and the wall time spent in them."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seconds = 0.0
+
+    def wrap(self, read: Callable[..., T]) -> Callable[..., T]:
+        def timed(*args: object) -> T:
+            start = time.perf_counter()
+            try:
+                return read(*args)
+            finally:
+                self.calls += 1
+                self.seconds += time.perf_counter() - start
+        return timed
 
 
 def host_yaml(pfs: int, vfs: int) -> str:
@@ -69,9 +93,12 @@ def main(argv: list[str] | None = None) -> int:
             host = reader.read()
             plan = make_plan(config, host, inuse.detect(root, host))
             plan_s = time.perf_counter() - wall0
-            executor = Executor(root, reader.read, lambda h: inuse.detect(root, h),
+            reads = Timed()
+            executor = Executor(root, reads.wrap(reader.read), lambda h: inuse.detect(root, h),
                                 ApplyOptions(), sleep=kernel.sleep, clock=kernel.clock,
-                                scan_pf=None if args.full_scan else reader.read_pf)
+                                scan_pf=None if args.full_scan else reads.wrap(reader.read_pf),
+                                scan_hugepages=None if args.full_scan else reads.wrap(
+                                    reader.read_hugepages))
             cpu0, wall0 = time.process_time(), time.perf_counter()
             result = executor.apply(plan)
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -79,9 +106,12 @@ def main(argv: list[str] | None = None) -> int:
             left = make_plan(config, host, inuse.detect(root, host)).actions
     steps = len(plan.actions)
     print(f"host: {args.pfs} PFs x {args.vfs} VFs + {args.noise} other functions; "
-          f"re-reads: {'full scan' if args.full_scan else 'HostReader.read_pf'}")
+          f"re-reads: {'full scan' if args.full_scan else 'one PF (HostReader.read_pf)'}")
     print(f"plan: {plan_s:.2f} s; apply: {steps} steps, {wall:.2f} s wall "
           f"({cpu:.2f} s CPU), {1000 * wall / max(steps, 1):.1f} ms/step")
+    print(f"re-reads: {reads.calls}, {reads.seconds:.2f} s, "
+          f"{1000 * reads.seconds / max(reads.calls, 1):.2f} ms each, "
+          f"{1000 * reads.seconds / max(steps, 1):.1f} ms/step")
     if not result.ok or left:
         print(f"FAILED: {result.error or f'{len(left)} step(s) left after apply'}")
         return 1
