@@ -3,17 +3,20 @@
 The property: on every fixture host (scenarios and pathologies, with and without
 ``[smartnic] devices`` selectors), reading each listed function on its own gives the full
 scan's PF for that address and, together, exactly the full scan's ``Skipped`` rows. Plus: it
-never lists the host, and an absent or vanishing PF comes back empty or skipped, not raised.
+never lists the host, and an absent or vanishing PF comes back empty or skipped, not raised;
+``host apply`` re-reads through it instead of scanning the whole host.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from cyborg_smartnic.cli.host import HostReader
 from cyborg_smartnic.discovery.model import Host, Skipped
 from cyborg_smartnic.discovery.scan import (
     FunctionScan,
@@ -25,7 +28,13 @@ from cyborg_smartnic.discovery.scan import (
 from cyborg_smartnic.discovery.selection import parse_selectors
 from cyborg_smartnic.discovery.sysfs import SysfsReader
 from cyborg_smartnic.errors import InvalidPciAddress
+from cyborg_smartnic.host import inuse
+from cyborg_smartnic.host import steps as S
+from cyborg_smartnic.host.apply import ApplyOptions, Executor
+from cyborg_smartnic.host.config import load_host_config
+from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.pci import PciAddress
+from tests.fixtures.kernel import emulated_kernel
 from tests.fixtures.sysfs import (
     BYSTANDER_PF,
     PATHOLOGIES,
@@ -173,3 +182,31 @@ def test_hugepages_alone_match_the_full_scan(root: Path) -> None:
     pools = scan_hugepages(root)
     assert {p.numa_node for p in pools} == {None, 0, 1} and len(pools) == 6
     assert pools == scan(root, DEFAULT).hugepages
+
+
+def test_host_apply_rereads_one_pf_or_the_pools_never_the_whole_host(root: Path) -> None:
+    """What ``scan_function`` is for: ``host apply`` wired as the CLI wires it converges the
+    example host without a single full scan after planning."""
+    tree = build_scenario(root / "host", "example")
+    config = load_host_config(Path(__file__).parents[2] / "deploy" / "host.example.yaml")
+    reader = HostReader(argparse.Namespace(sysfs_root=str(tree.root), config_file=[]), config)
+    host = reader.read()
+    first = plan(config, host, inuse.detect(reader.root, host))
+    kinds = {step.kind for step in first.actions}
+    assert {S.SET_NUMVFS, S.BIND_DRIVER, S.SET_HUGEPAGES} <= kinds
+    full_scans: list[int] = []
+
+    def full() -> Host:
+        full_scans.append(1)
+        return reader.read()
+
+    with emulated_kernel(tree) as kernel:
+        result = Executor(reader.root, full, lambda h: inuse.detect(reader.root, h),
+                          ApplyOptions(), sleep=kernel.sleep, clock=kernel.clock,
+                          scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages
+                          ).apply(first)
+        assert result.ok, result.error
+        assert full_scans == []
+        assert kernel.hugepages(0, 1048576) == 16
+        host = reader.read()
+        assert plan(config, host, inuse.detect(reader.root, host)).steps == ()
