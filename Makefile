@@ -33,6 +33,7 @@ demo: install
 bench: install
 	$(BIN)/python bench/discovery/run.py
 	$(BIN)/python bench/report/run.py
+	$(BIN)/python bench/host/run.py
 
 docs: install
 	$(BIN)/oslo-config-generator --namespace cyborg_smartnic > docs/cyborg-smartnic.conf.sample
