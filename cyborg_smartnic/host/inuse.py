@@ -127,6 +127,7 @@ def cyborg_bound(arqs: Iterable[Any], hostname: str) -> InUse:
     attributes), e.g. ``conn.accelerator.accelerator_requests()``.
     """
     users = []
+    unreadable = []
     for arq in arqs:
         if getattr(arq, "hostname", None) != hostname:
             continue
@@ -141,11 +142,15 @@ def cyborg_bound(arqs: Iterable[Any], hostname: str) -> InUse:
         except (KeyError, TypeError, ValueError):
             LOG.warning("accelerator request %s has an unreadable attach handle %r",
                         getattr(arq, "uuid", "?"), info)
+            unreadable.append(str(getattr(arq, "uuid", "?")))
             continue
         users.append(VfUser(str(address), f"Cyborg accelerator request "
                                           f"{getattr(arq, 'uuid', '?')} is bound to it "
                                           f"(instance {getattr(arq, 'instance_uuid', '?')})"))
-    return InUse(tuple(users))
+    # A request bound here to a VF we cannot name could be bound to any VF: fail closed.
+    blind = (f"Cyborg accelerator request(s) {', '.join(unreadable)} bound on {hostname} have "
+             f"an unreadable attach handle" if unreadable else None)
+    return InUse(tuple(users), blind=blind)
 
 
 def cyborg_in_use(cloud: str | None, hostname: str) -> InUse:
@@ -154,15 +159,18 @@ def cyborg_in_use(cloud: str | None, hostname: str) -> InUse:
         return InUse(notes=("Cyborg accelerator requests not checked (no --os-cloud / "
                             "OS_CLOUD)",))
     import openstack  # noqa: PLC0415 - only needed when a cloud is configured
+    from keystoneauth1 import exceptions as ks_exceptions  # noqa: PLC0415
     from openstack import exceptions as sdk_exceptions  # noqa: PLC0415
 
     try:
         conn = openstack.connect(cloud=cloud)
         return cyborg_bound(conn.accelerator.accelerator_requests(), hostname)
-    except (sdk_exceptions.SDKException, OSError) as exc:
+    except (sdk_exceptions.SDKException, ks_exceptions.ClientException, OSError) as exc:
         LOG.warning("cannot list Cyborg accelerator requests: %s", exc)
-        return InUse(notes=(f"Cyborg accelerator requests not checked: "
-                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",))
+        # Asked for and unanswered is not "nothing bound": refuse to destroy VFs (fail closed).
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return InUse(notes=(f"Cyborg accelerator requests not checked: {reason}",),
+                     blind=f"cannot ask Cyborg ({cloud}) which VFs are bound: {reason}")
 
 
 def _vfio_cdevs(root: str, address: str) -> list[str]:

@@ -93,7 +93,7 @@ def test_cyborg_bound_arqs_on_this_host(caplog: pytest.LogCaptureFixture) -> Non
         Arq("a1", "node1", "Bound", "PCI", info),
         Arq("a2", "node2", "Bound", "PCI", info),  # another host
         Arq("a3", "node1", "Initial", None, None),  # not bound yet
-        Arq("a4", "node1", "Bound", "PCI", {"bus": "zz"}),  # unreadable: skipped, logged
+        Arq("a4", "node1", "Bound", "PCI", {"bus": "zz"}),  # unreadable: logged, blind
     ]
     with caplog.at_level(logging.WARNING):
         found = inuse.cyborg_bound(arqs, "node1")
@@ -101,6 +101,28 @@ def test_cyborg_bound_arqs_on_this_host(caplog: pytest.LogCaptureFixture) -> Non
                                                         "bound to it (instance inst-1)"),)
     assert [r.getMessage() for r in caplog.records] == [
         "accelerator request a4 has an unreadable attach handle {'bus': 'zz'}"]
+    # a4 could be bound to any VF of this host: destroying steps must be refused
+    assert found.blind == ("Cyborg accelerator request(s) a4 bound on node1 have an "
+                           "unreadable attach handle")
+
+
+def test_readable_bound_arqs_do_not_blind_detection() -> None:
+    info = {"domain": "0000", "bus": "18", "device": "01", "function": "2"}
+    found = inuse.cyborg_bound([Arq("a1", "node1", "Bound", "PCI", info),
+                                Arq("a4", "node2", "Bound", "PCI", {"bus": "zz"})], "node1")
+    assert found.blind is None and found.addresses() == ("0000:18:01.2",)
+
+
+def test_an_unreachable_cyborg_makes_detection_blind(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  down:\n    auth_type: admin_token\n    auth:\n"
+                      "      token: admin\n      endpoint: http://127.0.0.1:9/\n"
+                      "    accelerator_endpoint_override: http://127.0.0.1:9/\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    found = inuse.cyborg_in_use("down", "node1")
+    assert found.users == ()
+    assert found.blind is not None and found.blind.startswith("cannot ask Cyborg (down) ")
 
 
 def test_cyborg_check_is_skipped_without_a_cloud() -> None:
@@ -117,3 +139,23 @@ def test_unreadable_processes_make_detection_blind(kernel: KernelEmulator) -> No
     found = inuse.detect(root, scan(root))
     assert found.blind is not None and found.blind.startswith("could not read the open files")
     assert inuse.InUse().merged(found).blind == found.blind
+
+
+def test_plan_refuses_to_destroy_vfs_when_a_bound_handle_is_unreadable(tmp_path: Path) -> None:
+    """A bound ARQ whose VF we cannot name may hold any VF: no VF may be destroyed."""
+    from cyborg_smartnic.discovery.scan import ScanOptions, scan
+    from cyborg_smartnic.host.config import load_host_config
+    from cyborg_smartnic.host.plan import plan
+    from tests.fixtures.sysfs import build_scenario
+
+    build_scenario(tmp_path, "x710_legacy")
+    host = scan(tmp_path, ScanOptions(hostname="node1"))
+    found = inuse.cyborg_bound([Arq("a4", "node1", "Bound", "PCI", {"bus": "zz"})], "node1")
+    config = tmp_path / "host.yaml"
+    config.write_text('devices:\n  - address: "0000:18:00.0"\n    vf_count: 0\n')
+    result = plan(load_host_config(config), host, found)
+    destroying = [step for step in result.steps if step.destroys_vfs]
+    assert destroying, "the plan should want to remove the PF's VFs"
+    assert all(step.refused and "unreadable attach handle" in step.refused
+               for step in destroying)
+    assert result.refused
