@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.host import privileged
+from tests.fixtures.kernel import in_process_kernel
 from tests.fixtures.sysfs import SysfsTree, build_scenario
 
 PF = "0000:18:00.0"  # x710_legacy: i40e with 4 iavf VFs
@@ -40,14 +41,8 @@ def tree(tmp_path: Path) -> SysfsTree:
 
 @pytest.fixture
 def kernel() -> Iterator[Recorder]:
-    recorder = Recorder()
-    previous = privileged.use_kernel(recorder)
-    privileged.context.set_client_mode(False)
-    try:
+    with in_process_kernel(Recorder()) as recorder:
         yield recorder
-    finally:
-        privileged.context.set_client_mode(True)
-        privileged.use_kernel(previous)
 
 
 def test_valid_calls_write_the_resolved_sysfs_file(tree: SysfsTree, kernel: Recorder) -> None:
