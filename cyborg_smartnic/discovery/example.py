@@ -13,6 +13,8 @@ import tarfile
 from importlib import resources
 from pathlib import Path
 
+from cyborg_smartnic import safetar
+
 TARBALL_NAME = "example-host.tar.gz"
 CONF_NAME = "example-host.conf"
 TOP_DIR = "example-host"
@@ -30,11 +32,12 @@ def example_conf_path() -> Path:
 def unpack_example_host(dest: Path | str) -> Path:
     """Unpack the example host under ``dest``; returns the root to pass as ``--sysfs-root``.
 
-    Uses tarfile's ``data`` filter: nothing may land outside ``dest`` and no link may point
-    outside it, while the tree's relative symlinks (``driver``, ``virtfn<N>``...) survive.
+    Every member is checked (``cyborg_smartnic.safetar``): nothing may land outside ``dest``
+    and no link may point outside it, while the tree's relative symlinks (``driver``,
+    ``virtfn<N>``...) survive.
     """
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     with tarfile.open(data_file(TARBALL_NAME), "r:gz") as archive:
-        archive.extractall(dest, filter="data")
+        safetar.extract(archive, dest, label=TARBALL_NAME)
     return dest / TOP_DIR

@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cyborg_smartnic import __version__
+from cyborg_smartnic import __version__, safetar
 from cyborg_smartnic.catalog import Catalog
 from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery.export import host_to_dict
@@ -562,8 +562,8 @@ def write(snapshot: Snapshot, path: Path | str) -> int:
 
 
 def unpack(archive: Path | str, dest: Path | str) -> Path:
-    """Unpack a snapshot under ``dest`` (tarfile's ``data`` filter: nothing lands or points
-    outside ``dest``); returns the root to pass as ``--sysfs-root``."""
+    """Unpack a snapshot under ``dest`` (``safetar``: nothing lands or points outside
+    ``dest``); returns the root to pass as ``--sysfs-root``."""
     dest = Path(dest)
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -574,7 +574,9 @@ def unpack(archive: Path | str, dest: Path | str) -> Path:
                                     reason="not a cyborg-smartnic snapshot (one top "
                                            f"directory holding {MANIFEST} expected)")
             dest.mkdir(parents=True, exist_ok=True)
-            tar.extractall(dest, filter="data")
+            safetar.extract(tar, dest, label=str(archive))
+    except safetar.UnsafeArchive as exc:
+        raise SnapshotError(path=str(archive), reason=str(exc).split(": ", 1)[-1]) from exc
     except (OSError, tarfile.TarError, EOFError) as exc:
         raise SnapshotError(path=str(archive), reason=str(exc)) from exc
     return dest / next(iter(tops))

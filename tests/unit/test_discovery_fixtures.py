@@ -18,6 +18,7 @@ from cyborg_smartnic.discovery.example import (
     unpack_example_host,
 )
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
+from cyborg_smartnic.safetar import UnsafeArchive
 from tests.fixtures.sysfs import (
     SCENARIOS,
     SysfsTree,
@@ -164,7 +165,7 @@ def test_unpack_keeps_symlinks_and_scans(root: Path) -> None:
     assert sum(len(pf.virtual_functions) for pf in host.physical_functions) == 24
 
 
-def test_unpack_uses_the_data_filter(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unpack_checks_every_member(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tarball with a link escaping the destination is refused, nothing lands outside."""
     evil = root / "evil.tar.gz"
     with tarfile.open(evil, "w:gz") as archive:
@@ -173,6 +174,6 @@ def test_unpack_uses_the_data_filter(root: Path, monkeypatch: pytest.MonkeyPatch
         info.linkname = "../../../../etc/passwd"
         archive.addfile(info)
     monkeypatch.setattr("cyborg_smartnic.discovery.example.data_file", lambda name: evil)
-    with pytest.raises(tarfile.FilterError):
+    with pytest.raises(UnsafeArchive, match="escape"):
         unpack_example_host(root / "dest")
     assert not (root / "dest/example-host/escape").is_symlink()

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from cyborg_smartnic import safetar
 from cyborg_smartnic.catalog import Catalog
 from cyborg_smartnic.discovery import snapshot as snap
 from cyborg_smartnic.discovery.devlink import RecordedTools
@@ -57,7 +58,7 @@ def _round_trip(work: Path, tree: SysfsTree, options: ScanOptions) -> tuple[snap
     snap.write(taken, archive)
     dest = work / "unpacked"
     with tarfile.open(archive, "r:gz") as tar:
-        tar.extractall(dest, filter="data")
+        safetar.extract(tar, dest)
     return taken, dest / taken.top
 
 
