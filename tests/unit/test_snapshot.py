@@ -52,7 +52,7 @@ def _options(tree: SysfsTree, **extra: Any) -> ScanOptions:
 
 
 def _round_trip(work: Path, tree: SysfsTree, options: ScanOptions) -> tuple[snap.Snapshot, Path]:
-    """Snapshot the tree as host ``node-1``, write it, unpack it with tarfile's data filter."""
+    """Snapshot the tree as host ``node-1``, write it, unpack it with safetar."""
     taken = snap.take(tree.root, replace(options, hostname="node-1"), created=CREATED)
     archive = work / "host.tar.gz"
     snap.write(taken, archive)
