@@ -1,8 +1,9 @@
 """The only code that changes the host: small oslo.privsep entry points, one per kind of write.
 
 Each entry point runs inside the privsep daemon and re-validates every argument there (PCI
-addresses, driver names, integer ranges, and the sysfs root: every path is resolved and must
-stay under ``<root>/sys``), because the unprivileged caller is not trusted. There is no
+addresses, driver names, integer ranges, and the sysfs root: every path is walked with
+directory descriptors beneath ``<root>/sys`` and opened with ``O_NOFOLLOW`` at every
+component, see ``beneath``), because the unprivileged caller is not trusted. There is no
 generic "write this file" entry point and no shell: devlink runs from a fixed path with an
 argv list. Driver writes are allowed on VFs only, so a typo cannot unbind a disk controller.
 
@@ -31,6 +32,7 @@ from oslo_privsep import priv_context
 
 from cyborg_smartnic.conf import PRIVSEP_GROUP
 from cyborg_smartnic.errors import InvalidPciAddress
+from cyborg_smartnic.host.beneath import SysDir, open_physical
 from cyborg_smartnic.pci import PciAddress
 
 LOG = logging.getLogger(__name__)
@@ -71,7 +73,7 @@ class SystemKernel:
     """The real thing: one ``write(2)`` per sysfs attribute, devlink by absolute path."""
 
     def write(self, path: str, value: str) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = open_physical(path, os.O_WRONLY)  # no symlink followed at any component
         try:
             os.write(fd, value.encode("ascii"))
         finally:
@@ -107,38 +109,27 @@ def use_kernel(kernel: KernelIO) -> KernelIO:
 # --------------------------------------------------------------------------- validation
 
 
-def _root(root: object) -> str:
-    """The real path of ``<root>/sys`` for an absolute, ``..``-free root directory."""
+def _root(root: object) -> SysDir:
+    """``<root>/sys`` opened as a directory descriptor, for an absolute, ``..``-free root."""
     if not isinstance(root, str) or not root or "\0" in root:
         raise ValueError("sysfs root must be a non-empty string")
     if not os.path.isabs(root):
         raise ValueError(f"sysfs root {root!r} must be an absolute path")
     if ".." in root.split(os.sep):
         raise ValueError(f"sysfs root {root!r} must not contain '..'")
-    sys_dir = os.path.realpath(os.path.join(root, "sys"))
-    if not os.path.isdir(sys_dir):
-        raise ValueError(f"{os.path.join(root, 'sys')} is not a directory")
-    return sys_dir
+    try:
+        return SysDir.open(root)
+    except OSError as exc:
+        raise ValueError(f"{os.path.join(root, 'sys')} is not a directory") from exc
 
 
-def _component(part: str) -> str:
-    if not part or part in (".", "..") or "/" in part or "\0" in part:
-        raise ValueError(f"unsafe path component {part!r}")
-    return part
-
-
-def _sys_path(sys_dir: str, *parts: str) -> str:
-    """``<sys>/parts...`` with symlinks resolved; refused unless it stays under ``sys_dir``."""
-    path = os.path.realpath(os.path.join(sys_dir, *(_component(p) for p in parts)))
-    if os.path.commonpath([path, sys_dir]) != sys_dir:
-        raise ValueError(f"{os.path.join(*parts)} resolves outside {sys_dir}")
-    return path
-
-
-def _existing(path: str, what: str) -> str:
-    if not os.path.exists(path):
-        raise OSError(errno.ENOENT, f"{path}: {what} does not exist")
-    return path
+def _sys_path(sysfs: SysDir, what: str, *parts: str) -> str:
+    """The physical path of ``<sys>/parts...``, walked beneath ``<root>/sys`` (symlinks
+    resolved by us, never past it); ``ENOENT`` naming ``what`` when something is missing."""
+    try:
+        return sysfs.join(sysfs.resolve(*parts))
+    except FileNotFoundError as exc:
+        raise OSError(errno.ENOENT, f"{sysfs.join(parts)}: {what} does not exist") from exc
 
 
 def _address(text: object) -> str:
@@ -164,17 +155,16 @@ def _int(value: object, low: int, high: int, what: str) -> int:
     return value
 
 
-def _device(sys_dir: str, address: str) -> str:
-    return _existing(_sys_path(sys_dir, "bus", "pci", "devices", address), "PCI device")
+def _device(sysfs: SysDir, address: str) -> str:
+    return _sys_path(sysfs, "PCI device", "bus", "pci", "devices", address)
 
 
-def _vf(sys_dir: str, address: str) -> str:
+def _vf(sysfs: SysDir, address: str) -> str:
     """The device directory of ``address``, refused unless it is a VF (has ``physfn``)."""
-    device = _device(sys_dir, address)
-    physfn = os.path.join(device, "physfn")
-    if not os.path.islink(physfn):
+    device = _device(sysfs, address)
+    if not sysfs.is_link("bus", "pci", "devices", address, "physfn"):
         raise ValueError(f"{address} is not a virtual function: refusing to touch its driver")
-    _sys_path(sys_dir, "bus", "pci", "devices", address, "physfn")  # must stay in sysfs too
+    _sys_path(sysfs, "its PF", "bus", "pci", "devices", address, "physfn")  # stays in sysfs too
     return device
 
 
@@ -194,66 +184,64 @@ def _write(path: str, value: str) -> None:
 @context.entrypoint
 def set_sriov_numvfs(root: str, pf_address: str, count: int) -> None:
     """Write ``sriov_numvfs`` of a PF (the kernel enforces sriov_totalvfs: ERANGE)."""
-    sys_dir = _root(root)
     address = _address(pf_address)
     count = _int(count, 0, MAX_VFS, "VF count")
-    _device(sys_dir, address)
-    path = _existing(_sys_path(sys_dir, "bus", "pci", "devices", address, "sriov_numvfs"),
-                     "sriov_numvfs (not an SR-IOV PF)")
-    _write(path, f"{count}\n")
+    with _root(root) as sysfs:
+        _device(sysfs, address)
+        path = _sys_path(sysfs, "sriov_numvfs (not an SR-IOV PF)",
+                         "bus", "pci", "devices", address, "sriov_numvfs")
+        _write(path, f"{count}\n")
 
 
 @context.entrypoint
 def set_driver_override(root: str, vf_address: str, driver: str | None) -> None:
     """Pin a VF to ``driver`` for the next probe, or clear the pin with ``None``."""
-    sys_dir = _root(root)
     address = _address(vf_address)
     value = "\n" if driver is None else _driver(driver) + "\n"
-    _vf(sys_dir, address)
-    _write(_existing(_sys_path(sys_dir, "bus", "pci", "devices", address, "driver_override"),
-                     "driver_override"), value)
+    with _root(root) as sysfs:
+        _vf(sysfs, address)
+        _write(_sys_path(sysfs, "driver_override",
+                         "bus", "pci", "devices", address, "driver_override"), value)
 
 
 @context.entrypoint
 def unbind_driver(root: str, vf_address: str) -> bool:
     """Unbind a VF from whatever driver holds it; False when it was not bound."""
-    sys_dir = _root(root)
     address = _address(vf_address)
-    device = _vf(sys_dir, address)
-    link = os.path.join(device, "driver")
-    if not os.path.islink(link):
-        return False
-    driver = _driver(os.path.basename(os.readlink(link)))
-    _write(_existing(_sys_path(sys_dir, "bus", "pci", "drivers", driver, "unbind"),
-                     f"driver {driver}"), address)
+    with _root(root) as sysfs:
+        _vf(sysfs, address)
+        link = ("bus", "pci", "devices", address, "driver")
+        if not sysfs.is_link(*link):
+            return False
+        driver = _driver(os.path.basename(sysfs.readlink(*link)))
+        _write(_sys_path(sysfs, f"driver {driver}", "bus", "pci", "drivers", driver, "unbind"),
+               address)
     return True
 
 
 @context.entrypoint
 def bind_driver(root: str, vf_address: str, driver: str) -> None:
     """Bind an unbound VF to a loaded driver (``drivers/<driver>/bind``)."""
-    sys_dir = _root(root)
     address = _address(vf_address)
     name = _driver(driver)
-    _vf(sys_dir, address)
-    _write(_existing(_sys_path(sys_dir, "bus", "pci", "drivers", name, "bind"),
-                     f"driver {name} (module not loaded?)"), address)
+    with _root(root) as sysfs:
+        _vf(sysfs, address)
+        _write(_sys_path(sysfs, f"driver {name} (module not loaded?)",
+                         "bus", "pci", "drivers", name, "bind"), address)
 
 
 @context.entrypoint
 def drivers_probe(root: str, vf_address: str) -> None:
     """Ask the PCI core to probe a VF (honours driver_override)."""
-    sys_dir = _root(root)
     address = _address(vf_address)
-    _vf(sys_dir, address)
-    _write(_existing(_sys_path(sys_dir, "bus", "pci", "drivers_probe"), "drivers_probe"),
-           address)
+    with _root(root) as sysfs:
+        _vf(sysfs, address)
+        _write(_sys_path(sysfs, "drivers_probe", "bus", "pci", "drivers_probe"), address)
 
 
 @context.entrypoint
 def set_nr_hugepages(root: str, node: int | None, size_kb: int, count: int) -> None:
     """Write ``nr_hugepages`` of one NUMA node's pool (``node=None``: the global pool)."""
-    sys_dir = _root(root)
     size = _int(size_kb, 4, 16 * 1024 * 1024, "hugepage size (kB)")
     if size & (size - 1):
         raise ValueError(f"hugepage size {size} kB is not a power of two")
@@ -266,7 +254,8 @@ def set_nr_hugepages(root: str, node: int | None, size_kb: int, count: int) -> N
         number = _int(node, 0, MAX_NUMA_NODE, "NUMA node")
         parts = ("devices", "system", "node", f"node{number}", "hugepages", pool,
                  "nr_hugepages")
-    _write(_existing(_sys_path(sys_dir, *parts), f"{pool} pool"), f"{count}\n")
+    with _root(root) as sysfs:
+        _write(_sys_path(sysfs, f"{pool} pool", *parts), f"{count}\n")
 
 
 @context.entrypoint
