@@ -17,6 +17,7 @@ import warnings
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cyborg_smartnic.cli import common
+from cyborg_smartnic.cli import ovs as ovs_cli
 from cyborg_smartnic.discovery.model import Host, HugepagePool
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import doctor as doctor_mod
@@ -61,6 +62,7 @@ def register(subparsers: Any) -> None:
                         help="device profile file or directory whose host requirements "
                              "host.yaml must meet (repeatable)")
     plan_p.add_argument("host_config", metavar="HOST.yaml")
+    ovs_cli.add_ovs_arguments(plan_p, restart=True)
     plan_p.set_defaults(func=common.with_example_host(plan_command))
 
     apply_p = sub.add_parser("apply", help="apply host.yaml through the privsep daemon")
@@ -71,6 +73,7 @@ def register(subparsers: Any) -> None:
     apply_p.add_argument("--vf-timeout", type=float, default=120.0, metavar="SECONDS",
                          help="how long to wait for new VFs to appear (default 120)")
     apply_p.add_argument("host_config", metavar="HOST.yaml")
+    ovs_cli.add_ovs_arguments(apply_p, restart=True)
     apply_p.set_defaults(func=apply_command)
 
     doctor_p = sub.add_parser("doctor", help="preflight checks with remedies")
@@ -80,6 +83,7 @@ def register(subparsers: Any) -> None:
                           help="device profile file or directory this host should serve")
     doctor_p.add_argument("host_config", metavar="HOST.yaml", nargs="?",
                           help="also check the host against this host config")
+    ovs_cli.add_ovs_arguments(doctor_p)
     doctor_p.set_defaults(func=common.with_example_host(doctor_command))
 
     conf_p = sub.add_parser("conf", help="print the [smartnic] cyborg.conf lines for host.yaml")
@@ -228,7 +232,8 @@ def plan_command(args: argparse.Namespace) -> int:
     config = load_host_config(args.host_config)
     reader = HostReader(args, config)
     root, host = reader.root, reader.read()
-    plan = make_plan(config, host, _in_use(args, root, host))
+    plan = make_plan(config, host, _in_use(args, root, host),
+                     ovs=ovs_cli.ovs_input(args, root, config))
     findings = _findings(args.profiles, config, host)
     common.emit(_plan_data(plan, findings), args.format, lambda: plan_table(plan, findings))
     if plan.refused:
@@ -247,7 +252,8 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     config = load_host_config(args.host_config)
     reader = HostReader(args, config)
     root, host = reader.root, reader.read()
-    plan = make_plan(config, host, _in_use(args, root, host))
+    plan = make_plan(config, host, _in_use(args, root, host),
+                     ovs=ovs_cli.ovs_input(args, root, config))
     progress_out = sys.stdout if args.format == "table" else sys.stderr
     print(plan_table(plan), file=progress_out)
     if plan.refused:
@@ -261,7 +267,8 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     if not args.yes:
         _confirm(len(plan.actions), stdin or sys.stdin, progress_out)
         host = reader.read()
-        again = make_plan(config, host, _in_use(args, root, host))
+        again = make_plan(config, host, _in_use(args, root, host),
+                          ovs=ovs_cli.ovs_input(args, root, config))
         if again != plan:
             raise ApplyRefused(reason="the host changed while waiting for confirmation; "
                                       "nothing was done: run host apply again")
@@ -272,7 +279,8 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 
     executor = Executor(root, reader.read, lambda h: inuse.detect(root, h),
                         ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
-                        scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages)
+                        scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages,
+                        ovs=ovs_cli.ovs_runner(args, root))
     result = executor.apply(plan)
     common.emit(result.to_dict(), args.format, lambda: _result_text(result))
     if result.failed is not None:
@@ -332,7 +340,8 @@ def doctor_command(args: argparse.Namespace) -> int:
     config = load_host_config(args.host_config) if args.host_config else None
     reader = HostReader(args, config)
     root, host = reader.root, reader.read()
-    plan = make_plan(config, host, _in_use(args, root, host)) if config else None
+    plan = make_plan(config, host, _in_use(args, root, host),
+                     ovs=ovs_cli.ovs_input(args, root, config)) if config else None
     findings = _findings(args.profiles, config, host)
     checks = doctor_mod.run_checks(host, vfio=doctor_mod.vfio_state(root), config=config,
                                    plan=plan, findings=findings)

@@ -26,6 +26,7 @@ from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import privileged
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.inuse import InUse
+from cyborg_smartnic.host.ovs.apply import OvsRunner
 
 LOG = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class Executor:
     progress: Callable[[str], None] = lambda line: None
     scan_pf: Callable[[str], Host] | None = None  # a scan of one PF: cheaper on big hosts
     scan_hugepages: Callable[[], tuple[HugepagePool, ...]] | None = None
+    ovs: OvsRunner | None = None  # runs set_ovs_config/restart_ovs steps (host.ovs.apply)
 
     def apply(self, plan: S.Plan) -> ApplyResult:
         """Run ``plan.actions`` in order; on failure undo what was changed, in reverse."""
@@ -169,6 +171,8 @@ class Executor:
 
     def _read(self, step: S.Step) -> Host:
         """What ``step`` can change and must check: its PF, its pools, or else the host."""
+        if step.kind in S.OVS_KINDS:  # OVS steps read OVSDB themselves (OvsRunner)
+            return Host(hostname="", physical_functions=(), skipped=())
         if step.kind == S.SET_HUGEPAGES and self.scan_hugepages is not None:
             return Host(hostname="", physical_functions=(), skipped=(),
                         hugepages=self.scan_hugepages())
@@ -179,6 +183,8 @@ class Executor:
     def _undo_for(self, step: S.Step, host: Host) -> list[S.Step]:
         """The steps that put back what ``step`` is about to change (read before it runs)."""
         why = f"rollback of: {describe(step)}"
+        if step.kind in S.OVS_KINDS:
+            return self._ovs_runner(step).undo_for(step)
         if step.kind == S.SET_HUGEPAGES:
             pool = _pool(host, step)
             if pool is None:
@@ -223,7 +229,14 @@ class Executor:
             return self._devlink_param(step, host)
         if step.kind == S.SET_HUGEPAGES:
             return self._hugepages(step, host)
+        if step.kind in S.OVS_KINDS:
+            return self._ovs_runner(step).run(step)
         raise StepFailed(target=step.target, reason=f"unknown step kind {step.kind!r}")
+
+    def _ovs_runner(self, step: S.Step) -> OvsRunner:
+        if self.ovs is None:
+            raise StepFailed(target=step.target, reason="no Open vSwitch to apply this to")
+        return self.ovs
 
     def _check_not_in_use(self, step: S.Step, host: Host) -> None:
         """The plan was checked; check again right before destroying (a VM may have started)."""

@@ -96,11 +96,45 @@ class HugepageConfig:
         return f"{where} {self.size_kb}kB"
 
 
+# ----------------------------------------------------------------------------- ovs:
+OVS_BRIDGE = "br-int"  # where Neutron's OVS and OVN drivers plug VF representors
+TC_POLICIES = ("none", "skip_sw", "skip_hw")
+MIN_MAX_IDLE_MS = 500  # Open vSwitch's own floor for other_config:max-idle
+MAX_MAX_IDLE_MS = 3_600_000
+REPRESENTOR_CHECKS = ("neutron", "none")
+_NETDEV_PATTERN = r"^[A-Za-z0-9_.:@-]{1,15}$"
+_NETDEV_MESSAGE = "not a network interface name (1-15 of A-Z a-z 0-9 _ . : @ -)"
+
+
+@dataclass(frozen=True, slots=True)
+class OvsUplink:
+    """A PF netdev (the uplink representor in switchdev mode) that must be a port of
+    ``bridge``: without it offloaded flows have no way out of the eswitch."""
+
+    origin: Origin
+    netdev: str
+    bridge: str
+
+
+@dataclass(frozen=True, slots=True)
+class OvsConfig:
+    """Open vSwitch settings for hardware offload; ``None`` fields are left as they are."""
+
+    origin: Origin
+    bridge: str = OVS_BRIDGE
+    hw_offload: bool | None = None
+    tc_policy: str | None = None
+    max_idle_ms: int | None = None
+    uplinks: tuple[OvsUplink, ...] = ()
+    representors: str = "neutron"  # check the representors of Neutron's ports on ``bridge``
+
+
 @dataclass(frozen=True, slots=True)
 class HostConfig:
     file: str
     devices: tuple[DeviceConfig, ...] = ()
     hugepages: tuple[HugepageConfig, ...] = ()
+    ovs: OvsConfig | None = None
 
 
 _DEVICE_SCHEMA: dict[str, Any] = {
@@ -130,6 +164,37 @@ _DEVICE_SCHEMA: dict[str, Any] = {
     },
 }
 
+_OVS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "bridge": {"type": "string", "pattern": _NETDEV_PATTERN,
+                   "x-message": "not an OVS bridge name (1-15 of A-Z a-z 0-9 _ . : @ -)"},
+        "hw_offload": {"type": "boolean"},
+        "tc_policy": {"enum": list(TC_POLICIES)},
+        "max_idle": {"type": "integer", "minimum": MIN_MAX_IDLE_MS,
+                     "maximum": MAX_MAX_IDLE_MS,
+                     "x-message": f"max_idle is in milliseconds, {MIN_MAX_IDLE_MS}-"
+                                  f"{MAX_MAX_IDLE_MS} (Open vSwitch's default is 10000)"},
+        "uplinks": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["netdev"],
+                "properties": {
+                    "netdev": {"type": "string", "pattern": _NETDEV_PATTERN,
+                               "x-message": _NETDEV_MESSAGE},
+                    "bridge": {"type": "string", "pattern": _NETDEV_PATTERN,
+                               "x-message": "not an OVS bridge name (1-15 of A-Z a-z 0-9 "
+                                            "_ . : @ -)"},
+                },
+            },
+        },
+        "representors": {"enum": list(REPRESENTOR_CHECKS)},
+    },
+}
+
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "cyborg-smartnic host config",
@@ -150,6 +215,7 @@ SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "ovs": _OVS_SCHEMA,
     },
 }
 
@@ -171,9 +237,10 @@ def parse_document(doc: yamlsource.Document) -> HostConfig:
     hugepages = tuple(_hugepages(doc, index, found)
                       for index in range(len(doc.get(("hugepages",), []))))
     _check_duplicates(devices, hugepages, found)
+    ovs = _ovs(doc, found) if doc.get(("ovs",)) is not None else None
     if found:
         raise InvalidHostConfig(tuple(found))
-    return HostConfig(file=doc.file, devices=devices, hugepages=hugepages)
+    return HostConfig(file=doc.file, devices=devices, hugepages=hugepages, ovs=ovs)
 
 
 def parse_ranges(text: str | int) -> tuple[int, ...]:
@@ -308,3 +375,28 @@ def _check_duplicates(devices: tuple[DeviceConfig, ...],
             found.append(pool.origin.error(f"{pool.label} pages are already configured at "
                                            f"line {pools[pool_key].line}"))
         pools.setdefault(pool_key, pool.origin)
+
+
+def _ovs(doc: yamlsource.Document, found: list[SourceError]) -> OvsConfig:
+    """The ``ovs:`` section, with the rules the schema cannot say."""
+    base: yamlsource.JsonPath = ("ovs",)
+    entry: dict[str, Any] = doc.get(base)
+    bridge = entry.get("bridge", OVS_BRIDGE)
+    hw_offload = entry.get("hw_offload")
+    if "tc_policy" in entry and hw_offload is not True:
+        found.append(doc.error((*base, "tc_policy"),
+                               "tc_policy only applies with hw_offload: true (Open vSwitch "
+                               "reads it when it enables the TC flow API)"))
+    uplinks: list[OvsUplink] = []
+    seen: dict[str, int] = {}
+    for index, raw in enumerate(entry.get("uplinks", ())):
+        path = (*base, "uplinks", index, "netdev")
+        netdev = raw["netdev"]
+        if netdev in seen:
+            found.append(doc.error(path, f"{netdev!r} is already listed at line {seen[netdev]}"))
+        seen.setdefault(netdev, doc.position(path)[0])
+        uplinks.append(OvsUplink(_origin(doc, path), netdev, raw.get("bridge", bridge)))
+    return OvsConfig(origin=_origin(doc, base), bridge=bridge, hw_offload=hw_offload,
+                     tc_policy=entry.get("tc_policy"), max_idle_ms=entry.get("max_idle"),
+                     uplinks=tuple(uplinks),
+                     representors=entry.get("representors", "neutron"))

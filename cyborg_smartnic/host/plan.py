@@ -31,6 +31,7 @@ from cyborg_smartnic.host.config import (
     InvalidHostConfig,
 )
 from cyborg_smartnic.host.inuse import InUse
+from cyborg_smartnic.host.ovs import plan as ovs_plan
 
 MLX5 = "mlx5_core"
 FLOW_STEERING_PARAM = "flow_steering_mode"
@@ -38,10 +39,12 @@ FW_DPU = "dpu"
 
 
 def plan(desired: HostConfig, current: Host, in_use: InUse,
-         catalog: Catalog | None = None) -> S.Plan:
+         catalog: Catalog | None = None, ovs: ovs_plan.OvsInput | None = None) -> S.Plan:
     """The steps from ``current`` to ``desired``; never touches the host.
 
-    Raises ``InvalidHostConfig`` when an entry names a PF this host does not have.
+    ``ovs`` is the running Open vSwitch, for host.yaml's ``ovs:`` section (its steps come
+    after every PF step). Raises ``InvalidHostConfig`` when an entry names a PF (or an OVS
+    uplink) this host does not have.
     """
     models = catalog or Catalog()
     pairs = match_devices(desired, current)
@@ -56,6 +59,13 @@ def plan(desired: HostConfig, current: Host, in_use: InUse,
         if device.reserved_vfs:
             notes.append(f"{pf.address}: reserved VFs ({_ranges(device.reserved_vfs)}) are "
                          f"held back from Cyborg (see `host conf` for the [smartnic] lines)")
+    if desired.ovs is not None:
+        if ovs is None:
+            notes.append("ovs: Open vSwitch was not read; its settings are not planned")
+        else:
+            ovs_steps, ovs_notes = ovs_plan.steps(desired.ovs, current, ovs, steps)
+            steps.extend(ovs_steps)
+            notes.extend(ovs_notes)
     return S.Plan(tuple(steps), tuple(notes))
 
 

@@ -15,7 +15,11 @@ SET_ESWITCH_MODE = "set_eswitch_mode"
 SET_DEVLINK_PARAM = "set_devlink_param"
 SET_HUGEPAGES = "set_hugepages"
 MANUAL = "manual"
-KINDS = (SET_NUMVFS, BIND_DRIVER, SET_ESWITCH_MODE, SET_DEVLINK_PARAM, SET_HUGEPAGES, MANUAL)
+SET_OVS_CONFIG = "set_ovs_config"  # param: the other_config key; to_value None removes it
+RESTART_OVS = "restart_ovs"  # restart ovs-vswitchd (only with --restart-ovs, else MANUAL)
+OVS_KINDS = (SET_OVS_CONFIG, RESTART_OVS)
+KINDS = (SET_NUMVFS, BIND_DRIVER, SET_ESWITCH_MODE, SET_DEVLINK_PARAM, SET_HUGEPAGES, MANUAL,
+         *OVS_KINDS)
 
 Value = str | int | None
 

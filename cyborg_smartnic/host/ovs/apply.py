@@ -1,0 +1,78 @@
+"""Run the OVS steps of a plan for ``host.apply.Executor``: write, verify, undo.
+
+Each ``set_ovs_config`` step reads the key before writing (for its undo and to skip a write
+that is already done) and reads it back after; ``restart_ovs`` waits for a new ovs-vswitchd
+(another PID or start time) and fails when none appears in time. All writes go through the
+privsep entry points in ``privileged``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from cyborg_smartnic.errors import SmartNicError
+from cyborg_smartnic.host import steps as S
+from cyborg_smartnic.host.ovs import privileged as ovs_privileged
+from cyborg_smartnic.host.ovs.ovsdb import OvsPaths
+from cyborg_smartnic.host.ovs.state import OvsState, vswitchd_from_pidfile
+
+
+class OvsStepFailed(SmartNicError):
+    msg_fmt = "%(target)s: %(reason)s"
+
+
+@dataclass
+class OvsRunner:
+    paths: OvsPaths
+    read: Callable[[], OvsState]
+    unit: str = "openvswitch-switch.service"
+    restart_timeout: float = 60.0
+    poll_interval: float = 0.2
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    proc: str = "/proc"
+
+    def undo_for(self, step: S.Step) -> list[S.Step]:
+        if step.kind != S.SET_OVS_CONFIG:
+            return []  # a restart cannot be undone; the keys' undo restores the settings
+        before = self.read().other_config.get(str(step.param))
+        return [replace(step, reason=f"rollback of: {step.param}", from_value=None,
+                        to_value=before)]
+
+    def run(self, step: S.Step) -> str:
+        if step.kind == S.SET_OVS_CONFIG:
+            return self._set(step)
+        if step.kind == S.RESTART_OVS:
+            return self._restart(step)
+        raise OvsStepFailed(target=step.target, reason=f"not an OVS step: {step.kind}")
+
+    def _set(self, step: S.Step) -> str:
+        key = str(step.param)
+        want = None if step.to_value is None else str(step.to_value)
+        have = self.read().other_config.get(key)
+        if have == want:
+            return f"already {key}={want}" if want is not None else f"already no {key}"
+        ovs_privileged.ovs_set_other_config(self.paths.connection, key, want)
+        now = self.read().other_config.get(key)
+        if now != want:
+            raise OvsStepFailed(target=step.target,
+                                reason=f"other_config:{key} reads {now!r} after writing "
+                                       f"{want!r}")
+        return f"other_config:{key}={want}" if want is not None else f"removed {key}"
+
+    def _restart(self, step: S.Step) -> str:
+        old = vswitchd_from_pidfile(self.paths.vswitchd_pidfile, self.proc)
+        ovs_privileged.ovs_restart_vswitchd(self.unit)
+        deadline = self.clock() + self.restart_timeout
+        while True:
+            new = vswitchd_from_pidfile(self.paths.vswitchd_pidfile, self.proc)
+            if new is not None and new != old:
+                return f"ovs-vswitchd restarted (pid {new.pid})"
+            if self.clock() >= deadline:
+                raise OvsStepFailed(target=step.target,
+                                    reason=f"no new ovs-vswitchd within "
+                                           f"{self.restart_timeout:.0f}s (pidfile "
+                                           f"{self.paths.vswitchd_pidfile})")
+            self.sleep(self.poll_interval)
