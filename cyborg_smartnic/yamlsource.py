@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import jsonschema
 import yaml
@@ -25,6 +25,10 @@ from cyborg_smartnic.errors import SourceError
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
+#: Integers are counts, sizes and indices: 64 bits is plenty, and bounding them keeps
+#: Python's 4300-digit conversion limit (and quadratic base-60 parsing) out of reach.
+MAX_INT_BITS = 63
+MAX_INT_TEXT = 80  # longest integer spelling worth parsing (0b + 64 digits, with _)
 
 PathKey = str | int
 JsonPath = tuple[PathKey, ...]
@@ -35,6 +39,7 @@ FILE_FIELD = "(file)"
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {f"{_TAG}{name}" for name in ("null", "bool", "int", "float", "str")}
+_INT_TAG = f"{_TAG}int"
 _TIMESTAMP_TAG = f"{_TAG}timestamp"
 _MAP_TAG = f"{_TAG}map"
 _SEQ_TAG = f"{_TAG}seq"
@@ -98,6 +103,15 @@ class Document:
         return value
 
 
+def is_integer(value: object) -> TypeGuard[int]:
+    """True for a real integer, never a bool nor a float such as ``6.0``.
+
+    JSON Schema's ``integer`` accepts ``6.0``; a count written that way would reach Nova as
+    ``--vcpus 6.0`` and a plan as ``node: 0.0``. Profiles and host.yaml both check with this.
+    """
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def error_sort_key(error: SourceError) -> tuple[str, int, int, str, str]:
     """Order errors as an editor would list them (``SourceError.sort_key``)."""
     return error.sort_key()
@@ -123,14 +137,18 @@ def load_bytes(raw: bytes, file: str, *, max_bytes: int = MAX_BYTES) -> Document
     if len(raw) > max_bytes:
         raise SourceError(file=file, line=1, column=1, field=FILE_FIELD,
                           reason=f"file is larger than {max_bytes} bytes; refusing to parse it")
+    return load_text(decode_utf8(raw, file), file)
+
+
+def decode_utf8(raw: bytes, file: str) -> str:
+    """``raw`` as text, or a ``SourceError`` pointing at the first byte that is not UTF-8."""
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         before = raw[: exc.start].decode("utf-8", "replace")
         line, column = _offset_position(before, len(before))
         raise SourceError(file=file, line=line, column=column, field=FILE_FIELD,
                           reason=f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})") from exc
-    return load_text(text, file)
 
 
 def load_text(text: str, file: str) -> Document:
@@ -246,10 +264,17 @@ class _Builder:
             return str(node.value)  # keep dates as written: the data stays JSON-shaped
         if node.tag not in _SCALAR_TAGS:
             raise self.fail(node, path, f"unsupported YAML tag {node.tag!r}")
+        too_large = f"integer {_shorten(str(node.value))} is too large (more than " \
+                    f"{MAX_INT_BITS} bits)"
+        if node.tag == _INT_TAG and len(str(node.value)) > MAX_INT_TEXT:
+            raise self.fail(node, path, too_large)
         try:
-            return self.loader.construct_object(node, deep=True)
+            value = self.loader.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError) as exc:
             raise self.fail(node, path, f"invalid {node.tag.rsplit(':', 1)[-1]} value") from exc
+        if is_integer(value) and value.bit_length() > MAX_INT_BITS:
+            raise self.fail(node, path, too_large)
+        return value
 
     def build_mapping(self, node: nodes.MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -273,6 +298,10 @@ class _Builder:
             self.positions[child] = seen[key]
             result[key] = self.build(value_node, child)
         return result
+
+
+def _shorten(text: str, limit: int = 24) -> str:
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 def _yaml_type(value: Any) -> str:
@@ -300,6 +329,13 @@ def _describe(value: Any) -> str:
     return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
+#: Draft 2020-12 with ``integer`` meaning ``is_integer`` (no ``6.0``), for every schema here.
+_Validator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]  # untyped stub
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _checker, value: is_integer(value)))
+
+
 def validate_with_schema(doc: Document, schema: Mapping[str, Any],
                          *, base: JsonPath = ()) -> list[SourceError]:
     """Every schema violation in ``doc`` (at ``base``) as a positioned ``SourceError``.
@@ -307,7 +343,7 @@ def validate_with_schema(doc: Document, schema: Mapping[str, Any],
     Uses JSON Schema Draft 2020-12. Errors are sorted by position; an unknown key gets a
     "did you mean" hint from the property names the schema allows at that place.
     """
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = _Validator(schema)
     instance = doc.get(base)
     found: list[SourceError] = []
     for error in validator.iter_errors(instance):
@@ -375,6 +411,10 @@ def _message(error: jsonschema.ValidationError, instance: Any,
     if kind == "type":
         wanted = value if isinstance(value, list) else [value]
         names = " or ".join(_SCHEMA_TYPES.get(str(t), str(t)) for t in wanted)
+        if isinstance(instance, float) and "integer" in wanted:
+            whole = instance.is_integer()
+            hint = f" (write {int(instance)}: integers have no decimal point)" if whole else ""
+            return f"expected {names}, got the number {instance!r}{hint}"
         return f"expected {names}, got {_describe(instance)}"
     if kind == "enum":
         choices = ", ".join(json.dumps(c) for c in value)

@@ -16,6 +16,7 @@ from prettytable import PrettyTable
 from cyborg_smartnic import conf as smartnic_conf
 from cyborg_smartnic.discovery.example import example_conf_path, unpack_example_host
 from cyborg_smartnic.errors import ConfigError
+from cyborg_smartnic.yamlsource import decode_utf8
 
 FORMATS = ("table", "json", "yaml")
 
@@ -48,15 +49,28 @@ def load_config(args: argparse.Namespace) -> cfg.ConfigOpts:
     """A private ConfigOpts with [smartnic] read from ``--config-file``; CLI flags win."""
     conf = cfg.ConfigOpts()
     smartnic_conf.register_opts(conf)
+    files = list(args.config_file)
+    _check_text(files)
     try:
-        conf(args=[], project="cyborg", default_config_files=list(args.config_file),
-             use_env=False)
+        conf(args=[], project="cyborg", default_config_files=files, use_env=False)
         smartnic_conf.register_pool_opts(conf, list(conf.smartnic.pools))
     except (cfg.Error, OSError) as exc:
         raise ConfigError(option="--config-file", reason=str(exc).splitlines()[0]) from exc
     if getattr(args, "sysfs_root", None):
         conf.set_override("sysfs_root", args.sysfs_root, group=smartnic_conf.GROUP)
     return conf
+
+
+def _check_text(files: Sequence[str]) -> None:
+    """oslo.config raises a bare UnicodeDecodeError on a non-UTF-8 file: say which file
+    and where instead (a missing or unreadable file is left to oslo.config's own message)."""
+    for name in files:
+        try:
+            with open(name, "rb") as stream:
+                raw = stream.read()
+        except OSError:
+            continue
+        decode_utf8(raw, name)
 
 
 def with_example_host(command: Callable[[argparse.Namespace], int]

@@ -18,7 +18,7 @@ from cyborg_smartnic.discovery import selection
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
 from cyborg_smartnic.errors import ConfigError, InvalidPciAddress, SourceError, SourceErrors
 from cyborg_smartnic.pci import PciAddress
-from cyborg_smartnic.profiles.spec import parse_hugepage_size
+from cyborg_smartnic.profiles.spec import known_vf_drivers, parse_hugepage_size, vf_driver_problem
 
 DEFAULT_DRIVER = "default"  # vf_drivers value meaning "the vendor's netdev VF driver"
 MAX_VFS = 4096
@@ -27,6 +27,8 @@ DRIVER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _RANGES_PATTERN = r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$"
 _RANGES_RE = re.compile(_RANGES_PATTERN)
 _SELECTORS = ("address", "netdev", "select")
+#: The names profiles accept for vf_driver, plus ``default``.
+_VF_DRIVERS = (*known_vf_drivers(), DEFAULT_DRIVER)
 
 
 class InvalidHostConfig(SourceErrors):
@@ -245,6 +247,8 @@ def parse_document(doc: yamlsource.Document) -> HostConfig:
 
 def parse_ranges(text: str | int) -> tuple[int, ...]:
     """``"0-3,8"`` -> ``(0, 1, 2, 3, 8)``; raises ValueError with a reason."""
+    if not (isinstance(text, str) or yamlsource.is_integer(text)):
+        raise ValueError(f"{text!r} is not a VF index list like '0-7' or '0-3,8'")
     if isinstance(text, int):
         if not 0 <= text < MAX_VFS:
             raise ValueError(f"VF index {text} is outside 0-{MAX_VFS - 1}")
@@ -332,6 +336,8 @@ def _vf_drivers(doc: yamlsource.Document, base: yamlsource.JsonPath, raw: dict[s
             found.append(doc.error(path, f"overlaps the range {clash[0]!r}"))
         owner.update((i, text) for i in indices)
         _check_inside(doc, path, indices, vf_count, found)
+        if (problem := vf_driver_problem(driver, _VF_DRIVERS)) is not None:
+            found.append(doc.error(path, problem))
         result.append(VfDriverRange(indices, driver, text))
     return tuple(result)
 

@@ -7,13 +7,15 @@ sizes, catalogue model lookup, default resource class) live here so they agree.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cyborg_smartnic import catalog, traits
 from cyborg_smartnic.profiles import schema
+from cyborg_smartnic.yamlsource import is_integer
 
 #: Drivers a VF can be bound to: every catalogued VF driver plus the userspace ones.
 USERSPACE_VF_DRIVERS = ("vfio-pci", "igb_uio", "uio_pci_generic")
@@ -31,6 +33,23 @@ def known_vf_drivers(models: tuple[catalog.NicModel, ...] = catalog.BUILTIN_MODE
     return sorted(found | set(USERSPACE_VF_DRIVERS))
 
 
+def vf_driver_problem(name: str, known: Iterable[str]) -> str | None:
+    """Why ``name`` is not a VF driver the kernel knows by exactly that name, or None.
+
+    Profiles and host.yaml both ask this. The kernel compares driver names byte for byte:
+    ``vfio_pci`` is not ``vfio-pci``, so a VF already on vfio-pci would be rebound.
+    """
+    choices = sorted(set(known))
+    if name in choices:
+        return None
+    same = [d for d in choices if traits.normalize(d) == traits.normalize(name)]
+    if same:
+        return f"the kernel names this driver {same[0]!r}, not {name!r}; did you mean {same[0]!r}?"
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    hint = f"; did you mean {close[0]!r}?" if close else f" (known: {', '.join(choices)})"
+    return f"unknown VF driver {name!r}{hint}"
+
+
 def models_by_key(
         models: tuple[catalog.NicModel, ...] = catalog.BUILTIN_MODELS
 ) -> dict[str, catalog.NicModel]:
@@ -44,8 +63,8 @@ def models_by_key(
 
 def parse_hugepage_size(value: str | int) -> int:
     """``2M``/``2MB``/``2MiB``/``1G``/``64K``/``2048`` (kB) -> size in kB; ValueError if not."""
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a page size")
+    if not (isinstance(value, str) or is_integer(value)):
+        raise ValueError(f"{value!r} is not a page size (use 2M, 1G or a size in kB)")
     if isinstance(value, int):
         number, unit = value, None
     else:

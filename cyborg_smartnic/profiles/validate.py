@@ -19,7 +19,12 @@ from cyborg_smartnic import catalog, traits
 from cyborg_smartnic.errors import SourceError
 from cyborg_smartnic.profiles import schema, spec
 from cyborg_smartnic.profiles.sources import ProfileSource
-from cyborg_smartnic.yamlsource import PathKey, error_sort_key, validate_with_schema
+from cyborg_smartnic.yamlsource import (
+    PathKey,
+    error_sort_key,
+    is_integer,
+    validate_with_schema,
+)
 
 #: Cyborg 17's ``constants.SUPPORT_RESOURCES``: the only non-CUSTOM classes it accepts.
 CYBORG_STANDARD_RESOURCE_CLASSES = ("FPGA", "GPU", "VGPU", "PGPU", "CUSTOM_QAT", "CUSTOM_NIC",
@@ -121,7 +126,7 @@ class _ProfileRules:
         if group.get("eswitch_mode") == "switchdev" and not model.switchdev:
             self.fail((*path, "eswitch_mode"), f"{model.name} has no switchdev eswitch mode")
         count = group.get("vf_count")
-        if (isinstance(count, int) and model.max_vfs is not None and count > model.max_vfs):
+        if (is_integer(count) and model.max_vfs is not None and count > model.max_vfs):
             self.fail((*path, "vf_count"),
                       f"{model.name} offers at most {model.max_vfs} VFs per port")
         return model
@@ -131,15 +136,13 @@ class _ProfileRules:
         driver = _str(group.get("vf_driver"))
         if driver is None:
             return
-        known = {traits.normalize(d): d for d in self.vf_drivers}
-        if traits.normalize(driver) not in known:
-            self.fail((*path, "vf_driver"),
-                      f"unknown VF driver {driver!r}{_hint(driver, self.vf_drivers)}")
+        problem = spec.vf_driver_problem(driver, self.vf_drivers)
+        if problem is not None:
+            self.fail((*path, "vf_driver"), problem)
             return
-        usable = {traits.normalize(d) for d in spec.USERSPACE_VF_DRIVERS}
         if model is not None and model.vf_driver:
-            usable.add(traits.normalize(model.vf_driver))
-            if traits.normalize(driver) not in usable:
+            usable = {*spec.USERSPACE_VF_DRIVERS, model.vf_driver}
+            if driver not in usable:
                 self.fail((*path, "vf_driver"),
                           f"{model.name} VFs bind to {model.vf_driver} or a userspace driver "
                           f"({', '.join(spec.USERSPACE_VF_DRIVERS)}), not {driver}")
@@ -198,14 +201,14 @@ class _ProfileRules:
             self.fail(("groups", 0), "a port profile needs 'physnet': Nova binds the port "
                                      "with the physical_network of the VF's pool")
         count = first.get("vf_count")
-        if isinstance(count, int) and count > 1:
+        if is_integer(count) and count > 1:
             self.fail(("groups", 0, "vf_count"),
                       f"a port profile must ask for 1 VF, not {count}: Nova refuses port "
                       f"device profiles with more than one device")
 
     def instance(self, instance: dict[str, Any]) -> None:
         size = instance.get("hugepages")
-        if isinstance(size, str | int):
+        if isinstance(size, str) or is_integer(size):
             try:
                 spec.parse_hugepage_size(size)
             except ValueError as exc:
