@@ -21,7 +21,7 @@ from cyborg_smartnic.cli import ovs as ovs_cli
 from cyborg_smartnic.discovery.model import Host, HugepagePool
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import doctor as doctor_mod
-from cyborg_smartnic.host import inuse
+from cyborg_smartnic.host import guard, inuse
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
@@ -161,7 +161,7 @@ class HostReader:
 
 
 def _in_use(args: argparse.Namespace, root: str, host: Host) -> inuse.InUse:
-    return inuse.detect(root, host).merged(inuse.cyborg_in_use(args.os_cloud, host.hostname))
+    return guard.witnesses(root, host, args.os_cloud)
 
 
 def _findings(paths: list[str], config: HostConfig | None, host: Host) -> tuple[Finding, ...]:
@@ -277,7 +277,7 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
     def progress(line: str) -> None:
         print(line, file=progress_out, flush=True)
 
-    executor = Executor(root, reader.read, lambda h: inuse.detect(root, h),
+    executor = Executor(root, reader.read, lambda h: _in_use(args, root, h),
                         ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
                         scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages,
                         ovs=ovs_cli.ovs_runner(args, root))
@@ -297,12 +297,15 @@ def _result_text(result: ApplyResult) -> str:
              f"{len(result.done) - changed} found it already right."]
     if result.failed is not None:
         undone = [o for o in result.restored if o.changed]
-        lines = [f"FAILED: {result.failed.kind} {result.failed.target}: {result.error}",
-                 f"Rolled back {len(undone)} change(s) (newest first):"]
+        lines = [f"FAILED: {result.failed.kind} {result.failed.target}: {result.error}"]
+        if undone:
+            lines.append(f"Rolled back {len(undone)} change(s) (newest first):")
+        elif not result.not_restored:
+            lines.append("Nothing to roll back: no step had changed the host.")
         lines += [f"  {o.step.kind} {o.step.target} -> {S.show(o.step.to_value)}: {o.detail}"
                   for o in undone]
         if result.not_restored:
-            lines.append("NOT restored (fix by hand):")
+            lines.append("NOT restored (left as they are; fix by hand):")
             lines += [f"  {o.step.kind} {o.step.target} -> {S.show(o.step.to_value)}: "
                       f"{o.detail}" for o in result.not_restored]
     for step in result.manual:

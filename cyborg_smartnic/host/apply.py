@@ -5,6 +5,11 @@ after it writes, records how to undo itself before touching anything, and on the
 failure the recorded undos run in reverse order. A crash mid-apply leaves a host that the
 next ``plan`` describes from scratch, so re-running ``apply`` continues where it stopped
 (sysfs state does not survive a reboot either, so a journal could only be stale).
+
+Every step, forward or undo, passes the same in-use guard as the plan (``guard.refusal``)
+right before it writes, over the VFs it would destroy or rebind judged on the host as it is
+then: an undo that would take a VF from whoever grabbed it meanwhile is not run, and is
+reported as not restored instead.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from oslo_privsep import comm as privsep_comm
+
 from cyborg_smartnic.discovery.model import (
     Host,
     HugepagePool,
@@ -23,7 +30,7 @@ from cyborg_smartnic.discovery.model import (
     VirtualFunction,
 )
 from cyborg_smartnic.errors import SmartNicError
-from cyborg_smartnic.host import privileged
+from cyborg_smartnic.host import guard, privileged
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.inuse import InUse
 from cyborg_smartnic.host.ovs.apply import OvsRunner
@@ -51,6 +58,16 @@ class StepFailed(SmartNicError):
     msg_fmt = "%(target)s: %(reason)s"
 
 
+class StepRefused(StepFailed):
+    """The in-use guard said no: the step (or undo step) was not run at all."""
+
+
+class Interrupted(StepFailed):
+    """A signal asked the apply to stop; the executor rolls back what it changed."""
+
+    msg_fmt = "interrupted by %(signal)s"
+
+
 @dataclass(frozen=True, slots=True)
 class ApplyOptions:
     vf_timeout: float = 120.0  # tools wait about 2 min for VF links to appear
@@ -58,6 +75,7 @@ class ApplyOptions:
     poll_interval: float = 0.5
     busy_retries: int = 4
     busy_backoff: float = 0.5  # doubled after each EBUSY
+    note_every: float = 10.0  # how often a long wait says what it is waiting for
 
 
 ALREADY = "already "  # how every step's detail starts when it found nothing to change
@@ -123,6 +141,11 @@ class Executor:
     scan_pf: Callable[[str], Host] | None = None  # a scan of one PF: cheaper on big hosts
     scan_hugepages: Callable[[], tuple[HugepagePool, ...]] | None = None
     ovs: OvsRunner | None = None  # runs set_ovs_config/restart_ovs steps (host.ovs.apply)
+    # the name of a signal that asked us to stop (checked between writes), or None
+    stop_requested: Callable[[], str | None] = lambda: None
+    # make sure the privileged helper answers (respawn it if it died) before rolling back
+    revive: Callable[[], None] = lambda: None
+    _rolling_back: bool = field(default=False, init=False, repr=False)
 
     def apply(self, plan: S.Plan) -> ApplyResult:
         """Run ``plan.actions`` in order; on failure undo what was changed, in reverse."""
@@ -134,11 +157,12 @@ class Executor:
         undo: list[list[S.Step]] = []
         actions = plan.actions
         for number, step in enumerate(actions, 1):
-            self.progress(f"[{number}/{len(actions)}] {describe(step)}")
             try:
+                self._check_stop(step)
+                self.progress(f"[{number}/{len(actions)}] {describe(step)}")
                 before = self._read(step)
                 undo.append(self._undo_for(step, before))
-                detail = self._run(step, guard=True, before=before)
+                detail = self._run(step, before=before)
             except (SmartNicError, OSError, ValueError, KeyboardInterrupt) as exc:
                 error = _explain(exc)
                 self.progress(f"    FAILED: {error}")
@@ -149,24 +173,48 @@ class Executor:
             done.append(Outcome(step, detail))
         return ApplyResult(tuple(done), plan.manual)
 
+    def _check_stop(self, step: S.Step) -> None:
+        """Stop between writes when a signal asked us to (never during a rollback)."""
+        name = None if self._rolling_back else self.stop_requested()
+        if name is not None:
+            raise Interrupted(target=step.target, signal=name)
+
     # ----------------------------------------------------------------- rollback
 
     def _rollback(self, undo: list[list[S.Step]]) -> tuple[tuple[Outcome, ...],
                                                             tuple[Outcome, ...]]:
+        """Run the undo groups newest first, each step through the in-use guard.
+
+        A group undoes one forward step; once one of its steps is refused or fails, the rest
+        of that group depends on it and is not attempted (listed as not restored, with why).
+        """
         restored: list[Outcome] = []
         not_restored: list[Outcome] = []
-        for group in reversed(undo):
-            for step in group:
-                try:
-                    outcome = Outcome(step, self._run(step, guard=False))
-                except (SmartNicError, OSError, ValueError) as exc:
-                    LOG.error("rollback step %s failed: %s", describe(step), exc)
-                    not_restored.append(Outcome(step, _explain(exc)))
-                    self.progress(f"    rollback: {describe(step)}: FAILED: {_explain(exc)}")
-                    continue
-                restored.append(outcome)
-                if outcome.changed:
-                    self.progress(f"    rollback: {describe(step)}: {outcome.detail}")
+        self._rolling_back = True
+        try:
+            for group in reversed(undo):
+                blocked: str | None = None
+                for step in group:
+                    if blocked is not None:
+                        not_restored.append(Outcome(step, f"not attempted: {blocked}"))
+                        continue
+                    try:
+                        self.revive()
+                        outcome = Outcome(step, self._run(step))
+                    except (SmartNicError, OSError, ValueError) as exc:
+                        error = _explain(exc)
+                        LOG.error("rollback step %s not done: %s", describe(step), error)
+                        not_restored.append(Outcome(step, error))
+                        self.progress(f"    rollback: {describe(step)}: "
+                                      f"{'REFUSED' if isinstance(exc, StepRefused) else 'FAILED'}"
+                                      f": {error}")
+                        blocked = f"it needs {describe(step)} first"
+                        continue
+                    restored.append(outcome)
+                    if outcome.changed:
+                        self.progress(f"    rollback: {describe(step)}: {outcome.detail}")
+        finally:
+            self._rolling_back = False
         return tuple(restored), tuple(not_restored)
 
     def _read(self, step: S.Step) -> Host:
@@ -192,13 +240,13 @@ class Executor:
             return [replace(step, reason=why, from_value=None, to_value=pool.total)]
         pf = _pf(host, step)
         if step.kind == S.SET_NUMVFS:
-            back = [replace(step, reason=why, from_value=None, to_value=0,
+            # one step back to the old count (through 0 when both are non-zero), then the
+            # old VFs' drivers; what it destroys is judged when it runs
+            back = [replace(step, reason=why, from_value=None, to_value=pf.num_vfs,
                             destroys_vfs=(), disruptive=False)]
-            if pf.num_vfs:
-                back.append(replace(back[0], to_value=pf.num_vfs))
-                back.extend(S.Step(S.BIND_DRIVER, f"{pf.address} vf{old.index}", why,
-                                   to_value=old.driver, pf=step.pf, vf_index=old.index)
-                            for old in pf.virtual_functions)
+            back.extend(S.Step(S.BIND_DRIVER, f"{pf.address} vf{old.index}", why,
+                               to_value=old.driver, pf=step.pf, vf_index=old.index)
+                        for old in pf.virtual_functions if pf.num_vfs)
             return back
         if step.kind == S.BIND_DRIVER:
             vf = _vf(pf, step)
@@ -215,10 +263,9 @@ class Executor:
 
     # ----------------------------------------------------------------- steps
 
-    def _run(self, step: S.Step, guard: bool, before: Host | None = None) -> str:
+    def _run(self, step: S.Step, before: Host | None = None) -> str:
         host = before if before is not None else self._read(step)
-        if guard and step.destroys_vfs:
-            self._check_not_in_use(step, host)
+        self._check_not_in_use(step, host)
         if step.kind == S.SET_NUMVFS:
             return self._numvfs(step, host)
         if step.kind == S.BIND_DRIVER:
@@ -239,20 +286,39 @@ class Executor:
         return self.ovs
 
     def _check_not_in_use(self, step: S.Step, host: Host) -> None:
-        """The plan was checked; check again right before destroying (a VM may have started)."""
-        users = self.in_use(host)
-        busy = [f"{a} ({users.reason_for(a)})" for a in step.destroys_vfs if users.reason_for(a)]
-        if busy:
-            raise StepFailed(target=step.target,
-                             reason=f"VF now in use, not touching it: {'; '.join(busy)}")
+        """The plan's guard again, right before the write (a VM may have started since),
+        over what the plan said the step destroys and what it would destroy now."""
+        vfs = tuple(dict.fromkeys(step.destroys_vfs + affected_vfs(step, host)))
+        if not vfs:
+            return
+        reason = guard.refusal(self.in_use(host), vfs)
+        if reason is not None:
+            raise StepRefused(target=step.target, reason=f"not touching it now: {reason}")
 
     def _numvfs(self, step: S.Step, before: Host) -> str:
-        pf_address, want = str(step.pf), int(step.to_value or 0)
+        want = int(step.to_value or 0)
         pf = _pf(before, step)
         if pf.num_vfs == want and len(pf.virtual_functions) == want:
             return f"already {want} VFs"
-        self._busy_retry(step, lambda: privileged.set_sriov_numvfs(self.root, pf_address, want))
-        deadline = self.clock() + self.options.vf_timeout
+        if pf.num_vfs and want and pf.num_vfs != want:  # the kernel refuses N->M: through 0
+            self._write_numvfs(step, 0)
+            self._wait_for_vfs(step, 0)
+            pf = _pf(self._read(step), step)
+        if pf.num_vfs != want:
+            self._write_numvfs(step, want)
+        return self._wait_for_vfs(step, want)
+
+    def _write_numvfs(self, step: S.Step, count: int) -> None:
+        pf_address = str(step.pf)
+        self._busy_retry(step, lambda: privileged.set_sriov_numvfs(self.root, pf_address,
+                                                                   count))
+
+    def _wait_for_vfs(self, step: S.Step, want: int) -> str:
+        """Poll until ``sriov_numvfs`` and the VF directories both say ``want``; say what we
+        wait for every ``note_every`` seconds (VFs can take minutes to appear)."""
+        start = self.clock()
+        deadline = start + self.options.vf_timeout
+        next_note = start + self.options.note_every
         while True:
             pf = _pf(self._read(step), step)
             if pf.num_vfs < want:
@@ -262,10 +328,19 @@ class Executor:
             present = len(pf.virtual_functions)
             if pf.num_vfs == want and present == want:
                 return f"{want} VFs present"
-            if self.clock() >= deadline:
+            waiting = (f"{present} of {want} VFs present" if present < want else
+                       f"{present} VFs present, {want} wanted")
+            now = self.clock()
+            if now >= deadline:
+                done = (f"{present} of {want} VFs appeared" if present < want else
+                        f"{present - want} of {present} VFs were not removed")
                 raise StepFailed(target=step.target,
-                                 reason=f"{present} of {want} VFs appeared within "
-                                        f"{self.options.vf_timeout:.0f}s")
+                                 reason=f"{done} within {self.options.vf_timeout:.0f}s")
+            if now >= next_note:
+                self.progress(f"    waiting for the VFs of {step.pf}: {waiting} "
+                              f"({now - start:.0f}s of {self.options.vf_timeout:.0f}s)")
+                next_note = now + self.options.note_every
+            self._check_stop(step)
             self.sleep(self.options.poll_interval)
 
     def _bind(self, step: S.Step, before: Host) -> str:
@@ -297,6 +372,7 @@ class Executor:
                 raise StepFailed(target=step.target,
                                  reason=f"driver is {driver or 'none'}, expected "
                                         f"{want or 'none'}{hint}")
+            self._check_stop(step)
             self.sleep(self.options.poll_interval)
 
     def _eswitch(self, step: S.Step, before: Host) -> str:
@@ -352,11 +428,16 @@ class Executor:
             try:
                 write()
                 return
+            except privsep_comm.PrivsepTimeout as exc:
+                raise StepFailed(target=step.target,
+                                 reason="the privileged helper did not answer in time; the "
+                                        "write may or may not have happened") from exc
             except OSError as exc:
                 if exc.errno != errno.EBUSY or attempt == self.options.busy_retries:
                     raise
                 LOG.warning("%s: busy (%s), retrying in %.1fs", step.target, exc, delay)
                 self.progress(f"    busy, retrying in {delay:.1f}s")
+                self._check_stop(step)
                 self.sleep(delay)
                 delay *= 2
 
@@ -369,9 +450,32 @@ def describe(step: S.Step) -> str:
     return f"{what}: {S.show(step.from_value)} -> {S.show(step.to_value)}"
 
 
+def affected_vfs(step: S.Step, host: Host) -> tuple[str, ...]:
+    """The VFs ``step`` would destroy or rebind if it ran on ``host`` as read now.
+
+    A VF count change destroys every VF of the PF (the kernel goes through 0); a driver
+    change takes the VF from its current driver; an eswitch mode change disturbs every VF.
+    """
+    if step.kind not in (S.SET_NUMVFS, S.BIND_DRIVER, S.SET_ESWITCH_MODE):
+        return ()
+    pf = next((p for p in host.physical_functions if str(p.address) == step.pf), None)
+    if pf is None:
+        return ()
+    present = tuple(str(vf.address) for vf in pf.virtual_functions)
+    if step.kind == S.SET_NUMVFS:
+        return present if pf.num_vfs != int(step.to_value or 0) else ()
+    if step.kind == S.SET_ESWITCH_MODE:
+        return present if pf.eswitch_mode != step.to_value else ()
+    vf = _vf(pf, step)
+    want = None if step.to_value is None else str(step.to_value)
+    return (str(vf.address),) if vf is not None and vf.driver not in (None, want) else ()
+
+
 def _explain(exc: BaseException) -> str:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
+    if isinstance(exc, OSError) and exc.errno is None and "eof" in str(exc).lower():
+        return f"{exc} (the privileged helper died)"
     if isinstance(exc, OSError) and exc.errno is not None:
         hint = _ERRNO_HINTS.get(exc.errno)
         name = errno.errorcode.get(exc.errno, str(exc.errno))

@@ -22,6 +22,7 @@ from cyborg_smartnic.discovery.model import (
     VirtualFunction,
 )
 from cyborg_smartnic.errors import SourceError
+from cyborg_smartnic.host import guard
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import (
     DEFAULT_DRIVER,
@@ -283,11 +284,7 @@ class _PfPlanner:
         return "firmware mode needs the vendor's firmware tool and a reboot"
 
     def _refusal_for(self, destroys: tuple[str, ...]) -> str | None:
-        if destroys and self.in_use.blind:
-            return f"cannot tell whether these VFs are free: {self.in_use.blind}"
-        busy = [(a, self.in_use.reason_for(a)) for a in destroys]
-        busy_text = [f"VF {a} is in use ({why})" for a, why in busy if why]
-        return "; ".join(busy_text) or None
+        return guard.refusal(self.in_use, destroys)  # the executor re-checks with it too
 
     def _set_numvfs(self, have: int, want: int, destroys: tuple[str, ...],
                     reason: str) -> None:

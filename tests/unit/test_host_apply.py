@@ -228,7 +228,7 @@ def test_vf_taken_between_plan_and_apply_is_not_destroyed(example: KernelEmulato
     example.hold_vfio(4243, example.iommu_group(vf0))  # a VM started meanwhile
     result = executor(example).apply(first)
     assert result.failed is not None and result.failed.pf == CX_PF
-    assert "VF now in use, not touching it: 0000:3b:00.2" in str(result.error)
+    assert "not touching it now: VF 0000:3b:00.2 is in use (/dev/vfio/" in str(result.error)
     assert example.num_vfs(CX_PF) == 4
     assert example.driver_of(vf0) == "vfio-pci"
 
@@ -370,3 +370,74 @@ def test_flow_steering_change_is_rolled_back(tmp_path: Path) -> None:
         assert str(result.error).startswith("EINVAL")
         assert kernel.flow_steering[CX_PF] == "dmfs"
         assert state(tree.root) == before
+
+
+def test_rollback_never_takes_a_vf_a_vm_grabbed_meanwhile(example: KernelEmulator) -> None:
+    """A VM takes a VF this apply created; a later step fails: the undo steps that would
+    destroy or rebind that VF are not run, and the result says so."""
+    config = write_config(example.tree.root.parent, f'devices:\n  - address: "{X710_PF1}"\n'
+                                                    f'    vf_count: 2\n    vf_drivers:\n'
+                                                    f'      "0-1": vfio-pci\n')
+    first = plan_for(example.tree, config)
+    assert [s.kind for s in first.actions] == [S.SET_NUMVFS, S.BIND_DRIVER, S.BIND_DRIVER]
+
+    def progress(line: str) -> None:
+        if line.startswith("[3/3]"):  # vf0 is on vfio-pci now: a VM opens it
+            vf0 = example.tree.vfs(X710_PF1)[0]
+            example.hold_vfio(4244, example.iommu_group(vf0))
+            example.fail_next("drivers_probe", errno.EIO)  # and binding vf1 fails
+
+    result = replace(executor(example), progress=progress).apply(first)
+
+    assert result.failed is not None and result.failed.target == f"{X710_PF1} vf1"
+    vf0 = example.tree.vfs(X710_PF1)[0]
+    assert example.num_vfs(X710_PF1) == 2 and example.driver_of(vf0) == "vfio-pci"
+    assert [(o.step.kind, o.step.target, o.step.to_value) for o in result.not_restored] == [
+        (S.BIND_DRIVER, f"{X710_PF1} vf0", "iavf"), (S.SET_NUMVFS, X710_PF1, 0)]
+    for outcome in result.not_restored:
+        assert f"not touching it now: VF {vf0} is in use (/dev/vfio/" in outcome.detail
+    assert result.to_dict()["not_restored"] != []
+
+
+def test_recheck_refuses_when_the_tool_went_blind(example: KernelEmulator) -> None:
+    """The plan saw every process; by the time the VFs would go, /proc cannot be read."""
+    first = plan_for(example.tree, load_host_config(EXAMPLE_CONFIG))
+    assert any(step.destroys_vfs for step in first.actions) and not first.refused
+    (example.tree.root / "proc").rename(example.tree.root / "proc.hidden")
+
+    result = executor(example).apply(first)
+
+    assert result.failed is not None and result.failed.pf == CX_PF
+    assert "not touching it now: cannot tell whether these VFs are free" in str(result.error)
+    assert example.num_vfs(CX_PF) == 4
+
+
+def test_vfs_that_are_slow_to_go_are_reported_once_and_restored(
+        example: KernelEmulator) -> None:
+    """sriov_numvfs reads 0 but the VF directories stay: the step fails, worded as a removal
+    (never "4 of 0 VFs appeared"), and its undo is one step back to 4 (through 0 when
+    needed), so a PF that ends up restored is never listed as not restored."""
+    before = state(example.tree.root)
+    config = write_config(example.tree.root.parent, f'devices:\n  - address: "{CX_PF}"\n'
+                                                    f'    vf_count: 6\n')
+    first = plan_for(example.tree, config)
+    assert [(s.kind, s.to_value) for s in first.actions[:2]] == [(S.SET_NUMVFS, 0),
+                                                                 (S.SET_NUMVFS, 6)]
+    original = example.write
+
+    def stalled(path: str, value: str) -> None:
+        if path.endswith("sriov_numvfs"):  # the count changes, the VFs do not (yet)
+            example.tree.set_attr(CX_PF, "sriov_numvfs", value)
+            return
+        original(path, value)
+
+    example.write = stalled  # type: ignore[method-assign]
+    lines: list[str] = []
+    result = replace(executor(example, vf_timeout=3.0), progress=lines.append).apply(first)
+
+    assert result.error == f"{CX_PF}: 4 of 4 VFs were not removed within 3s"
+    assert result.not_restored == ()
+    assert [(o.step.kind, o.step.to_value) for o in result.restored][:1] == [
+        (S.SET_NUMVFS, 4)]
+    assert state(example.tree.root) == before
+    assert not any("of 0 VFs" in line for line in lines)

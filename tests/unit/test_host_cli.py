@@ -215,3 +215,18 @@ def test_bad_profiles_are_listed_one_per_line(root: Path, tmp_path: Path,
     lines = err.splitlines()
     assert lines[0].startswith(f"{bad}:3:5: groups[0].vf_count: ")
     assert lines[-1] == "cyborg-smartnic: error: 1 error(s) in device profiles; nothing was done"
+
+
+def test_a_failure_before_any_change_says_nothing_was_rolled_back(
+        example_kernel: KernelEmulator, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    pf = "0000:18:00.1"
+    example_kernel.enospc_above[pf] = 1
+    config = tmp_path / "two.yaml"
+    config.write_text(f'devices:\n  - address: "{pf}"\n    vf_count: 2\n')
+    code, out, err = run(capsys, "host", "apply", "--yes", "--sysfs-root",
+                         str(example_kernel.tree.root), str(config))
+    assert code == 1
+    assert "Rolled back 0" not in out and "NOT restored" not in out
+    assert "Nothing to roll back: no step had changed the host." in out.splitlines()
+    assert err.endswith("rolled back 0 change(s), 0 could not be restored\n")
