@@ -66,6 +66,14 @@ SMARTNIC_OPTS = [
              "that vanished or changed physnet (docs/driver.md). '$state_path' is cyborg's "
              "[DEFAULT] state_path. Empty: remembered in memory only (not safe across "
              "restarts)."),
+    cfg.StrOpt(
+        "apply_lock_file",
+        help="Lock file that `cyborg-smartnic host apply` holds (flock) while it plans and "
+             "changes this host; the driver reads it to keep reporting the PFs being changed "
+             "as it last did. Default: run/cyborg-smartnic/host-apply.lock under sysfs_root "
+             "(/run/cyborg-smartnic/host-apply.lock on a real host). The agent and the host "
+             "tool must see the same file (bind-mount /run/cyborg-smartnic into a "
+             "containerised agent)."),
 ]
 
 POOL_OPTS = [

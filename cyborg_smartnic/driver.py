@@ -26,6 +26,7 @@ from oslo_log import log as logging
 
 from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
 from cyborg_smartnic.errors import ConfigError, SmartNicError
+from cyborg_smartnic.host.lock import apply_in_progress, as_last_reported, lock_path
 from cyborg_smartnic.pools import load_report_config
 from cyborg_smartnic.report import (
     DeployableSpec,
@@ -219,6 +220,12 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                 from exc
         self._log_skipped(host.skipped)
         current = plan_report(host, self.report_config)
+        converging = apply_in_progress(lock_path(self._conf.smartnic.apply_lock_file,
+                                                 self.sysfs_root))
+        if converging and self._last is not None:  # `host apply` is changing these PFs
+            LOG.info("smartnic: host apply is changing %s; reporting them as last reported",
+                     ", ".join(sorted(converging)))
+            current = as_last_reported(current, self._last.report, converging)
         self.holds, self.rebuilds = (), ()
         if self._last is None:
             # First report since a start without state: assume Cyborg creates (or created)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import shlex
 import shutil
@@ -22,9 +23,11 @@ from cyborg_smartnic.discovery.model import Host, HugepagePool
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import doctor as doctor_mod
 from cyborg_smartnic.host import guard, inuse
+from cyborg_smartnic.host import lock as host_lock
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
+from cyborg_smartnic.host.interrupt import Interrupted, StopSignals
 from cyborg_smartnic.host.plan import plan as make_plan
 from cyborg_smartnic.host.plan import selects
 from cyborg_smartnic.host.requirements import Finding, check
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
 
 
 EVENTLET_WARNING = r"\s*Eventlet is deprecated"
+# A privileged call answers in milliseconds; devlink is given 60 s inside the daemon.
+PRIVSEP_CALL_TIMEOUT = 90.0
+LOG = logging.getLogger(__name__)
 
 
 class ApplyRefused(SmartNicError):
@@ -72,6 +78,9 @@ def register(subparsers: Any) -> None:
                          help="do not ask; required when stdin is not a terminal")
     apply_p.add_argument("--vf-timeout", type=float, default=120.0, metavar="SECONDS",
                          help="how long to wait for new VFs to appear (default 120)")
+    apply_p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                         help="when another host apply is running, wait up to this long for "
+                              "it to finish (default 0: fail at once, naming it)")
     apply_p.add_argument("host_config", metavar="HOST.yaml")
     ovs_cli.add_ovs_arguments(apply_p, restart=True)
     apply_p.set_defaults(func=apply_command)
@@ -120,6 +129,7 @@ class HostReader:
         self.options = dataclasses.replace(scan_options_from_conf(conf), selectors=())
         self.config = config
         self.hostname = self.options.hostname or ""
+        self.lock_path = host_lock.lock_path(conf.smartnic.apply_lock_file, self.root)
 
     def read(self) -> Host:
         host = self._scan(self.options)
@@ -245,49 +255,69 @@ def plan_command(args: argparse.Namespace) -> int:
 
 
 def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
+    """Plan and apply under the host lock; a signal before the first write aborts, after it
+    rolls back (exit 128 + signal number, one line on stderr)."""
+    with StopSignals() as stop:
+        try:
+            return _apply(args, stdin or sys.stdin, stop)
+        except Interrupted as exc:
+            print(f"cyborg-smartnic: error: {exc}", file=sys.stderr)
+            return exc.exit_code
+
+
+def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
     with warnings.catch_warnings():  # oslo.privsep imports eventlet, which warns on import
         warnings.filterwarnings("ignore", message=EVENTLET_WARNING)
         from cyborg_smartnic.host.apply import ApplyOptions, Executor  # noqa: PLC0415
 
     config = load_host_config(args.host_config)
     reader = HostReader(args, config)
-    root, host = reader.root, reader.read()
-    plan = make_plan(config, host, _in_use(args, root, host),
-                     ovs=ovs_cli.ovs_input(args, root, config))
     progress_out = sys.stdout if args.format == "table" else sys.stderr
-    print(plan_table(plan), file=progress_out)
-    if plan.refused:
-        first = plan.refused[0]
-        raise ApplyRefused(reason=f"refusing to apply: {len(plan.refused)} step(s) refused; "
-                                  f"first: {first.target}: {first.refused}")
-    if not plan.actions:
-        common.emit({"ok": True, "done": [], "manual": [s.to_dict() for s in plan.manual]},
-                    args.format, lambda: "No changes applied.")
-        return 0
-    if not args.yes:
-        _confirm(len(plan.actions), stdin or sys.stdin, progress_out)
-        host = reader.read()
-        again = make_plan(config, host, _in_use(args, root, host),
-                          ovs=ovs_cli.ovs_input(args, root, config))
-        if again != plan:
-            raise ApplyRefused(reason="the host changed while waiting for confirmation; "
-                                      "nothing was done: run host apply again")
-    prepare_privsep()
 
     def progress(line: str) -> None:
         print(line, file=progress_out, flush=True)
 
-    executor = Executor(root, reader.read, lambda h: _in_use(args, root, h),
-                        ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
-                        scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages,
-                        ovs=ovs_cli.ovs_runner(args, root))
-    result = executor.apply(plan)
+    with host_lock.hold(reader.lock_path, args.wait, progress) as held:
+        root, host = reader.root, reader.read()
+        plan = make_plan(config, host, _in_use(args, root, host),
+                         ovs=ovs_cli.ovs_input(args, root, config))
+        print(plan_table(plan), file=progress_out)
+        if plan.refused:
+            first = plan.refused[0]
+            raise ApplyRefused(reason=f"refusing to apply: {len(plan.refused)} step(s) "
+                                      f"refused; first: {first.target}: {first.refused}")
+        if not plan.actions:
+            common.emit({"ok": True, "done": [], "manual": [s.to_dict() for s in plan.manual]},
+                        args.format, lambda: "No changes applied.")
+            return 0
+        if not args.yes:
+            _confirm(len(plan.actions), stdin, progress_out)
+            host = reader.read()
+            again = make_plan(config, host, _in_use(args, root, host),
+                              ovs=ovs_cli.ovs_input(args, root, config))
+            if again != plan:
+                raise ApplyRefused(reason="the host changed while waiting for confirmation; "
+                                          "nothing was done: run host apply again")
+        held.changing(step.pf for step in plan.actions if step.pf)
+        prepare_privsep(args.config_file, PRIVSEP_CALL_TIMEOUT)
+        executor = Executor(root, reader.read, lambda h: _in_use(args, root, h),
+                            ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
+                            scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages,
+                            ovs=ovs_cli.ovs_runner(args, root),
+                            stop_requested=stop.requested, revive=revive_privsep)
+        stop.defer()  # from here on a signal stops between writes and rolls back
+        result = executor.apply(plan)
     common.emit(result.to_dict(), args.format, lambda: _result_text(result))
     if result.failed is not None:
         undone = sum(1 for o in result.restored if o.changed)
+        summary = (f"rolled back {undone} change(s), {len(result.not_restored)} could not be "
+                   f"restored")
+        if stop.received is not None and result.error == f"interrupted by {stop.requested()}":
+            print(f"cyborg-smartnic: error: {result.error} at {result.failed.target}; "
+                  f"{summary}", file=sys.stderr)
+            return stop.exit_code
         raise ApplyRefused(reason=f"apply failed at {result.failed.target}: {result.error}; "
-                                  f"rolled back {undone} change(s), "
-                                  f"{len(result.not_restored)} could not be restored")
+                                  f"{summary}")
     return 0
 
 
@@ -323,12 +353,24 @@ def _confirm(count: int, stdin: TextIO, out: TextIO) -> None:
         raise ApplyRefused(reason="not confirmed; nothing was done")
 
 
-def prepare_privsep() -> None:
-    """Start the daemon without sudo when we are root; otherwise privsep's sudo default."""
+def prepare_privsep(config_files: list[str], timeout: float) -> None:
+    """Set up how the privsep daemon is started, before the first privileged call.
+
+    ``[cyborg_smartnic_privileged]`` is read from ``--config-file`` (the options that
+    ``list_opts`` documents); every call times out after ``timeout`` seconds; the helper runs
+    in its own session (out of the terminal's process group: Ctrl-C must reach us, not kill
+    it). As root the helper is started without sudo; otherwise privsep's sudo default.
+    """
     from oslo_config import cfg  # noqa: PLC0415
 
     from cyborg_smartnic.host import privileged  # noqa: PLC0415
-    if not privileged.context.client_mode or os.geteuid() != 0:
+    if not privileged.context.client_mode:
+        return  # the entry points run in this process (tests)
+    cfg.CONF(args=[], project="cyborg", default_config_files=list(config_files),
+             use_env=False)
+    privileged.context.timeout = timeout
+    _start_helpers_detached(privileged.context)
+    if os.geteuid() != 0:
         return
     helper = os.path.join(os.path.dirname(sys.executable), "privsep-helper")
     if not os.access(helper, os.X_OK):
@@ -337,6 +379,31 @@ def prepare_privsep() -> None:
     command = [sys.executable, "-W", "ignore:::oslo_privsep.daemon", helper]
     cfg.CONF.set_default("helper_command", shlex.join(command),
                          group=privileged.CONFIG_SECTION)
+
+
+def _start_helpers_detached(context: Any) -> None:
+    """Prefix whatever helper command privsep builds with ``python -m ...host.detach``."""
+    build = type(context).helper_command.__get__(context)  # the class's: never wrapped twice
+
+    def detached(sockpath: str) -> list[str]:
+        return [sys.executable, "-m", "cyborg_smartnic.host.detach", *build(sockpath)]
+
+    context.helper_command = detached
+
+
+def revive_privsep() -> None:
+    """Forget a privsep daemon that died (its reader thread ended), so the next call starts
+    a new one: the rollback must not depend on the daemon that was running when we failed."""
+    from cyborg_smartnic.host import privileged  # noqa: PLC0415
+
+    channel = privileged.context.channel
+    if channel is None or not privileged.context.client_mode:
+        return
+    reader = getattr(channel, "reader_thread", None)
+    if channel.running and reader is not None and reader.is_alive():
+        return
+    LOG.info("the privsep daemon is gone; starting a new one")
+    privileged.context.stop()  # joins the reader thread, which has ended
 
 
 def doctor_command(args: argparse.Namespace) -> int:

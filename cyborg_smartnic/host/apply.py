@@ -62,7 +62,7 @@ class StepRefused(StepFailed):
     """The in-use guard said no: the step (or undo step) was not run at all."""
 
 
-class Interrupted(StepFailed):
+class Stopped(StepFailed):
     """A signal asked the apply to stop; the executor rolls back what it changed."""
 
     msg_fmt = "interrupted by %(signal)s"
@@ -177,7 +177,7 @@ class Executor:
         """Stop between writes when a signal asked us to (never during a rollback)."""
         name = None if self._rolling_back else self.stop_requested()
         if name is not None:
-            raise Interrupted(target=step.target, signal=name)
+            raise Stopped(target=step.target, signal=name)
 
     # ----------------------------------------------------------------- rollback
 

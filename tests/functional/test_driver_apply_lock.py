@@ -1,0 +1,42 @@
+"""While ``host apply`` holds the host lock, the driver reports the PFs it changes as it
+last did: real agent, conductor and Placement; the lock is the one ``host apply`` takes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from cyborg_smartnic.host import lock
+from tests.fixtures.sysfs import SysfsTree
+from tests.functional.harness import Stack
+
+RC = "CUSTOM_SMARTNIC_VF"
+PF0, PF1 = "0000:5e:00.0", "0000:5e:00.1"
+
+
+def total(stack: Stack, pf: str) -> int | None:
+    view = stack.provider_view().get(f"{stack.hostname}_{pf}")
+    return None if view is None else int(view["inventories"][RC]["total"])
+
+
+def test_pools_of_pfs_being_changed_hold_still_until_the_apply_ends(
+        make_stack: Callable[..., Stack]) -> None:
+    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens2f0,physnet2:ens2f1"})
+    tree = SysfsTree(stack.sysfs_root)
+    for pf, netdev, vfs in ((PF0, "ens2f0", 4), (PF1, "ens2f1", 2)):
+        tree.add_pf(pf, vendor="8086", device="1592", driver="ice", netdev=netdev,
+                    numa_node=0, total_vfs=16, num_vfs=vfs, eswitch="legacy",
+                    fw_version="4.40")
+    stack.run_agent_cycle()
+    assert (total(stack, PF0), total(stack, PF1)) == (4, 2)
+
+    path = os.path.join(str(stack.sysfs_root), lock.LOCK_NAME)
+    with lock.hold(path, wait=0) as held:
+        held.changing([PF0])
+        tree.set_num_vfs(PF0, 0)  # mid-apply: going through 0 on the way to 8
+        tree.set_num_vfs(PF1, 3)  # not part of the apply: reported as it is
+        stack.run_agent_cycle()
+        assert (total(stack, PF0), total(stack, PF1)) == (4, 3)
+        tree.set_num_vfs(PF0, 8)
+    stack.run_agent_cycle()
+    assert (total(stack, PF0), total(stack, PF1)) == (8, 3)
