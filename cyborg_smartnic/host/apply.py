@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from oslo_privsep import comm as privsep_comm
+from oslo_privsep import daemon as privsep_daemon
 
 from cyborg_smartnic.discovery.model import (
     Host,
@@ -48,6 +49,11 @@ _ERRNO_HINTS = {
     errno.EINVAL: "the kernel rejected the value",
     errno.EPERM: "not permitted (privsep daemon lacks a capability?)",
 }
+HOW_TO_GET_PRIVILEGE = (
+    "run host apply as root, or as a member of the cyborg-smartnic group with the sudoers "
+    "rule from etc/sudoers.d installed (its helper path must exist on this host: a venv "
+    "install has privsep-helper in the venv's bin/); see docs/host.md, Privilege separation")
+_ERRNO_HINTS[errno.EACCES] = f"permission denied: {HOW_TO_GET_PRIVILEGE}"
 
 
 class PlanRefused(SmartNicError):
@@ -428,6 +434,10 @@ class Executor:
             try:
                 write()
                 return
+            except privsep_daemon.FailedToDropPrivileges as exc:
+                raise StepFailed(target=step.target,
+                                 reason=f"cannot start the privileged helper ({exc}): "
+                                        f"{HOW_TO_GET_PRIVILEGE}") from exc
             except privsep_comm.PrivsepTimeout as exc:
                 raise StepFailed(target=step.target,
                                  reason="the privileged helper did not answer in time; the "

@@ -441,3 +441,26 @@ def test_vfs_that_are_slow_to_go_are_reported_once_and_restored(
         (S.SET_NUMVFS, 4)]
     assert state(example.tree.root) == before
     assert not any("of 0 VFs" in line for line in lines)
+
+
+def test_long_vf_waits_say_what_they_wait_for(example: KernelEmulator) -> None:
+    example.late_polls = 50  # 25 s of 0.5 s polls
+    config = write_config(example.tree.root.parent, f'devices:\n  - address: "{X710_PF1}"\n'
+                                                    f'    vf_count: 4\n')
+    lines: list[str] = []
+    result = replace(executor(example), progress=lines.append).apply(
+        plan_for(example.tree, config))
+    assert result.ok, result.error
+    waits = [line for line in lines if line.lstrip().startswith("waiting")]
+    assert waits == [f"    waiting for the VFs of {X710_PF1}: 0 of 4 VFs present (10s of 120s)",
+                     f"    waiting for the VFs of {X710_PF1}: 0 of 4 VFs present (20s of 120s)"]
+
+
+def test_permission_denied_says_how_to_get_the_privilege(example: KernelEmulator) -> None:
+    example.fail_next("nr_hugepages", errno.EACCES)
+    config = write_config(example.tree.root.parent,
+                          "hugepages:\n  - {node: 0, size: 1G, count: 12}\n")
+    result = executor(example).apply(plan_for(example.tree, config))
+    assert str(result.error).startswith("EACCES: ")
+    assert "run host apply as root, or as a member of the cyborg-smartnic group with the " \
+           "sudoers rule" in str(result.error)
