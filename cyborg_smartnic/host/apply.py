@@ -6,10 +6,10 @@ failure the recorded undos run in reverse order. A crash mid-apply leaves a host
 next ``plan`` describes from scratch, so re-running ``apply`` continues where it stopped
 (sysfs state does not survive a reboot either, so a journal could only be stale).
 
-Every step, forward or undo, passes the same in-use guard as the plan (``guard.refusal``)
-right before it writes, over the VFs it would destroy or rebind judged on the host as it is
-then: an undo that would take a VF from whoever grabbed it meanwhile is not run, and is
-reported as not restored instead.
+Every step, forward or undo, passes the plan's in-use guard (``guard.refusal``) again right
+before it writes, with fresh witnesses, over the VFs it would destroy or rebind judged on the
+host as it is then: an undo that would take a VF from whoever grabbed it meanwhile is not
+run, and is reported as not restored instead.
 """
 
 from __future__ import annotations
@@ -292,12 +292,20 @@ class Executor:
         return self.ovs
 
     def _check_not_in_use(self, step: S.Step, host: Host) -> None:
-        """The plan's guard again, right before the write (a VM may have started since),
-        over what the plan said the step destroys and what it would destroy now."""
-        vfs = tuple(dict.fromkeys(step.destroys_vfs + affected_vfs(step, host)))
-        if not vfs:
+        """The plan's guard again, right before the write (a VM may have started since).
+
+        A forward step: the VFs the plan said it destroys, under the plan's full rule with
+        fresh witnesses (blind refuses), plus the VFs it would disturb now that the plan could
+        not know of (ones this apply created), refused on a witness. An undo step: every VF
+        it would destroy now, under the full rule (it is a plan step in reverse).
+        """
+        now = affected_vfs(step, host)
+        full = tuple(dict.fromkeys(step.destroys_vfs + (now if self._rolling_back else ())))
+        seen = tuple(address for address in now if address not in full)
+        if not full and not seen:
             return
-        reason = guard.refusal(self.in_use(host), vfs)
+        users = self.in_use(host)
+        reason = guard.refusal(users, full) or guard.refusal(replace(users, blind=None), seen)
         if reason is not None:
             raise StepRefused(target=step.target, reason=f"not touching it now: {reason}")
 

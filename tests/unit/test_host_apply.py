@@ -464,3 +464,18 @@ def test_permission_denied_says_how_to_get_the_privilege(example: KernelEmulator
     assert str(result.error).startswith("EACCES: ")
     assert "run host apply as root, or as a member of the cyborg-smartnic group with the " \
            "sudoers rule" in str(result.error)
+
+
+def test_blind_still_lets_an_apply_set_up_the_vfs_it_creates(example: KernelEmulator) -> None:
+    """Blind refuses what the plan destroys; the VFs this apply creates (autoprobed, then
+    rebound) existed for no one when the plan was made: only a witness stops those."""
+    (example.tree.root / "proc").rename(example.tree.root / "proc.hidden")
+    config = write_config(example.tree.root.parent, f'devices:\n  - address: "{X710_PF1}"\n'
+                                                    f'    vf_count: 2\n    vf_drivers:\n'
+                                                    f'      "0-1": vfio-pci\n')
+    first = plan_for(example.tree, config)
+    assert not first.refused
+    result = executor(example).apply(first)
+    assert result.ok, result.error
+    assert [example.driver_of(a) for a in example.tree.vfs(X710_PF1).values()] == [
+        "vfio-pci", "vfio-pci"]
