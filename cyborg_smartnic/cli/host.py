@@ -415,6 +415,7 @@ def doctor_command(args: argparse.Namespace) -> int:
     findings = _findings(args.profiles, config, host)
     checks = doctor_mod.run_checks(host, vfio=doctor_mod.vfio_state(root), config=config,
                                    plan=plan, findings=findings)
+    checks = (*checks, *ovs_cli.doctor_checks(args, root, config, host))
     common.emit([c.to_dict() for c in checks], args.format, lambda: doctor_text(checks))
     failed = [c for c in checks if c.status == doctor_mod.FAIL]
     if failed:

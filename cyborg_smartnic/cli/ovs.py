@@ -8,9 +8,14 @@ what the snapshot recorded (``ovs/``). ``host ovs-cost`` measures what ovs-vswit
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
+from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.host.config import HostConfig
+from cyborg_smartnic.host.doctor import Check
+from cyborg_smartnic.host.ovs import datapath as dp
+from cyborg_smartnic.host.ovs import doctor as ovs_doctor
 from cyborg_smartnic.host.ovs import ovsdb
 from cyborg_smartnic.host.ovs import state as st
 from cyborg_smartnic.host.ovs.plan import OvsInput
@@ -75,3 +80,35 @@ def ovs_runner(args: argparse.Namespace, root: str) -> OvsRunner | None:
     live = paths
     return OvsRunner(live, read=lambda: ovsdb.read_state(live))
 
+
+
+def netdev_source(root: str) -> dp.NetdevSource:
+    """tc and ethtool: live for the running host, else what the tree recorded."""
+    return dp.LiveNetdevs() if root.rstrip("/") == "" else dp.Recorded(root)
+
+
+def datapath_source(args: argparse.Namespace, root: str,
+                    state: st.OvsState | None) -> dp.DatapathSource | None:
+    """ovs-appctl: live against the daemon OVSDB came from, else the recorded answers."""
+    paths = ovs_paths(args, root)
+    if paths is None:
+        return dp.Recorded(root)
+    if state is None or state.vswitchd is None:
+        return None
+    return dp.LiveDatapath(paths.vswitchd_ctl(state.vswitchd.pid))
+
+
+def doctor_checks(args: argparse.Namespace, root: str, config: HostConfig | None,
+                  host: Host) -> list[Check]:
+    """The offload checks for ``host doctor`` (none when OVS is neither configured nor
+    offloading)."""
+    ovs_config = config.ovs if config else None
+    if ovs_config is None and ovs_paths(args, root) is None and not os.path.exists(
+            os.path.join(root, st.RECORDED_FILE)):
+        return []
+    state, why = read_ovs(args, root)
+    if not ovs_doctor.wants_checks(ovs_config, state):
+        return []
+    devices = ovs_doctor.devices(ovs_config, state, host)
+    readings = dp.read(datapath_source(args, root, state), netdev_source(root), devices)
+    return ovs_doctor.checks(ovs_config, state, why, host, readings)

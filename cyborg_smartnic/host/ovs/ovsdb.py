@@ -55,6 +55,10 @@ class OvsPaths:
 
 @contextmanager
 def _api(connection: str, timeout: float = TIMEOUT) -> Iterator[Any]:
+    socket = connection[len("unix:"):] if connection.startswith("unix:") else None
+    if socket is not None and not os.path.exists(socket):
+        raise OvsUnavailable(connection=connection,
+                             reason="no such socket (is Open vSwitch running?)")
     with warnings.catch_warnings():  # python-ovs imports eventlet, which warns on import
         warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
         from ovsdbapp.backend.ovs_idl import connection as ovs_connection  # noqa: PLC0415
