@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from cyborg_smartnic import __version__
 from cyborg_smartnic.errors import SmartNicError, SourceErrors
 
-COMMAND_MODULES = ("discover", "snapshot", "report", "profile", "host")
+COMMAND_MODULES = ("discover", "snapshot", "report", "profile", "host", "examples")
 
 
 def build_parser() -> argparse.ArgumentParser:
