@@ -31,22 +31,55 @@ def unit_entries() -> dict[str, list[str]]:
 def test_unit_runs_apply_once_before_the_consumers() -> None:
     entries = unit_entries()
     assert entries["Type"] == ["oneshot"] and entries["RemainAfterExit"] == ["yes"]
-    assert entries["ExecStart"] == ["/usr/bin/cyborg-smartnic", "host", "apply", "--yes",
+    # found in systemd's search path, not pinned to /usr/bin (a venv install uses a drop-in)
+    assert entries["ExecStart"] == ["cyborg-smartnic", "host", "apply", "--yes",
                                     "/etc/cyborg-smartnic/host.yaml"]
     assert {"openvswitch-switch.service", "ovs-vswitchd.service", "nova-compute.service",
             "cyborg-agent.service", "devstack@cyborg-agent.service",
             "devstack@n-cpu.service"} <= set(entries["Before"])
-    assert {"systemd-udev-settle.service", "network-pre.target"} <= set(entries["After"])
+    assert {"systemd-udev-trigger.service", "network-pre.target"} <= set(entries["After"])
+    everything = " ".join(value for values in entries.values() for value in values)
+    assert "udev-settle" not in everything  # deprecated by systemd
+    assert entries["Documentation"] == ["man:cyborg-smartnic(1)"]
     assert entries["WantedBy"] == ["multi-user.target"]
+
+
+def test_unit_passes_os_cloud_and_lets_the_apply_roll_back() -> None:
+    entries = unit_entries()
+    # OS_CLOUD from this file is what --os-cloud defaults to
+    assert entries["EnvironmentFile"] == ["-/etc/cyborg-smartnic/host-apply.env"]
+    from cyborg_smartnic.cli.main import build_parser
+
+    os.environ["OS_CLOUD"] = "site-cloud"
+    try:
+        args = build_parser().parse_args(["host", "apply", "--yes", "x.yaml"])
+    finally:
+        del os.environ["OS_CLOUD"]
+    assert args.os_cloud == "site-cloud"
+    # on timeout only the CLI gets SIGTERM (its privsep daemon stays for the rollback) and
+    # the rollback gets its own time before anything is killed
+    assert entries["KillMode"] == ["mixed"]
+    assert entries["TimeoutStartSec"] == ["15min"] and entries["TimeoutStopSec"] == ["10min"]
+
+
+def test_docs_state_the_units_timeouts() -> None:
+    text = (REPO / "docs" / "host.md").read_text()
+    entries = unit_entries()
+    for key in ("TimeoutStartSec", "TimeoutStopSec", "KillMode"):
+        assert f"{key}={entries[key][0]}" in text, key
+    assert "exits 143" in text and "exits 130" in text
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze missing")
 def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     command = os.path.join(os.path.dirname(sys.executable), "cyborg-smartnic")
     unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace("/usr/bin/cyborg-smartnic", command))
-    done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True,
-                          text=True, check=False, timeout=60)
+    # this machine has no cyborg-smartnic in systemd's search path, only the venv's
+    unit.write_text(UNIT.read_text().replace("ExecStart=cyborg-smartnic ",
+                                             f"ExecStart={command} "))
+    # --man=no: the man page comes with an installed package, not with this checkout
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
+                          capture_output=True, text=True, check=False, timeout=60)
     assert done.returncode == 0, done.stderr
     assert unit.name not in done.stderr, done.stderr  # no warnings about our unit
 
@@ -83,7 +116,7 @@ def test_check_mode_only_plans() -> None:
     assert plan["check_mode"] is False and plan["changed_when"] is False
     assert "'plan'" in plan["ansible.builtin.command"]["argv"]
     apply = by_name["Apply host changes"]
-    argv = apply["ansible.builtin.command"]["argv"]
+    argv = render_argv(apply, cyborg_smartnic_os_cloud="")
     assert argv[1:4] == ["host", "apply", "--yes"]
     assert "check_mode" not in apply  # command tasks are skipped in --check
     assert by_name["Install host.yaml"].get("check_mode") is not False
@@ -92,6 +125,41 @@ def test_check_mode_only_plans() -> None:
     assert writes_in_check_mode == ["Create a staging file", "Copy host.yaml to the staging "
                                     "file", "Plan host changes (read-only)",
                                     "Remove the staging file"]
+
+
+def render_argv(task: dict[str, Any], **variables: Any) -> list[str]:
+    """A task's ``argv`` template rendered with the role defaults (plain Jinja2 suffices for
+    the tasks this renders: no Ansible-only filters)."""
+    import jinja2
+
+    values = {**load(ROLE / "defaults" / "main.yml"),
+              "cyborg_smartnic_host_config_dest": "/etc/cyborg-smartnic/host.yaml", **variables}
+    template = task["ansible.builtin.command"]["argv"]
+    rendered = jinja2.Environment(autoescape=False).from_string(  # noqa: S701 - YAML, not HTML
+        template).render(values)
+    result = yaml.safe_load(rendered.replace("'", '"'))
+    assert isinstance(result, list)
+    return [str(item) for item in result]
+
+
+def test_role_passes_os_cloud_when_configured() -> None:
+    by_name = {t["name"]: t for t in _tasks()}
+    apply = by_name["Apply host changes"]
+    assert render_argv(apply, cyborg_smartnic_os_cloud="") == [
+        "cyborg-smartnic", "host", "apply", "--yes", "-f", "json",
+        "/etc/cyborg-smartnic/host.yaml"]
+    assert render_argv(apply, cyborg_smartnic_os_cloud="site") == [
+        "cyborg-smartnic", "host", "apply", "--yes", "-f", "json", "--os-cloud", "site",
+        "/etc/cyborg-smartnic/host.yaml"]
+    for name in ("Plan host changes (read-only)", "Check the host after the change"):
+        template = by_name[name]["ansible.builtin.command"]["argv"]
+        assert "['--os-cloud', cyborg_smartnic_os_cloud] if cyborg_smartnic_os_cloud" \
+            in template, name
+    env = by_name["Tell the boot-time unit which cloud to ask (OS_CLOUD, as --os-cloud)"]
+    assert env["ansible.builtin.copy"]["dest"] == "/etc/cyborg-smartnic/host-apply.env"
+    assert "'OS_CLOUD=' ~ cyborg_smartnic_os_cloud" in env["ansible.builtin.copy"]["content"]
+    dropin = by_name["Point the boot-time unit at the command given by its full path"]
+    assert "cyborg_smartnic_command is match('/')" in dropin["when"]
 
 
 def test_role_default_unit_path_points_at_the_unit() -> None:
