@@ -7,9 +7,16 @@ component, see ``beneath``), because the unprivileged caller is not trusted. The
 generic "write this file" entry point and no shell: devlink runs from a fixed path with an
 argv list. Driver writes are allowed on VFs only, so a typo cannot unbind a disk controller.
 
-The context keeps two capabilities: CAP_DAC_OVERRIDE (sysfs attributes are root-owned 0644/
-0200 files; the daemon may run as a non-root user) and CAP_NET_ADMIN (devlink's netlink
-commands are admin-only). Nothing here needs CAP_SYS_ADMIN.
+Before a write that destroys or rebinds VFs (lowering ``sriov_numvfs``, a driver write on
+a VF) the daemon re-reads the in-use witnesses of exactly those VFs itself (``inuse.detect``
+on its own scan of the PF) and refuses with ``VfInUse``; hugepage pools are bounded by the
+memory behind them. A bug or a second caller on the unprivileged side cannot skip that.
+
+The context keeps three capabilities: CAP_DAC_OVERRIDE (sysfs attributes are root-owned 0644/
+0200 files; the daemon may run as a non-root user), CAP_NET_ADMIN (devlink's netlink
+commands are admin-only) and CAP_SYS_PTRACE (reading which device another user's process,
+e.g. qemu as libvirt-qemu, holds open: ``/proc/<pid>/fd`` links need it). Nothing here
+needs CAP_SYS_ADMIN.
 
 Writes go through ``KernelIO`` so tests can put a kernel emulator behind the same
 validation (``use_kernel``); the entry points never see the difference.
@@ -31,7 +38,11 @@ from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
 
 from cyborg_smartnic.conf import PRIVSEP_GROUP
+from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.discovery.scan import ScanOptions, scan_function
+from cyborg_smartnic.discovery.selection import parse_selector
 from cyborg_smartnic.errors import InvalidPciAddress
+from cyborg_smartnic.host import inuse
 from cyborg_smartnic.host.beneath import SysDir, open_physical
 from cyborg_smartnic.pci import PciAddress
 
@@ -43,12 +54,12 @@ context = priv_context.PrivContext(
     "cyborg_smartnic",
     cfg_section=CONFIG_SECTION,
     pypath=__name__ + ".context",
-    capabilities=[caps.CAP_DAC_OVERRIDE, caps.CAP_NET_ADMIN],
+    capabilities=[caps.CAP_DAC_OVERRIDE, caps.CAP_NET_ADMIN, caps.CAP_SYS_PTRACE],
 )
 
 MAX_VFS = 4096
 MAX_NUMA_NODE = 1023
-MAX_HUGEPAGES = 10_000_000
+MAX_HUGEPAGES = 1 << 32  # the real bound is the memory behind the pool (_memory_kb)
 ESWITCH_MODES = frozenset({"legacy", "switchdev"})
 DEVLINK_PARAMS: dict[str, frozenset[str]] = {
     "flow_steering_mode": frozenset({"smfs", "dmfs"}),
@@ -178,6 +189,125 @@ def _write(path: str, value: str) -> None:
                             f"{exc.strerror or os.strerror(code)}") from exc
 
 
+# --------------------------------------------------------------------------- in-use guard
+
+
+class VfInUse(ValueError):
+    """A write would destroy or rebind a VF that something uses (or that we cannot see)."""
+
+
+def _pf_view(root: str, pf_address: str) -> Host:
+    """The daemon's own scan of one PF and its VFs (no devlink: nothing to run here)."""
+    found = scan_function(root, pf_address, ScanOptions(
+        selectors=(parse_selector(pf_address),), use_devlink=False))
+    return Host(hostname="", physical_functions=() if found.pf is None else (found.pf,),
+                skipped=found.skipped)
+
+
+def _refuse_if_used(root: str, host: Host, addresses: set[str], action: str) -> None:
+    """Re-read the in-use witnesses here, for exactly the VFs this write affects.
+
+    The unprivileged side planned with the same witnesses, but a bug there or a second
+    caller must not be able to destroy a VF a VM holds. Cyborg's bound requests need API
+    credentials the daemon does not have: that witness stays on the caller's side.
+    """
+    if not addresses:
+        return
+    seen = {str(vf.address) for pf in host.physical_functions for vf in pf.virtual_functions}
+    unseen = sorted(addresses - seen)
+    if unseen:
+        raise VfInUse(f"refusing to {action}: cannot read VF {', '.join(unseen)} to tell "
+                      f"whether it is in use")
+    found = inuse.detect(root, host)
+    if found.blind:
+        raise VfInUse(f"refusing to {action}: cannot tell whether {', '.join(sorted(addresses))}"
+                      f" are free: {found.blind}")
+    for address in sorted(addresses):
+        reason = found.reason_for(address)
+        if reason:
+            raise VfInUse(f"refusing to {action}: VF {address} is in use: {reason}")
+
+
+def _guard_numvfs(root: str, sysfs: SysDir, address: str, count: int) -> None:
+    """Lowering ``sriov_numvfs`` destroys every VF whose index is ``count`` or above."""
+    try:
+        current = int(sysfs.read("bus", "pci", "devices", address, "sriov_numvfs").strip())
+    except (OSError, ValueError):
+        return  # the write below fails the same way (ENOENT: not an SR-IOV PF)
+    if count >= current:
+        return
+    host = _pf_view(root, address)
+    action = f"set {address} sriov_numvfs {current} -> {count}"
+    doomed = set()
+    for index in range(count, min(current, MAX_VFS + 1)):
+        try:  # a VF without its virtfn link does not exist (yet): nothing can hold it
+            link = sysfs.readlink("bus", "pci", "devices", address, f"virtfn{index}")
+        except FileNotFoundError:
+            continue
+        doomed.add(_address(os.path.basename(link)))
+    _refuse_if_used(root, host, doomed, action)
+
+
+def _guard_vf(root: str, sysfs: SysDir, address: str, action: str) -> None:
+    """A driver write on a VF rebinds it: refuse when its PF's scan says it is in use."""
+    pf_address = _address(os.path.basename(
+        sysfs.readlink("bus", "pci", "devices", address, "physfn")))
+    _refuse_if_used(root, _pf_view(root, pf_address), {address}, f"{action} of VF {address}")
+
+
+def _meminfo_kb(text: str, key: str) -> int | None:
+    for line in text.splitlines():
+        fields = line.replace(":", " ").split()
+        if key in fields:
+            at = fields.index(key)
+            if at + 1 < len(fields) and fields[at + 1].isdigit():
+                return int(fields[at + 1])
+    return None
+
+
+def _memory_kb(root: str, sysfs: SysDir, node: int | None) -> int:
+    """MemTotal of a NUMA node (its sysfs ``meminfo``) or of the host (``/proc/meminfo``,
+    else the sum of the nodes'); ``OSError`` when it cannot be read (fail closed)."""
+    def node_total(name: str) -> int | None:
+        try:
+            return _meminfo_kb(sysfs.read("devices", "system", "node", name, "meminfo"),
+                               "MemTotal")
+        except (OSError, ValueError):
+            return None
+
+    total: int | None
+    if node is not None:
+        total = node_total(f"node{node}")
+    else:
+        try:
+            fd = open_physical(os.path.join(os.path.realpath(root), "proc", "meminfo"),
+                               os.O_RDONLY)
+            try:
+                total = _meminfo_kb(os.read(fd, 65536).decode("ascii", "replace"), "MemTotal")
+            finally:
+                os.close(fd)
+        except (OSError, ValueError):
+            total = None
+        if total is None:
+            nodes = [node_total(name) for name in _node_names(sysfs)]
+            total = sum(n for n in nodes if n is not None) if nodes and None not in nodes \
+                else None
+    if total is None:
+        where = "the host" if node is None else f"NUMA node {node}"
+        raise OSError(errno.ENOENT, f"cannot read MemTotal of {where} under {root}: "
+                                    f"refusing to size a hugepage pool without it")
+    return total
+
+
+def _node_names(sysfs: SysDir) -> list[str]:
+    try:
+        rel = sysfs.resolve("devices", "system", "node")
+        return sorted(n for n in os.listdir(sysfs.join(rel))
+                      if n.startswith("node") and n[4:].isdigit())
+    except (OSError, ValueError):
+        return []
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -190,6 +320,7 @@ def set_sriov_numvfs(root: str, pf_address: str, count: int) -> None:
         _device(sysfs, address)
         path = _sys_path(sysfs, "sriov_numvfs (not an SR-IOV PF)",
                          "bus", "pci", "devices", address, "sriov_numvfs")
+        _guard_numvfs(root, sysfs, address, count)
         _write(path, f"{count}\n")
 
 
@@ -200,6 +331,7 @@ def set_driver_override(root: str, vf_address: str, driver: str | None) -> None:
     value = "\n" if driver is None else _driver(driver) + "\n"
     with _root(root) as sysfs:
         _vf(sysfs, address)
+        _guard_vf(root, sysfs, address, "set driver_override")
         _write(_sys_path(sysfs, "driver_override",
                          "bus", "pci", "devices", address, "driver_override"), value)
 
@@ -214,6 +346,7 @@ def unbind_driver(root: str, vf_address: str) -> bool:
         if not sysfs.is_link(*link):
             return False
         driver = _driver(os.path.basename(sysfs.readlink(*link)))
+        _guard_vf(root, sysfs, address, f"unbind {driver}")
         _write(_sys_path(sysfs, f"driver {driver}", "bus", "pci", "drivers", driver, "unbind"),
                address)
     return True
@@ -226,6 +359,7 @@ def bind_driver(root: str, vf_address: str, driver: str) -> None:
     name = _driver(driver)
     with _root(root) as sysfs:
         _vf(sysfs, address)
+        _guard_vf(root, sysfs, address, f"bind {name}")
         _write(_sys_path(sysfs, f"driver {name} (module not loaded?)",
                          "bus", "pci", "drivers", name, "bind"), address)
 
@@ -236,6 +370,7 @@ def drivers_probe(root: str, vf_address: str) -> None:
     address = _address(vf_address)
     with _root(root) as sysfs:
         _vf(sysfs, address)
+        _guard_vf(root, sysfs, address, "probe")
         _write(_sys_path(sysfs, "drivers_probe", "bus", "pci", "drivers_probe"), address)
 
 
@@ -255,7 +390,13 @@ def set_nr_hugepages(root: str, node: int | None, size_kb: int, count: int) -> N
         parts = ("devices", "system", "node", f"node{number}", "hugepages", pool,
                  "nr_hugepages")
     with _root(root) as sysfs:
-        _write(_sys_path(sysfs, f"{pool} pool", *parts), f"{count}\n")
+        path = _sys_path(sysfs, f"{pool} pool", *parts)
+        limit = _memory_kb(root, sysfs, node) // size
+        if count > limit:
+            where = "the host" if node is None else f"NUMA node {node}"
+            raise ValueError(f"hugepage count {count} x {size} kB is more than the memory of "
+                             f"{where} ({limit} pages)")
+        _write(path, f"{count}\n")
 
 
 @context.entrypoint

@@ -1,7 +1,7 @@
 """The privileged entry points through a real oslo.privsep daemon, writing a generated tree.
 
 The daemon is started the way ``host apply`` starts it as root (``privsep-helper`` with the
-context's narrow capabilities), so this proves the entry points import, validate and write
+context's three capabilities), so this proves the entry points import, validate and write
 inside another process, that refused arguments come back as the right exception, and that
 only entry points can be called.
 """
@@ -58,7 +58,8 @@ def test_writes_go_through_the_daemon(tmp_path: Path, daemon: privileged.priv_co
     status = Path(f"/proc/{writes[0].process}/status").read_text()
     effective = int(next(line.split()[1] for line in status.splitlines()
                          if line.startswith("CapEff:")), 16)
-    assert effective == (1 << 1) | (1 << 12), "expected CAP_DAC_OVERRIDE + CAP_NET_ADMIN only"
+    assert effective == (1 << 1) | (1 << 12) | (1 << 19), \
+        "expected CAP_DAC_OVERRIDE + CAP_NET_ADMIN + CAP_SYS_PTRACE only"
 
 
 def test_refusals_and_kernel_errors_cross_the_socket(
@@ -76,6 +77,25 @@ def test_refusals_and_kernel_errors_cross_the_socket(
         privileged.set_sriov_numvfs(str(tmp_path), "0000:17:00.0", 1)
     assert missing.value.errno == errno.ENOENT
     assert numvfs.read_text() == "0\n"
+
+
+def test_the_daemon_rechecks_in_use_vfs_itself(
+        tmp_path: Path, daemon: privileged.priv_context.PrivContext) -> None:
+    """A caller that skipped the planner still cannot destroy a held VF: the daemon reads the
+    witnesses from its own view of the tree and its refusal crosses the socket."""
+    tree = build_scenario(tmp_path, "x710_legacy")
+    held = Path(os.path.realpath(tree.device_path("0000:18:00.0") / "virtfn2")).name
+    group = os.readlink(tree.device_path(held) / "iommu_group").rsplit("/", 1)[-1]
+    fd_dir = tmp_path / "proc" / "4242" / "fd"
+    fd_dir.mkdir(parents=True)
+    (fd_dir.parent / "comm").write_text("qemu-kvm\n")
+    (fd_dir / "20").symlink_to(f"/dev/vfio/{group}")
+
+    with pytest.raises(privileged.VfInUse, match=rf"VF {held} is in use: .*pid 4242"):
+        privileged.set_sriov_numvfs(str(tmp_path), "0000:18:00.0", 0)
+    with pytest.raises(privileged.VfInUse, match=r"refusing to unbind iavf"):
+        privileged.unbind_driver(str(tmp_path), held)
+    assert (tree.device_path("0000:18:00.0") / "sriov_numvfs").read_text() == "4\n"
 
 
 def test_only_entry_points_can_be_called(tmp_path: Path,

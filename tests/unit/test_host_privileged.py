@@ -97,7 +97,7 @@ def test_devlink_commands_are_fixed_argv_lists(kernel: Recorder) -> None:
     (lambda r: privileged.drivers_probe(r, "0000:17:00.0"), "not a virtual function"),
     (lambda r: privileged.set_nr_hugepages(r, 0, 3000, 1), "not a power of two"),
     (lambda r: privileged.set_nr_hugepages(r, 5000, 2048, 1), "outside 0-1023"),
-    (lambda r: privileged.set_nr_hugepages(r, 0, 2048, 10**9), "outside 0-10000000"),
+    (lambda r: privileged.set_nr_hugepages(r, 0, 2048, 10**10), "outside 0-4294967296"),
     (lambda r: privileged.devlink_set_eswitch_mode("0000:3b:00.0", "offload"), "eswitch mode"),
     (lambda r: privileged.devlink_set_eswitch_mode("pci/0000:3b:00.0", "legacy"), "expected"),
     (lambda r: privileged.devlink_set_param("0000:3b:00.0", "enable_roce", "true"),
