@@ -468,14 +468,24 @@ def test_permission_denied_says_how_to_get_the_privilege(example: KernelEmulator
 
 def test_blind_still_lets_an_apply_set_up_the_vfs_it_creates(example: KernelEmulator) -> None:
     """Blind refuses what the plan destroys; the VFs this apply creates (autoprobed, then
-    rebound) existed for no one when the plan was made: only a witness stops those."""
-    (example.tree.root / "proc").rename(example.tree.root / "proc.hidden")
+    rebound) existed for no one when the plan was made: only a witness stops those.
+
+    Blind is the unprivileged side (a non-root operator cannot read other users' open
+    files); the privsep daemon (root, CAP_SYS_PTRACE) still reads /proc and re-checks."""
+    root = str(example.tree.root)
+
+    def unprivileged(host: Host) -> inuse.InUse:
+        return inuse.detect(root, host).merged(inuse.InUse(blind="other users' open files "
+                                                                 "are hidden (not root)"))
+
     config = write_config(example.tree.root.parent, f'devices:\n  - address: "{X710_PF1}"\n'
                                                     f'    vf_count: 2\n    vf_drivers:\n'
                                                     f'      "0-1": vfio-pci\n')
-    first = plan_for(example.tree, config)
+    host = read(example.tree.root)
+    first = plan(config, host, unprivileged(host))
     assert not first.refused
-    result = executor(example).apply(first)
+    result = Executor(root, lambda: read(example.tree.root), unprivileged, ApplyOptions(),
+                      sleep=example.sleep, clock=example.clock).apply(first)
     assert result.ok, result.error
     assert [example.driver_of(a) for a in example.tree.vfs(X710_PF1).values()] == [
         "vfio-pci", "vfio-pci"]
