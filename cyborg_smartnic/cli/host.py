@@ -100,6 +100,8 @@ def register(subparsers: Any) -> None:
     conf_p.add_argument("host_config", metavar="HOST.yaml")
     conf_p.set_defaults(func=common.with_example_host(conf_command))
 
+    ovs_cli.register(sub)  # host ovs-cost
+
 
 def _common(parser: argparse.ArgumentParser, *, example_host: bool = True) -> None:
     common.add_host_arguments(parser, example_host=example_host)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING
+import sys
+import tempfile
+from typing import TYPE_CHECKING, Any
 
+from cyborg_smartnic.cli import common
 from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host.config import HostConfig
 from cyborg_smartnic.host.doctor import Check
 from cyborg_smartnic.host.ovs import datapath as dp
@@ -112,3 +116,101 @@ def doctor_checks(args: argparse.Namespace, root: str, config: HostConfig | None
     devices = ovs_doctor.devices(ovs_config, state, host)
     readings = dp.read(datapath_source(args, root, state), netdev_source(root), devices)
     return ovs_doctor.checks(ovs_config, state, why, host, readings)
+
+
+# --------------------------------------------------------------------------- ovs-cost
+class OvsCostError(SmartNicError):
+    msg_fmt = "%(reason)s"
+
+
+def register(subparsers: Any) -> None:
+    """``host ovs-cost``: registered by cli/host.py next to plan/apply/doctor."""
+    parser = subparsers.add_parser(
+        "ovs-cost", help="measure the CPU cores ovs-vswitchd uses and whether a SmartNIC pays",
+        description="Sample ovs-vswitchd's threads (/proc) and datapaths (ovs-appctl) over "
+                    "an interval: cores per thread class (PMD, handler, revalidator, main), "
+                    "flows, packets per second and the offloaded share; then the verdict by "
+                    "the rule of thumb (more than 4 cores for OVS: a SmartNIC pays).")
+    common.add_host_arguments(parser)
+    common.add_format_argument(parser, choices=("table", "json"))
+    add_ovs_arguments(parser)
+    parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
+                        help="how long to measure (default 5)")
+    parser.add_argument("--prometheus", metavar="FILE",
+                        help="also write Prometheus text format (per-PF/VF capacity and use, "
+                             "offload counters, OVS cores) to FILE ('-': stdout instead of "
+                             "the report), e.g. for node_exporter's textfile collector")
+    parser.set_defaults(func=ovs_cost_command)
+
+
+def ovs_cost_command(args: argparse.Namespace) -> int:
+    from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf  # noqa: PLC0415
+    from cyborg_smartnic.host import inuse  # noqa: PLC0415
+    from cyborg_smartnic.host.ovs import cost as ovs_cost  # noqa: PLC0415
+    from cyborg_smartnic.host.ovs import metrics  # noqa: PLC0415
+
+    if not 0.1 <= args.interval <= 3600:
+        raise OvsCostError(reason=f"--interval {args.interval} is outside 0.1-3600 seconds")
+    conf = common.load_config(args)
+    root = str(conf.smartnic.sysfs_root)
+    paths = ovs_paths(args, root)
+    if paths is None:
+        raise OvsCostError(reason="ovs-cost measures a running ovs-vswitchd: run it on the "
+                                  "host, or name the daemon's run directory with --ovs-rundir")
+    proc = st.vswitchd_from_pidfile(paths.vswitchd_pidfile)
+    if proc is None:
+        raise OvsCostError(reason=f"ovs-vswitchd is not running (no live process in "
+                                  f"{paths.vswitchd_pidfile})")
+    live = dp.LiveDatapath(paths.vswitchd_ctl(proc.pid))
+
+    def split(datapath: str) -> tuple[int, int] | None:
+        counts = [live.dump_flows(datapath, kind) for kind in dp.FLOW_TYPES]
+        if any(text is None for text in counts):
+            return None
+        hw, sw = (dp.parse_flows(text or "") for text in counts)
+        return hw.flows, sw.flows
+
+    try:
+        result = ovs_cost.measure(proc.pid, args.interval, dpctl_show=live.show,
+                                  offloaded=split)
+    except ProcessLookupError as exc:
+        raise OvsCostError(reason=f"ovs-vswitchd (pid {proc.pid}) exited while measuring"
+                           ) from exc
+    if args.prometheus:
+        host = scan(root, scan_options_from_conf(conf))
+        state, _ = read_ovs(args, root)
+        devices = ovs_doctor.devices(None, state, host)
+        readings = dp.read(live, netdev_source(root), devices)
+        text = metrics.render(host, inuse.detect(root, host), result, readings)
+        if args.prometheus == "-":
+            sys.stdout.write(text.decode())
+            return 0
+        _write_atomically(args.prometheus, text)
+    common.emit(result.to_dict(), args.format, lambda: cost_table(result))
+    return 0
+
+
+def cost_table(result: Any) -> str:
+    rows = [[kind, result.threads.get(kind, 0), f"{result.cores.get(kind, 0.0):.2f}"]
+            for kind in ("pmd", "handler", "revalidator", "main", "other")]
+    text = common.render_table(("threads", "count", "cores"), rows)
+    text += f"\ntotal: {result.total:.2f} core(s) over {result.interval:.1f} s (pid {result.pid})"
+    if result.datapaths:
+        text += "\n" + common.render_table(
+            ("datapath", "flows", "packets/s", "offloaded flows", "software flows"),
+            [[d.name, d.flows, f"{d.packets_per_second:.1f}",
+              "?" if d.offloaded_flows is None else d.offloaded_flows,
+              "?" if d.software_flows is None else d.software_flows]
+             for d in result.datapaths])
+    return text + f"\n{result.verdict()}"
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".prom-", delete=False) as out:
+            out.write(data)
+        os.chmod(out.name, 0o644)
+        os.replace(out.name, path)
+    except OSError as exc:
+        raise OvsCostError(reason=f"{path}: {exc.strerror or exc}") from exc

@@ -193,6 +193,10 @@ class LiveDatapath:
     def dump_dps(self) -> str | None:
         return self._ask("dpctl/dump-dps")
 
+    def show(self) -> str | None:
+        """``dpctl/show``: lookups and flow counts of every datapath (ovs-cost)."""
+        return self._ask("dpctl/show")
+
     def dump_flows(self, datapath: str, kind: str) -> str | None:
         if kind not in FLOW_TYPES or not re.fullmatch(r"[a-z]+@[A-Za-z0-9_.-]+", datapath):
             return None

@@ -208,7 +208,7 @@ def read_change_times(db_file: str) -> dict[str, float]:
         with open(db_file, "rb") as stream:
             return change_times(stream.read())
     except OSError as exc:
-        LOG.warning("cannot read when OVS settings changed from %s: %s", db_file, exc)
+        LOG.info("cannot read when OVS settings changed from %s: %s", db_file, exc)
         return {}
 
 
