@@ -9,6 +9,8 @@ pools = dpdk,kernel`` names groups ``[smartnic_pool:dpdk]`` and ``[smartnic_pool
 from __future__ import annotations
 
 import copy
+import difflib
+import os
 
 from oslo_config import cfg
 
@@ -107,3 +109,87 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
 
     return [(GROUP, SMARTNIC_OPTS), (POOL_GROUP_PREFIX + "NAME", POOL_OPTS),
             (PRIVSEP_GROUP, copy.deepcopy(priv_context.OPTS))]
+
+
+class _LineParser(cfg.ConfigParser):
+    """oslo.config's own ini parser, remembering the line of each assignment."""
+
+    def __init__(self, filename: str) -> None:
+        super().__init__(filename, {})
+        self.found: list[tuple[str, str, int]] = []  # (section, key, line)
+        self.section_lines: dict[str, int] = {}
+        self._key_line = 0
+
+    def new_section(self, section: str) -> None:
+        super().new_section(section)
+        self.section_lines.setdefault(section, self.lineno)
+
+    def _split_key_value(self, line: str) -> tuple[str, list[str]]:
+        self._key_line = self.lineno  # assignment() runs later, after continuation lines
+        return super()._split_key_value(line)
+
+    def assignment(self, key: str, value: list[str]) -> None:
+        super().assignment(key, value)
+        self.found.append((self.section or "", key, self._key_line))
+
+
+def _known(opts: list[cfg.Opt]) -> set[str]:
+    names = set()
+    for opt in opts:
+        names.update({opt.name, opt.dest})
+        names.update(d.name for d in opt.deprecated_opts if d.name)
+    return names
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def unknown_options(files: list[str], pools: list[str]) -> list[str]:
+    """``FILE:LINE: [group] key: ...`` for each option of ours oslo.config would ignore.
+
+    oslo.config ignores options nobody registered, so a typo such as
+    ``physical_device_mapings`` silently leaves the default in force. This looks at the
+    ``[smartnic]`` and ``[smartnic_pool:NAME]`` sections of ``files`` (and at sections whose
+    name is close to ours), nothing else: other groups belong to Cyborg and oslo libraries.
+    """
+    opts = {GROUP: sorted(_known(SMARTNIC_OPTS)), POOL_GROUP_PREFIX: sorted(_known(POOL_OPTS))}
+    ours = [GROUP, POOL_GROUP_PREFIX + "NAME"]
+    problems = []
+    for path in files:
+        parser = _LineParser(path)
+        try:
+            parser.parse()
+        except (OSError, cfg.ParseError):
+            continue  # oslo.config itself reports unreadable files
+        reported: set[str] = set()
+        for section, key, key_line in parser.found:
+            head = f"{path}:{parser.section_lines.get(section, key_line)}: [{section}]"
+            if section == GROUP or section.startswith(POOL_GROUP_PREFIX):
+                known = opts[GROUP if section == GROUP else POOL_GROUP_PREFIX]
+                name = section[len(POOL_GROUP_PREFIX):]
+                if section != GROUP and name not in pools:
+                    if section not in reported:
+                        reported.add(section)
+                        problems.append(f"{head}: pool {name!r} is not in [{GROUP}] pools, "
+                                        "so this group is ignored")
+                elif key not in known:
+                    problems.append(f"{path}:{key_line}: [{section}] {key}: unknown option, "
+                                    "ignored" + _suggest(key, known))
+            elif section not in reported and section.lower() != "default" and \
+                    difflib.get_close_matches(section.split(":")[0], [GROUP, POOL_GROUP_PREFIX
+                                                                     .rstrip(":")], 1, 0.8):
+                reported.add(section)
+                problems.append(f"{head}: unknown section, ignored" + _suggest(section, ours))
+    return problems
+
+
+def config_files(conf: cfg.ConfigOpts) -> list[str]:
+    """The files ``conf`` was read from (``--config-file``, then ``--config-dir``'s *.conf)."""
+    files = [str(f) for f in (getattr(conf, "config_file", None) or [])]
+    directory = getattr(conf, "config_dir", None)
+    if isinstance(directory, str) and os.path.isdir(directory):
+        files.extend(sorted(os.path.join(directory, name) for name in os.listdir(directory)
+                            if name.endswith(".conf")))
+    return files

@@ -24,6 +24,7 @@ from keystoneauth1 import exceptions as ks_exc
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from cyborg_smartnic.conf import config_files, unknown_options
 from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
 from cyborg_smartnic.errors import ConfigError, SmartNicError
 from cyborg_smartnic.host.lock import apply_in_progress, as_last_reported, lock_path
@@ -183,6 +184,8 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
             self.scan_options = scan_options_from_conf(conf)
         except cfg.Error as exc:
             raise ConfigError(option="[smartnic]", reason=str(exc)) from exc
+        for problem in unknown_options(config_files(conf), list(conf.smartnic.pools)):
+            LOG.warning("smartnic driver: %s", problem)
         self._placement = placement or PlacementReader()
         self._usage: UsageReader = usage_reader or self._placement
         self._state_file: str | None = conf.smartnic.state_file

@@ -126,21 +126,51 @@ def report_config_from_conf(conf: cfg.ConfigOpts, hostname: str) -> ReportConfig
     )
 
 
-def resolve_hostname(conf: cfg.ConfigOpts, fallback: str | None = None) -> str:
-    """The deployable-name prefix: ``[smartnic] hostname``, else cyborg-agent's resource
-    provider name (``[agent] resource_provider_name``, then ``[DEFAULT] host``), else
-    ``fallback`` (the CLI passes the FQDN)."""
-    candidates = [conf[GROUP].hostname]
-    if "agent" in conf and "resource_provider_name" in conf["agent"]:
-        candidates.append(conf.agent.resource_provider_name)
-    if "host" in conf:
-        candidates.append(conf.host)
-    candidates.append(fallback)
-    for candidate in candidates:
-        if candidate and str(candidate).strip():
-            return str(candidate).strip()
+AGENT_GROUP = "agent"
+AGENT_NAME_OPT = "resource_provider_name"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderName:
+    """The deployable-name prefix and where it came from (shown by ``report``)."""
+
+    name: str
+    source: str
+
+
+def provider_name(conf: cfg.ConfigOpts, fallback: str | None = None,
+                  fallback_source: str = "socket.getfqdn()") -> ProviderName:
+    """The prefix the driver gives every deployable, exactly as it does inside cyborg-agent.
+
+    ``[smartnic] hostname`` when set, else ``[agent] resource_provider_name``: cyborg-agent
+    registers it with ``socket.getfqdn()`` as default, so in the agent the chain ends there
+    (``[DEFAULT] host`` is only the agent's second guess at its compute node in Placement, never
+    part of our names). Outside the agent (the CLI) the option is read from the config files
+    when present, else ``fallback``: the host's FQDN, or a recorded tree's ``etc/hostname``.
+    """
+    explicit = (conf[GROUP].hostname or "").strip()
+    if explicit:
+        return ProviderName(explicit, f"[{GROUP}] hostname")
+    if AGENT_GROUP in conf and AGENT_NAME_OPT in conf[AGENT_GROUP]:
+        value = (conf[AGENT_GROUP].resource_provider_name or "").strip()
+        if value:
+            source = f"[{AGENT_GROUP}] {AGENT_NAME_OPT}"
+            try:
+                where = conf.get_location(AGENT_NAME_OPT, AGENT_GROUP)
+            except (cfg.NoSuchOptError, cfg.NoSuchGroupError):  # pragma: no cover
+                where = None
+            if where is not None and where.location == cfg.Locations.opt_default:
+                source += ", cyborg-agent's default socket.getfqdn()"
+            return ProviderName(value, source)
+    if fallback and fallback.strip():
+        return ProviderName(fallback.strip(), fallback_source)
     raise ConfigError(option=f"[{GROUP}] hostname",
                       reason="not set, and no resource provider name to fall back on")
+
+
+def resolve_hostname(conf: cfg.ConfigOpts, fallback: str | None = None) -> str:
+    """``provider_name(conf, fallback).name``."""
+    return provider_name(conf, fallback).name
 
 
 def load_report_config(conf: cfg.ConfigOpts, fallback_hostname: str | None = None) -> ReportConfig:

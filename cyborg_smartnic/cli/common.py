@@ -58,7 +58,18 @@ def load_config(args: argparse.Namespace) -> cfg.ConfigOpts:
         raise ConfigError(option="--config-file", reason=str(exc).splitlines()[0]) from exc
     if getattr(args, "sysfs_root", None):
         conf.set_override("sysfs_root", args.sysfs_root, group=smartnic_conf.GROUP)
+    warn_unknown_options(args, conf)
     return conf
+
+
+def warn_unknown_options(args: argparse.Namespace, conf: cfg.ConfigOpts) -> None:
+    """Misspelled [smartnic] options, once per command (oslo.config would ignore them)."""
+    if getattr(args, "unknown_options_warned", False):
+        return
+    args.unknown_options_warned = True
+    for problem in smartnic_conf.unknown_options(list(args.config_file),
+                                                 list(conf.smartnic.pools)):
+        warn(problem)
 
 
 def _check_text(files: Sequence[str]) -> None:
@@ -107,3 +118,8 @@ def emit(data: Any, fmt: str, table: Callable[[], str], out: TextIO | None = Non
         stream.write(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
     else:
         stream.write(table() + "\n")
+
+
+def warn(message: str) -> None:
+    """One ``cyborg-smartnic: warning: ...`` line on stderr (stdout stays parseable)."""
+    print(f"cyborg-smartnic: warning: {message}", file=sys.stderr)

@@ -17,7 +17,7 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any, TextIO
 
-from cyborg_smartnic.cli import common
+from cyborg_smartnic.cli import common, hostreport
 from cyborg_smartnic.cli import ovs as ovs_cli
 from cyborg_smartnic.discovery.model import Host, HugepagePool
 from cyborg_smartnic.errors import SmartNicError
@@ -418,6 +418,7 @@ def doctor_command(args: argparse.Namespace) -> int:
     checks = doctor_mod.run_checks(host, vfio=doctor_mod.vfio_state(root), config=config,
                                    plan=plan, findings=findings)
     checks = (*checks, *ovs_cli.doctor_checks(args, root, config, host))
+    checks = (*checks, *hostreport.doctor_checks(args))
     common.emit([c.to_dict() for c in checks], args.format, lambda: doctor_text(checks))
     failed = [c for c in checks if c.status == doctor_mod.FAIL]
     if failed:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import sys
-from pathlib import Path
 from typing import Any
 
 from cyborg_smartnic.cli import common
@@ -150,16 +148,12 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def host_offers(args: argparse.Namespace) -> tuple[list[Any], tuple[Any, ...]]:
-    """Scan the host and map it with the driver's own report code."""
-    from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf  # noqa: PLC0415
-    from cyborg_smartnic.pools import load_report_config  # noqa: PLC0415
+    """Scan the host and map it with the driver's own report code (and its pool names)."""
+    from cyborg_smartnic.cli import hostreport  # noqa: PLC0415
     from cyborg_smartnic.profiles.check import offers_from_report  # noqa: PLC0415
-    from cyborg_smartnic.report import plan_report, specs_to_dicts  # noqa: PLC0415
 
-    conf = common.load_config(args)
-    config = load_report_config(conf, socket.getfqdn())
-    host = scan(Path(conf.smartnic.sysfs_root), scan_options_from_conf(conf))
-    return offers_from_report(specs_to_dicts(plan_report(host, config))), host.hugepages
+    built = hostreport.build(args)
+    return offers_from_report(built.devices), built.host.hugepages
 
 
 def _check_table(verdicts: list[Any]) -> str:

@@ -3,19 +3,20 @@
 ``-f json`` (or yaml) prints the ``DriverDevice`` list with Cyborg's own field names (see
 docs/driver.md), so it can be diffed, reviewed or replayed. The table shows one row per
 deployable (= Placement resource provider): PF, pool, resource class, VF count
-and traits. The host name prefix comes from ``[smartnic] hostname``, else the FQDN.
+and traits, under a line naming the provider-name prefix and where it came from: ``[smartnic]
+hostname``, else ``[agent] resource_provider_name`` from the config files, else the agent's
+default, the host's FQDN (a recorded tree's ``etc/hostname``), exactly as the driver does in
+cyborg-agent. Pools without a physnet are warned about on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from cyborg_smartnic.cli import common
-from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
-from cyborg_smartnic.pools import load_report_config
-from cyborg_smartnic.report import RC_KEY, plan_report, specs_to_dicts
+from cyborg_smartnic.cli import common, hostreport
+from cyborg_smartnic.pools import ProviderName
+from cyborg_smartnic.report import RC_KEY
 
 
 def register(subparsers: Any) -> None:
@@ -28,21 +29,19 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = build(args)
-    common.emit(data, args.format, lambda: render(data))
+    built = hostreport.build(args)
+    common.emit(built.devices, args.format, lambda: render(built.devices, built.provider))
+    for warning in built.warnings():
+        common.warn(warning)
     return 0
 
 
 def build(args: argparse.Namespace) -> list[dict[str, Any]]:
-    """Scan and map exactly as ``SmartNicDriver.discover()`` does (minus the in-use guard,
-    which needs the previous report and Placement)."""
-    conf = common.load_config(args)
-    host = scan(Path(conf.smartnic.sysfs_root), scan_options_from_conf(conf))
-    config = load_report_config(conf, host.hostname)  # FQDN, or a snapshot's etc/hostname
-    return specs_to_dicts(plan_report(host, config))
+    """The ``DriverDevice`` dicts the driver would send (see ``hostreport.build``)."""
+    return hostreport.build(args).devices
 
 
-def render(data: list[dict[str, Any]]) -> str:
+def render(data: list[dict[str, Any]], provider: ProviderName | None = None) -> str:
     rows = []
     for device in data:
         pf = device["controlpath_id"]["cpid_info"]
@@ -55,7 +54,8 @@ def render(data: list[dict[str, Any]]) -> str:
             rows.append([pf, pool, attributes.get(RC_KEY, ""), dep["num_accelerators"],
                          "\n".join(traits)])
     total = sum(dep["num_accelerators"] for dev in data for dep in dev["deployable_list"])
-    header = (f"{len(data)} devices, "
+    header = (f"Provider {provider.name} (from {provider.source})\n" if provider else "")
+    header += (f"{len(data)} devices, "
               f"{sum(len(dev['deployable_list']) for dev in data)} deployables, {total} VFs")
     return header + "\n" + common.render_table(["PF", "Pool", "Resource class", "VFs",
                                                 "Traits"], rows)

@@ -38,7 +38,8 @@ def test_example_host_json_follows_the_contract(capsys: pytest.CaptureFixture[st
 def test_table_has_one_row_per_deployable(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "report", "--example-host")
     assert code == 0
-    assert out.startswith("6 devices, 5 deployables, 24 VFs\n")
+    assert out.startswith("Provider compute-0.example.org (from [smartnic] hostname)\n"
+                          "6 devices, 5 deployables, 24 VFs\n")
     assert "| 0000:18:00.1 |" in out and "(no VFs to report)" in out
     assert out.count("(default)") == 5
 
