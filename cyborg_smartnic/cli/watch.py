@@ -1,8 +1,10 @@
-"""``cyborg-smartnic discover --watch``: one JSON line on stdout per change of the live host.
+"""``cyborg-smartnic discover --watch``: the live host's state, then one JSON line per change.
 
 Not a command of its own: ``cli/discover.py`` adds these options and hands over when
-``--watch`` is given. Lines are ``{"event", "devices", "diff": {"added", "removed",
-"changed"}}`` (see ``discovery.watch``), flushed one by one so a pipe sees them at once.
+``--watch`` is given. The first line is ``{"event": "initial", "host": <discover -f json>}``,
+the state every later diff applies to; then each change is ``{"event", "devices", "diff":
+{"added", "removed", "changed"}}`` (see ``discovery.watch``). Lines are flushed one by one
+so a pipe sees them at once.
 Ctrl-C (SIGINT) or a closed pipe ends the watch quietly with exit 0.
 """
 
@@ -26,6 +28,8 @@ from cyborg_smartnic.discovery.watch import (
     watch,
 )
 
+INITIAL = "initial"
+
 # How the event source is opened for a root; tests replace it with a synthetic source.
 open_source: Callable[[str], EventSource] = UdevEventSource.open
 
@@ -48,8 +52,9 @@ def _count(text: str) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
-        "watching", "follow udev events on the live host (not with --sysfs-root); prints one "
-                    "JSON line per change, nothing when a rescan changes nothing")
+        "watching", "follow udev events on the live host (not with --sysfs-root); prints the "
+                    "host as a first JSON line, then one line per change, nothing when a rescan "
+                    "changes nothing")
     group.add_argument("--watch", action="store_true",
                        help="after the first scan, rescan on PCI and netdev events")
     group.add_argument("--debounce", type=_seconds, metavar="SECONDS",
@@ -82,6 +87,10 @@ def _print_line(line: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+def initial_line(host: dict[str, Any]) -> dict[str, Any]:
+    return {"event": INITIAL, "host": host}
+
+
 def run(args: argparse.Namespace) -> int:
     """Watch until a limit, Ctrl-C or a closed stdout; exit 0 in each case."""
     source: EventSource | None = None
@@ -93,7 +102,17 @@ def run(args: argparse.Namespace) -> int:
         limits = WatchLimits(
             debounce=DEFAULT_DEBOUNCE if args.debounce is None else args.debounce,
             watch_for=args.watch_for, max_changes=args.max_events)
-        watch(source, lambda: host_to_dict(scan(root, options)), _print_line, limits)
+        shown = False
+
+        def rescan() -> dict[str, Any]:
+            nonlocal shown
+            host = host_to_dict(scan(root, options))
+            if not shown:  # the first scan: print the state the diffs will apply to
+                shown = True
+                _print_line(initial_line(host))
+            return host
+
+        watch(source, rescan, _print_line, limits)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:

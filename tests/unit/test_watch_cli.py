@@ -68,8 +68,12 @@ def test_cli_prints_one_json_line_per_change(tree: SysfsTree, monkeypatch: pytes
     assert main(["discover", "--watch", "--sysfs-root", str(tree.root), "--debounce", "0.05",
                  "--max-events", "1", "--watch-for", "20"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 1
-    line = json.loads(lines[0])
+    assert len(lines) == 2
+    initial = json.loads(lines[0])
+    assert list(initial) == ["event", "host"] and initial["event"] == "initial"
+    (pf,) = [p for p in initial["host"]["physical_functions"] if p["address"] == PF]
+    assert pf["sriov"]["num_vfs"] == 4  # the state before the change the next line shows
+    line = json.loads(lines[1])
     assert list(line) == ["event", "devices", "diff"]
     assert line["event"] == "change" and line["devices"] == [f"pci/{PF}"]
     assert line["diff"]["added"] == ["0000:3b:00.6", "0000:3b:00.7"]
@@ -79,7 +83,7 @@ def test_cli_prints_one_json_line_per_change(tree: SysfsTree, monkeypatch: pytes
     assert source.closed
 
 
-def test_cli_watch_for_without_changes_prints_nothing(
+def test_cli_watch_for_without_changes_prints_only_the_initial_state(
         tree: SysfsTree, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     source = OneChange(tree)
@@ -89,7 +93,8 @@ def test_cli_watch_for_without_changes_prints_nothing(
     assert main(["discover", "--watch", "--sysfs-root", str(tree.root),
                  "--watch-for", "0.2"]) == 0
     assert time.monotonic() - started >= 0.2  # it waited the whole --watch-for
-    assert capsys.readouterr().out == ""
+    (line,) = capsys.readouterr().out.splitlines()  # the initial state, no change line
+    assert json.loads(line)["event"] == "initial"
     assert source.roots == [str(tree.root)] and source.closed
 
 
@@ -180,7 +185,9 @@ def test_live_watch_for_exits_0() -> None:
         return
     assert proc.returncode == 0, err
     assert err == ""
-    for line in out.splitlines():  # a real device event during the test is possible
+    first, *changes = out.splitlines()  # a real device event during the test is possible
+    assert set(json.loads(first)) == {"event", "host"}
+    for line in changes:
         assert set(json.loads(line)) == {"event", "devices", "diff"}
 
 
