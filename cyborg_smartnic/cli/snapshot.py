@@ -18,6 +18,7 @@ from typing import Any
 from cyborg_smartnic.cli import common
 from cyborg_smartnic.discovery import snapshot as snap
 from cyborg_smartnic.discovery.scan import scan_options_from_conf
+from cyborg_smartnic.host.ovs import snapshot as ovs_snapshot
 
 
 def register(subparsers: Any) -> None:
@@ -34,7 +35,9 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     conf = common.load_config(args)
     options = scan_options_from_conf(conf)
-    taken = snap.take(Path(conf.smartnic.sysfs_root), options, created=snap.created_at())
+    root = str(conf.smartnic.sysfs_root)
+    taken = snap.take(Path(root), options, created=snap.created_at(),
+                      extra=lambda host: ovs_snapshot.answers(root, host))
     size = snap.write(taken, args.output)
     host = taken.host
     vfs = sum(len(pf.virtual_functions) for pf in host.physical_functions)

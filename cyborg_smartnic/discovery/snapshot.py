@@ -465,12 +465,14 @@ def created_at(environ: Mapping[str, str] | None = None) -> datetime:
 
 
 def take(root: Path | str, options: ScanOptions, *, created: datetime,
-         commands: LiveCommands | None = None) -> Snapshot:
+         commands: LiveCommands | None = None,
+         extra: Callable[[Host], Mapping[str, bytes]] | None = None) -> Snapshot:
     """Trace a scan of ``root`` and gather the snapshot (nothing is written).
 
     ``commands`` is used for the running host (root ``/``) only; by default the installed
     ``devlink`` and ``mstconfig`` (when ``options.use_devlink``). Other roots copy their
-    recorded tool output instead.
+    recorded tool output instead. ``extra`` adds more recorded answers for the scanned host
+    (relative path -> content), e.g. the host tool's Open vSwitch answers.
     """
     text = os.fspath(root)
     host, accesses, pfs = trace_scan(text, options)
@@ -483,6 +485,8 @@ def take(root: Path | str, options: ScanOptions, *, created: datetime,
             live = commands if commands is not None else installed_commands()
         for rel, data in tool_files(packer.root, pfs, options.catalog, live).items():
             packer.put(rel, data)
+    for rel, data in (extra(host) if extra is not None else {}).items():
+        packer.put(rel, data)
     packer.put(HOSTNAME_FILE, (host.hostname + "\n").encode())
     omitted = packer.omissions()
     manifest = build_manifest(host, created, omitted)

@@ -92,3 +92,24 @@ def test_flows_of_the_userspace_datapath_are_counted_as_not_offloaded(
     assert check["detail"] == (f"0 of {len(flows)} flow(s) offloaded (0%); packets: 0 in "
                                f"hardware, {packets} in software")
     assert "rte_flow" in check["remedy"]
+
+
+def test_snapshot_of_a_live_host_records_ovsdb_and_the_datapath(
+        wired: tuple[list[str], PrivateOvs], tmp_path: Path) -> None:
+    from cyborg_smartnic.discovery.scan import ScanOptions, scan
+    from cyborg_smartnic.host.ovs import snapshot as ovs_snapshot
+    from cyborg_smartnic.host.ovs.ovsdb import OvsPaths
+    from cyborg_smartnic.host.ovs.state import state_from_dict
+
+    _, ovs = wired
+    ovs.send("ens1f0_0", PACKET.format(port=1, a=1, b=2))
+    host = scan(str(tmp_path / "root"), ScanOptions())
+    files = ovs_snapshot.answers("/", host, OvsPaths(str(ovs.rundir), str(ovs.db_file)))
+    state = state_from_dict(json.loads(files["ovs/ovsdb.json"]), "test")
+    bridge = state.bridge("br-int")
+    assert bridge is not None and bridge.find("ens1f0_1") is not None
+    assert state.vswitchd is not None and state.vswitchd.pid == ovs.vswitchd_pid
+    assert files["ovs/dpctl-dump-dps.txt"] == b"netdev@ovs-netdev\n"
+    # the injected packet's upcall installed a real datapath flow
+    assert b"packets:" in files["ovs/dpctl-dump-flows-netdev_ovs-netdev-non-offloaded.txt"]
+    assert "ovs/dpctl-dump-flows-netdev_ovs-netdev-offloaded.txt" in files

@@ -124,3 +124,22 @@ def test_parsers() -> None:
     assert dp.parse_tc("") == dp.TcCount(0, 0, 0)
     features = dp.parse_features(ovs_recorded.features("ens1f0", False))
     assert features["hw-tc-offload"] is False and features["esp-hw-offload"] is False
+
+
+def test_snapshot_carries_the_recorded_ovs_answers(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from cyborg_smartnic.discovery.snapshot import unpack
+
+    root, config = _host(tmp_path, healthy=False)
+    archive = tmp_path / "snap.tar.gz"
+    assert main(["snapshot", "-o", str(archive), "--sysfs-root", root]) == 0
+    capsys.readouterr()
+    unpacked = unpack(archive, tmp_path / "unpacked")
+    for rel in ("ovs/ovsdb.json", "tc/filter-show-ens1f0_1-ingress.json",
+                "ethtool/features-ens1f0_1.txt",
+                "ovs/dpctl-dump-flows-system_ovs-system-offloaded.txt"):
+        assert (unpacked / rel).read_bytes() == (Path(root) / rel).read_bytes(), rel
+    _, original = _doctor(root, config, capsys)
+    _, replayed = _doctor(str(unpacked), config, capsys)
+    ovs_checks = [k for k in original if k.startswith(("ovs", "tc ", "hw-tc"))]
+    assert [original[k] for k in ovs_checks] == [replayed[k] for k in ovs_checks]
