@@ -103,6 +103,33 @@ _FAMILIES: tuple[_Family, ...] = (
 )
 
 
+# XDP per kernel driver, as in mainline Linux up to 6.12 (drivers/net/ethernet/*: a driver
+# with an ndo_bpf that takes XDP_SETUP_PROG runs XDP programs natively, in the driver).
+# Every other netdev driver only gets generic (skb) XDP: same programs, none of the speed.
+# Userspace drivers (vfio-pci, igb_uio, uio_pci_generic) leave no kernel netdev at all.
+XDP_NATIVE = "native"
+XDP_GENERIC = "generic"
+XDP_NONE = "none"
+NATIVE_XDP_DRIVERS = frozenset({
+    "mlx5_core", "mlx4_en", "i40e", "ice", "ixgbe", "ixgbevf", "igb", "igc", "bnxt_en",
+    "qede", "nfp", "ionic", "rvu_nicpf", "rvu_nicvf", "virtio_net", "ena", "hv_netvsc",
+    "idpf", "tun", "veth",
+})
+GENERIC_ONLY_XDP_DRIVERS = frozenset({"iavf", "igbvf", "e1000e", "tg3"})
+USERSPACE_DRIVERS = frozenset({"vfio-pci", "igb_uio", "uio_pci_generic"})
+
+
+def xdp_support(driver: str | None) -> str | None:
+    """``native``, ``generic`` or ``none`` for a kernel driver name; None when unknown."""
+    if driver in NATIVE_XDP_DRIVERS:
+        return XDP_NATIVE
+    if driver in GENERIC_ONLY_XDP_DRIVERS:
+        return XDP_GENERIC
+    if driver in USERSPACE_DRIVERS:
+        return XDP_NONE
+    return None
+
+
 def _expand(families: tuple[_Family, ...]) -> tuple[NicModel, ...]:
     return tuple(
         NicModel(f.vendor_id, device, VENDORS[f.vendor_id], f.name, f.key, f.vf_device_id,

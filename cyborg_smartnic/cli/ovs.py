@@ -104,8 +104,13 @@ def datapath_source(args: argparse.Namespace, root: str,
 
 def doctor_checks(args: argparse.Namespace, root: str, config: HostConfig | None,
                   host: Host) -> list[Check]:
-    """The offload checks for ``host doctor`` (none when OVS is neither configured nor
-    offloading)."""
+    """``host doctor``'s offload checks (when OVS is configured or offloading) and XDP
+    checks (when a profile given with --profiles asks for XDP)."""
+    return [*offload_checks(args, root, config, host), *xdp_checks(args, root, host)]
+
+
+def offload_checks(args: argparse.Namespace, root: str, config: HostConfig | None,
+                   host: Host) -> list[Check]:
     ovs_config = config.ovs if config else None
     if ovs_config is None and ovs_paths(args, root) is None and not os.path.exists(
             os.path.join(root, st.RECORDED_FILE)):
@@ -116,6 +121,20 @@ def doctor_checks(args: argparse.Namespace, root: str, config: HostConfig | None
     devices = ovs_doctor.devices(ovs_config, state, host)
     readings = dp.read(datapath_source(args, root, state), netdev_source(root), devices)
     return ovs_doctor.checks(ovs_config, state, why, host, readings)
+
+
+def xdp_checks(args: argparse.Namespace, root: str, host: Host) -> list[Check]:
+    paths = getattr(args, "profiles", None) or []
+    if not paths:
+        return []
+    from cyborg_smartnic.host.ovs import xdp  # noqa: PLC0415
+    from cyborg_smartnic.profiles.compiler import compile_all  # noqa: PLC0415
+    from cyborg_smartnic.profiles.loader import load_profiles  # noqa: PLC0415
+
+    requirements = [c.host for c in compile_all(load_profiles(paths))]
+    if not any(g.xdp for r in requirements for g in r.groups):
+        return []
+    return [xdp.kernel_check(root, wanted=True), *xdp.driver_checks(requirements, host)]
 
 
 # --------------------------------------------------------------------------- ovs-cost

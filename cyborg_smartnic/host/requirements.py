@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cyborg_smartnic.catalog import Catalog
+from cyborg_smartnic.catalog import USERSPACE_DRIVERS, XDP_NATIVE, Catalog, xdp_support
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.host.config import DEFAULT_DRIVER, DeviceConfig, HostConfig
 from cyborg_smartnic.host.plan import selects
@@ -76,7 +76,7 @@ def check(requirements: Iterable[HostRequirements], config: HostConfig | None, h
     findings: list[Finding] = []
     for needs in requirements:
         for group in needs.groups:
-            findings.append(_group(needs.profile, group, pfs, source))
+            findings.append(_group(needs.profile, group, pfs, source, catalog))
         if needs.hugepage_size_kb and needs.hugepages_per_instance:
             findings.append(_hugepages(needs, config, host, source))
     return tuple(findings)
@@ -91,14 +91,24 @@ def _describe(group: GroupRequirement) -> str:
         words.append(f"on {group.physnet}")
     extras = [f"{name} {value}" for name, value in (
         ("eswitch", group.eswitch_mode), ("firmware", group.firmware_mode),
-        ("vendor", group.vendor), ("model", group.model)) if value]
+        ("vendor", group.vendor), ("model", group.model), ("xdp", group.xdp)) if value]
     if extras:
         words.append(f"({', '.join(extras)})")
     return " ".join(words)
 
 
+def _guest_driver(group: GroupRequirement, pf: PhysicalFunction, models: Catalog
+                  ) -> str | None:
+    """The kernel driver the guest runs the VF with (see profiles.check.vf_kernel_driver)."""
+    if group.vf_driver and group.vf_driver not in USERSPACE_DRIVERS:
+        return group.vf_driver
+    model = models.lookup_pf(pf.vendor_id, pf.device_id)
+    return model.vf_driver if model is not None else None
+
+
 def _group(profile: str, group: GroupRequirement, pfs: tuple[PfOutcome, ...],
-           source: str) -> Finding:
+           source: str, models: Catalog | None = None) -> Finding:
+    models = models or Catalog()
     best: tuple[int, str] = (0, "")
     for out in pfs:
         pf = out.pf
@@ -111,6 +121,9 @@ def _group(profile: str, group: GroupRequirement, pfs: tuple[PfOutcome, ...],
         if group.vendor and pf.vendor != group.vendor:
             continue
         if group.model and pf.model_key != group.model:
+            continue
+        if group.xdp == XDP_NATIVE and xdp_support(_guest_driver(group, pf, models)) != \
+                XDP_NATIVE:
             continue
         count = sum(1 for d in out.vf_drivers
                     if d is not None and (group.vf_driver is None or d == group.vf_driver))

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cyborg_smartnic import catalog, traits
 from cyborg_smartnic.discovery.model import HugepagePool
 from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements
 from cyborg_smartnic.profiles.spec import format_page_size
@@ -67,13 +68,42 @@ def group_gaps(group: GroupRequirement, offer: PoolOffer) -> list[str]:
     gaps += [f"has forbidden {t}" for t in group.forbidden_traits if t in offer.traits]
     if offer.capacity < group.vf_count:
         gaps.append(f"has {offer.capacity} VF(s), needs {group.vf_count}")
+    xdp = xdp_gap(group, offer)
+    if xdp:
+        gaps.append(xdp)
     return gaps
+
+
+def vf_kernel_driver(group: GroupRequirement, offer: PoolOffer) -> str | None:
+    """The kernel driver the guest runs the VF with: the group's ``vf_driver`` when it is a
+    kernel driver, else the catalogue's VF driver of the pool's model (a vfio-pci pool
+    still hands the guest a VF it drives with the vendor's VF driver)."""
+    if group.vf_driver and group.vf_driver not in catalog.USERSPACE_DRIVERS:
+        return group.vf_driver
+    model = next((m for m in catalog.BUILTIN_MODELS if traits.model_trait(m.key)
+                  in offer.traits), None)
+    return model.vf_driver if model is not None else None
+
+
+def xdp_gap(group: GroupRequirement, offer: PoolOffer) -> str | None:
+    """Why ``offer`` cannot give ``group`` native XDP (None when it can or it is not asked)."""
+    if group.xdp != catalog.XDP_NATIVE:
+        return None
+    driver = vf_kernel_driver(group, offer)
+    support = catalog.xdp_support(driver)
+    if support == catalog.XDP_NATIVE:
+        return None
+    if support == catalog.XDP_GENERIC:
+        return f"VF driver {driver} has no native XDP (generic/skb mode only)"
+    return f"VF driver {driver or 'unknown'}: native XDP support unknown"
 
 
 def _describe(index: int, group: GroupRequirement) -> str:
     facts = [f"{group.vf_count} x {group.resource_class}"]
     facts += [str(v) for v in (group.physnet, group.eswitch_mode, group.vf_driver,
                                group.firmware_mode, group.model or group.vendor) if v]
+    if group.xdp:
+        facts.append(f"xdp {group.xdp}")
     return f"group {index} ({', '.join(facts)})"
 
 
@@ -88,11 +118,15 @@ def _explain_group(index: int, group: GroupRequirement, offers: Sequence[PoolOff
     missing = [t for t in group.required_traits if all(t not in o.traits for o in same_rc)]
     if missing:
         return [f"{label}: no pool has {t}" for t in missing]
+
     fitting = [o for o in same_rc if all(t in o.traits for t in group.required_traits)]
     if not fitting:
         closest = min(same_rc, key=lambda o: (len(group_gaps(group, o)), o.name))
         return [f"{label}: no single pool has all required traits; closest {closest.name} "
                 + "; ".join(group_gaps(group, closest))]
+    if not any(xdp_gap(group, o) is None for o in fitting):
+        return [f"{label}: no pool gives native XDP; {fitting[0].name}: "
+                f"{xdp_gap(group, fitting[0])}"]
     allowed = [o for o in fitting if not any(t in o.traits for t in group.forbidden_traits)]
     if not allowed:
         return [f"{label}: every pool with the required traits has forbidden {t}"

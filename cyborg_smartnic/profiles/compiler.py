@@ -44,6 +44,7 @@ class GroupRequirement:
     firmware_mode: str | None = None
     vendor: str | None = None
     model: str | None = None
+    xdp: str | None = None  # "native": the VF's kernel driver must run XDP in the driver
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,8 @@ def host_requirements(profile: ProfileSpec) -> HostRequirements:
             vf_count=group.vf_count, resource_class=group.resource_class,
             required_traits=required, forbidden_traits=forbidden, physnet=group.physnet,
             eswitch_mode=group.eswitch_mode, vf_driver=group.vf_driver,
-            firmware_mode=group.firmware_mode, vendor=group.vendor, model=group.model))
+            firmware_mode=group.firmware_mode, vendor=group.vendor, model=group.model,
+            xdp=group.xdp))
     size = profile.instance.hugepage_size_kb
     rams = [f.ram_mb for f in profile.flavors if f.ram_mb is not None]
     pages = math.ceil(max(rams) * 1024 / size) if size and rams else None

@@ -26,6 +26,7 @@ MAX_VF_COUNT = 256  # the most VFs any catalogued PF offers (ice)
 MAX_GROUPS = 8
 
 ESWITCH_MODES = ("legacy", "switchdev")
+XDP_MODES = ("native", "generic")
 CPU_POLICIES = ("dedicated", "shared", "mixed")
 #: Placement's group_policy: with several request groups, Nova needs it in the flavor.
 GROUP_POLICIES = ("isolate", "none")
@@ -73,6 +74,10 @@ GROUP_SCHEMA: dict[str, Any] = {
         "model": {"type": "string", "minLength": 1, "maxLength": 64,
                   "description": "Catalogue model key (CONNECTX_6_DX) or name (ConnectX-6 Dx)."},
         "firmware_mode": {"type": "string", "pattern": _SLUG, "maxLength": 64},
+        "xdp": {"enum": list(XDP_MODES),
+                "description": "The guest runs XDP programs on the VF: native needs a VF "
+                               "driver with XDP in the driver (mlx5_core, ixgbevf, bnxt_en; "
+                               "not iavf), generic works with any kernel netdev driver."},
         "traits": {
             "type": "object",
             "additionalProperties": False,

@@ -112,6 +112,7 @@ class GroupSpec:
     firmware_mode: str | None = None
     required: tuple[str, ...] = ()  # extra traits written by the user
     forbidden: tuple[str, ...] = ()
+    xdp: str | None = None  # "native" / "generic": the guest runs XDP on the VF
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,7 @@ def from_data(data: Mapping[str, Any], source: str = "",
             firmware_mode=group.get("firmware_mode"),
             required=tuple(trait_lists.get("required", ())),
             forbidden=tuple(trait_lists.get("forbidden", ())),
+            xdp=group.get("xdp"),
         ))
     inst = data.get("instance", {})
     hugepages = inst.get("hugepages")
