@@ -76,6 +76,11 @@ SMARTNIC_OPTS = [
              "(/run/cyborg-smartnic/host-apply.lock on a real host). The agent and the host "
              "tool must see the same file (bind-mount /run/cyborg-smartnic into a "
              "containerised agent)."),
+    cfg.FloatOpt(
+        "privileged_call_timeout", default=90.0, min=1.0,
+        help="Seconds `host apply` waits for one call to its privsep daemon (a sysfs write, "
+             "or a devlink command, which gets 60 s inside the daemon) before failing the "
+             "step and rolling back."),
 ]
 
 POOL_OPTS = [

@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 
 EVENTLET_WARNING = r"\s*Eventlet is deprecated"
-# A privileged call answers in milliseconds; devlink is given 60 s inside the daemon.
-PRIVSEP_CALL_TIMEOUT = 90.0
 LOG = logging.getLogger(__name__)
 
 
@@ -132,6 +130,7 @@ class HostReader:
         self.config = config
         self.hostname = self.options.hostname or ""
         self.lock_path = host_lock.lock_path(conf.smartnic.apply_lock_file, self.root)
+        self.call_timeout = float(conf.smartnic.privileged_call_timeout)
 
     def read(self) -> Host:
         host = self._scan(self.options)
@@ -301,7 +300,7 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
                 raise ApplyRefused(reason="the host changed while waiting for confirmation; "
                                           "nothing was done: run host apply again")
         held.changing(step.pf for step in plan.actions if step.pf)
-        prepare_privsep(args.config_file, PRIVSEP_CALL_TIMEOUT)
+        prepare_privsep(args.config_file, reader.call_timeout)
         executor = Executor(root, reader.read, lambda h: _in_use(args, root, h),
                             ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
                             scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages,
@@ -318,7 +317,8 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
             print(f"cyborg-smartnic: error: {result.error} at {result.failed.target}; "
                   f"{summary}", file=sys.stderr)
             return stop.exit_code
-        raise ApplyRefused(reason=f"apply failed at {result.failed.target}: {result.error}; "
+        error = str(result.error).removeprefix(f"{result.failed.target}: ")
+        raise ApplyRefused(reason=f"apply failed at {result.failed.target}: {error}; "
                                   f"{summary}")
     return 0
 

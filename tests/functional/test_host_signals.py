@@ -49,7 +49,7 @@ def state(root: Path) -> dict[str, object]:
 class Apply:
     """``host apply --yes`` of the example host.yaml, its output read line by line."""
 
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, extra_conf: str = "", hang: str | None = None) -> None:
         self.root = tmp_path / "host"
         tree = build_scenario(self.root, "example")
         self.pickle = tmp_path / "tree.pickle"
@@ -57,7 +57,10 @@ class Apply:
         helper = [sys.executable, "-W", "ignore:::oslo_privsep.daemon", "-m",
                   "tests.fixtures.emulated_privsep", str(self.pickle)]
         conf = tmp_path / "apply.conf"
-        conf.write_text(f"[cyborg_smartnic_privileged]\nhelper_command = {shlex.join(helper)}\n")
+        if hang is not None:
+            Path(f"{self.pickle}.hang").write_text(hang)
+        conf.write_text(f"[cyborg_smartnic_privileged]\nhelper_command = {shlex.join(helper)}\n"
+                        f"{extra_conf}")
         command = os.path.join(os.path.dirname(sys.executable), "cyborg-smartnic")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
@@ -138,3 +141,21 @@ def test_a_signal_to_the_process_group_rolls_back(tmp_path: Path, signo: signal.
     while run.daemons() and time.monotonic() < deadline:  # it leaves when we close its socket
         time.sleep(0.2)
     assert run.daemons() == []
+
+
+def test_a_privileged_call_that_never_answers_times_out(tmp_path: Path) -> None:
+    """A write stuck in the daemon: the step fails after [smartnic] privileged_call_timeout,
+    says so, and the apply ends (exit 1, one line) instead of hanging."""
+    run = Apply(tmp_path, extra_conf="[smartnic]\nprivileged_call_timeout = 3\n",
+                hang="node0/hugepages/hugepages-1048576kB/nr_hugepages")
+    before = state(run.root)
+    started = time.monotonic()
+    code, out, err = run.finish()
+    assert time.monotonic() - started < 60  # the stuck write takes 60 s in the daemon
+    assert code == 1, err
+    assert err.splitlines()[-1] == (
+        "cyborg-smartnic: error: apply failed at node0 1048576kB: the privileged helper did "
+        "not answer in time; the write may or may not have happened; "
+        "rolled back 0 change(s), 0 could not be restored")
+    assert "Traceback" not in out + err
+    assert state(run.root) == before
