@@ -159,3 +159,31 @@ def test_a_privileged_call_that_never_answers_times_out(tmp_path: Path) -> None:
         "rolled back 0 change(s), 0 could not be restored")
     assert "Traceback" not in out + err
     assert state(run.root) == before
+
+
+def test_sigterm_with_the_stock_helper_rolls_back(tmp_path: Path) -> None:
+    """The stock privsep-helper writing the tree's files (no emulator: the VFs never appear,
+    so the apply waits): SIGTERM to the group, as systemd's start timeout sends it, leaves
+    sriov_numvfs as it was. Before the fix: exit -15, no message, the PF left at 4."""
+    build_scenario(tmp_path / "host", "x710_legacy")
+    config = tmp_path / "host.yaml"
+    config.write_text('devices:\n  - address: "0000:18:00.1"\n    vf_count: 4\n')
+    command = os.path.join(os.path.dirname(sys.executable), "cyborg-smartnic")
+    process = subprocess.Popen(
+        [command, "host", "apply", "--yes", "--vf-timeout", "100", "--sysfs-root",
+         str(tmp_path / "host"), str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True)
+    numvfs = tmp_path / "host/sys/bus/pci/devices/0000:18:00.1/sriov_numvfs"
+    deadline = time.monotonic() + BOUND
+    while numvfs.read_text() != "4\n" and time.monotonic() < deadline:  # written: now waiting
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        _, err = process.communicate(timeout=BOUND)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    assert process.returncode == 143, err
+    assert err == ("cyborg-smartnic: error: interrupted by SIGTERM at 0000:18:00.1; rolled "
+                   "back 1 change(s), 0 could not be restored\n")
+    assert numvfs.read_text() == "0\n"
