@@ -29,10 +29,11 @@ bench/report/run.py use the fixture as a context manager)::
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,6 +193,84 @@ class RequestLog:
         return [e for e in self.since(mark) if e[0] in ("POST", "PUT", "PATCH", "DELETE")]
 
 
+# ---------------------------------------------------------------------------------------------
+# Faults at the HTTP boundary
+# ---------------------------------------------------------------------------------------------
+FAULT_KINDS = ("500", "503", "409", "timeout")
+_FAULT_BODY = {
+    "500": ("500 Internal Server Error", "placement.undefined_code"),
+    "503": ("503 Service Unavailable", "placement.undefined_code"),
+    "409": ("409 Conflict", "placement.concurrent_update"),
+}
+
+
+@dataclass
+class FaultInjector:
+    """A WSGI wrapper that makes the ``nth`` request (0-based) matching a pattern fail.
+
+    Kinds: ``500``/``503``/``409`` answer with Placement's error body and never reach the
+    app (nothing is applied); ``timeout`` lets the app apply the request and then breaks the
+    connection while the client reads the answer, so the client sees a read timeout
+    (``socket.timeout`` -> requests' ``ReadTimeout`` -> keystoneauth's ``ConnectTimeout``)
+    for a request that did happen. ``fired`` records what was failed.
+    """
+
+    armed: list[tuple[str, int, str, str]] = field(default_factory=list)
+    fired: list[tuple[str, str, str]] = field(default_factory=list)
+    _seen: Counter[int] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail(self, nth: int, kind: str, method: str = "", pattern: str = "") -> None:
+        """Fail the ``nth`` request from now whose method is ``method`` (any when empty)
+        and whose path contains ``pattern``."""
+        assert kind in FAULT_KINDS, kind
+        with self._lock:
+            self._seen.clear()
+            self.armed = [(kind, nth, method, pattern)]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.armed, self._seen = [], Counter()
+
+    def _match(self, method: str, path: str) -> str | None:
+        with self._lock:
+            for index, (kind, nth, want_method, pattern) in enumerate(self.armed):
+                if (want_method and method != want_method) or pattern not in path:
+                    continue
+                seen = self._seen[index]
+                self._seen[index] += 1
+                if seen == nth:
+                    del self.armed[index]
+                    self.fired.append((kind, method, path))
+                    return kind
+        return None
+
+    def wrap(self, app: WsgiApp) -> WsgiApp:
+        def _call(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            path = environ.get("PATH_INFO", "")
+            if environ.get("QUERY_STRING"):
+                path += "?" + environ["QUERY_STRING"]
+            kind = self._match(environ["REQUEST_METHOD"], path)
+            if kind is None:
+                return app(environ, start_response)
+            if kind == "timeout":
+                list(app(environ, start_response))  # applied ...
+                return _lost_answer()  # ... but the answer never arrives
+            status, code = _FAULT_BODY[kind]
+            body = json.dumps({"errors": [{"status": int(status[:3]), "title": status[4:],
+                                           "detail": "injected by the test", "code": code}]})
+            start_response(status, [("Content-Type", "application/json"),
+                                    ("Content-Length", str(len(body)))])
+            return [body.encode()]
+
+        return _call
+
+
+def _lost_answer() -> Iterator[bytes]:
+    raise TimeoutError("timed out")
+    yield b""  # pragma: no cover  (makes this a generator: raised while the client reads)
+
+
 def _intercept(fixture: fixtures.Fixture, app: WsgiApp, url: str) -> None:
     intercept = interceptor.RequestsInterceptor(lambda: app, url=url)
     intercept.install_intercept()
@@ -245,21 +324,21 @@ class Stack(fixtures.Fixture):
         self._start_agent = start_agent
         self.config_file = self.workdir / "cyborg.conf"
         self.placement_log = RequestLog()
+        self.placement_faults = FaultInjector()
         self.nova = NovaStub()
         self.agent: Any = None
         self.conductor: Any = None
+        self._conductor_server: Any = None
         self.compute_rp_uuid: str | None = None
 
     # -- setup ----------------------------------------------------------------------------
     def _setUp(self) -> None:
         from cyborg import objects
         from cyborg.common import config as cyborg_config
-        from cyborg.common import constants, rpc
-        from cyborg.conductor.manager import ConductorManager
+        from cyborg.common import rpc
         from cyborg.conf import CONF
         from cyborg.db.sqlalchemy import api as cyborg_db_api
         from cyborg.db.sqlalchemy import migration
-        from cyborg.objects import base as objects_base
         from placement import deploy as placement_deploy
         from placement.tests.functional.fixtures.placement import PlacementFixture
 
@@ -270,7 +349,8 @@ class Stack(fixtures.Fixture):
         # every request is counted.
         placement = self.useFixture(PlacementFixture(use_intercept=False))
         app = placement_deploy.loadapp(placement.conf_fixture.conf)
-        _intercept(self, self.placement_log.wrap(app), PLACEMENT_URL)
+        _intercept(self, self.placement_log.wrap(self.placement_faults.wrap(app)),
+                   PLACEMENT_URL)
         _intercept(self, self.nova, NOVA_URL.rsplit("/", 1)[0])
 
         # Cyborg's global CONF, restored after the test.
@@ -291,13 +371,8 @@ class Stack(fixtures.Fixture):
         self.addCleanup(engine.dispose)
 
         # Conductor: the real manager behind a real RPC server on fake:/.
-        self.conductor = ConductorManager(constants.CONDUCTOR_TOPIC, CONDUCTOR_HOST)
-        target = messaging.Target(topic=constants.CONDUCTOR_TOPIC, server=CONDUCTOR_HOST)
-        server = rpc.get_server(target, [self.conductor],
-                                objects_base.CyborgObjectSerializer())
-        server.start()
-        self.addCleanup(self._stop_server, server)
-        self.conductor.init_host()
+        self.start_conductor()
+        self.addCleanup(self.stop_conductor)
 
         # API and HTTP helpers.
         from cyborg.api import app as api_app
@@ -308,10 +383,32 @@ class Stack(fixtures.Fixture):
             "OpenStack-API-Version": f"accelerator {CYBORG_VERSION}"})
         self.nova_api = HttpClient(NOVA_URL, {"X-Auth-Token": "admin"})
 
+        self.addCleanup(self.stop_agent)
         if self._create_compute_rp:
             self.create_compute_rp()
             if self._start_agent:
                 self.start_agent()
+
+    def start_conductor(self) -> Any:
+        """A new ConductorManager behind a new RPC server, as a (re)started cyborg-conductor
+        process; it serves what is queued for it, as a restarted one would from RabbitMQ."""
+        from cyborg.common import constants, rpc
+        from cyborg.conductor.manager import ConductorManager
+        from cyborg.objects import base as objects_base
+
+        self.conductor = ConductorManager(constants.CONDUCTOR_TOPIC, CONDUCTOR_HOST)
+        target = messaging.Target(topic=constants.CONDUCTOR_TOPIC, server=CONDUCTOR_HOST)
+        self._conductor_server = rpc.get_server(target, [self.conductor],
+                                                objects_base.CyborgObjectSerializer())
+        self._conductor_server.start()
+        self.conductor.init_host()
+        return self.conductor
+
+    def stop_conductor(self) -> None:
+        """Stop the conductor's RPC server (a stopped cyborg-conductor process)."""
+        server, self._conductor_server = self._conductor_server, None
+        if server is not None:
+            self._stop_server(server)
 
     @staticmethod
     def _stop_server(server: Any) -> None:
@@ -352,12 +449,25 @@ class Stack(fixtures.Fixture):
         return rp_uuid
 
     def start_agent(self) -> Any:
-        """Build the real AgentManager (loads and initialises the enabled drivers)."""
+        """Build the real AgentManager (loads and initialises the enabled drivers), after
+        stopping the previous one as its process would stop."""
         from cyborg.agent.manager import AgentManager
         from cyborg.common import constants
 
+        self.stop_agent()
         self.agent = AgentManager(constants.AGENT_TOPIC, self.hostname)
         return self.agent
+
+    def stop_agent(self) -> None:
+        """Let the agent's drivers go, as an exiting cyborg-agent does (the smartnic driver
+        releases its state-file lock)."""
+        if self.agent is None:
+            return
+        for driver in self.agent._rt.acc_drivers:
+            close = getattr(driver, "close", None)
+            if close is not None:
+                close()
+        self.agent = None
 
     def restart_agent(self, *, smartnic: Mapping[str, Any] | None = None,
                       pools: Mapping[str, Mapping[str, Any]] | None = None) -> Any:
