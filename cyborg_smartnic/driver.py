@@ -9,11 +9,11 @@ asks Placement whether a pool that lost VFs is in use before letting them go.
 
 from __future__ import annotations
 
-import json
-import os
+import logging as std_logging
+import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,38 +28,90 @@ from cyborg_smartnic.conf import config_files, unknown_options
 from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
 from cyborg_smartnic.errors import ConfigError, SmartNicError
 from cyborg_smartnic.host.lock import apply_in_progress, as_last_reported, lock_path
+from cyborg_smartnic.pci import PciAddress
 from cyborg_smartnic.pools import load_report_config
 from cyborg_smartnic.report import (
     DeployableSpec,
     DeviceSpec,
+    Found,
     Hold,
-    dicts_to_specs,
     hold_in_use,
+    name_prefix,
     next_ledger,
+    pf_of_name,
+    plan_recovery,
     plan_report,
-    specs_to_dicts,
     to_driver_devices,
     unsafe_removals,
     vanished_handles,
     without_deployables,
 )
+from cyborg_smartnic.statefile import (  # noqa: F401  (State, load_state: public here too)
+    STATE_VERSION,
+    State,
+    StateLock,
+    load_state,
+    save_state,
+)
 
 LOG = logging.getLogger(__name__)
 
 PCI_DEVICES = "sys/bus/pci/devices"
-STATE_VERSION = 1
 # Unchanged devices go as stubs (the conductor skips them); every FULL_REPORT_EVERY-th
 # cycle, and the first after a start, everything is sent in full to heal a lost report.
 FULL_REPORT_EVERY = 10
 TRAITS_VERSION = "1.6"  # Placement microversion that added traits
+TREE_VERSION = "1.14"  # Placement microversion that added nested providers (in_tree)
 
 UsageReader = Callable[[Iterable[str]], Mapping[str, int | None]]
+# The loggers a scan writes to (skipped devices, malformed attributes, devlink trouble).
+SCAN_LOGGERS = ("cyborg_smartnic.discovery.scan", "cyborg_smartnic.discovery.devlink",
+                "cyborg_smartnic.discovery.pciids")
+
+
+class OncePerChange(std_logging.Filter):
+    """Lets a line through only if the previous cycle did not log it too.
+
+    The scan logs what it finds wrong (a skipped device, a malformed attribute) every time it
+    runs; in cyborg-agent that is every 60 seconds. Through this filter a line is logged when
+    it first appears, and again only after a cycle without it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._previous: set[tuple[str, int, str]] = set()
+        self._current: set[tuple[str, int, str]] = set()
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, record.getMessage())
+        self._current.add(key)
+        return key not in self._previous
+
+    @contextmanager
+    def cycle(self, names: Iterable[str]) -> Iterator[None]:
+        """Filter ``names``' loggers for one cycle."""
+        loggers = [std_logging.getLogger(name) for name in names]
+        for logger in loggers:
+            logger.addFilter(self)
+        try:
+            yield
+        finally:
+            for logger in loggers:
+                logger.removeFilter(self)
+            self._previous, self._current = self._current, set()
 
 
 class ScanFailed(SmartNicError):
     """The whole scan failed: the cycle's report is skipped, Cyborg keeps the last one."""
 
     msg_fmt = "scan of %(root)s failed, not reporting this cycle: %(reason)s"
+
+
+class RecoveryFailed(SmartNicError):
+    """The driver does not know what Cyborg holds and Placement could not tell it: no report
+    this cycle (Cyborg keeps the last one), retried the next."""
+
+    msg_fmt = ("smartnic driver does not know this host's last report and could not re-read "
+               "it from Placement, not reporting this cycle: %(reason)s")
 
 
 def rp_uuid(deployable_name: str) -> str:
@@ -105,6 +157,31 @@ class PlacementReader:
                 result[name] = None
         return result
 
+    def host_pools(self, roots: Iterable[str]) -> dict[str, str]:
+        """``{name: uuid}`` of every provider in the tree of the first of ``roots`` (compute
+        node provider names) that Placement knows. Raises ``RecoveryFailed`` when Placement
+        cannot say (an empty answer is never taken for "no pools")."""
+        try:
+            for root in roots:
+                found = self._get(f"/resource_providers?name={urllib.parse.quote(root)}")
+                if found.status_code != 200:
+                    raise RecoveryFailed(reason=f"GET /resource_providers?name={root}: HTTP "
+                                                f"{found.status_code}")
+                providers = found.json()["resource_providers"]
+                if providers:
+                    tree = self._get(f"/resource_providers?in_tree={providers[0]['uuid']}",
+                                     version=TREE_VERSION)
+                    if tree.status_code != 200:
+                        raise RecoveryFailed(reason=f"GET /resource_providers?in_tree=: HTTP "
+                                                    f"{tree.status_code}")
+                    return {rp["name"]: rp["uuid"] for rp in tree.json()["resource_providers"]
+                            if rp["uuid"] != providers[0]["uuid"]}
+        except RecoveryFailed:
+            raise
+        except Exception as exc:
+            raise RecoveryFailed(reason=str(exc) or type(exc).__name__) from exc
+        raise RecoveryFailed(reason=f"no compute node provider named {', '.join(roots)}")
+
     def agrees(self, deployable: DeployableSpec) -> bool:
         """Does the pool's provider have exactly its inventory total and traits? (No on any
         doubt: the caller then sends the device in full.)"""
@@ -122,48 +199,6 @@ class PlacementReader:
         except Exception as exc:
             LOG.debug("Could not compare %s with Placement: %s", deployable.name, exc)
             return False
-
-
-@dataclass(frozen=True)
-class State:
-    """What this driver believes Cyborg has: the last report and its handles' row order."""
-
-    report: tuple[DeviceSpec, ...] = ()
-    ledger: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
-
-
-def load_state(path: str | None) -> State | None:
-    """The state a previous agent run saved; None when there is none (or it is unusable)."""
-    if not path:
-        return None
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("version") != STATE_VERSION:
-            raise ValueError(f"unknown version {data.get('version')!r}")
-        ledger = {str(name): tuple(tuple(str(i) for i in batch) for batch in batches)
-                  for name, batches in data["ledger"].items()}
-        return State(dicts_to_specs(data["report"]), ledger)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        LOG.warning("Ignoring smartnic state file %s: %s", path, exc)
-        return None
-
-
-def save_state(path: str | None, state: State) -> None:
-    """Write the state atomically (temporary file + rename); a failure is only logged."""
-    if not path:
-        return
-    target = Path(path)
-    temporary = target.with_name(f".{target.name}.tmp")
-    data = {"version": STATE_VERSION, "report": specs_to_dicts(state.report),
-            "ledger": {name: [list(batch) for batch in batches]
-                       for name, batches in sorted(state.ledger.items())}}
-    try:
-        temporary.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
-        os.replace(temporary, target)
-    except OSError as exc:
-        LOG.warning("Could not save smartnic state file %s: %s", path, exc)
 
 
 class SmartNicDriver(GenericDriver):  # type: ignore[misc]
@@ -188,16 +223,26 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
             LOG.warning("smartnic driver: %s", problem)
         self._placement = placement or PlacementReader()
         self._usage: UsageReader = usage_reader or self._placement
-        self._state_file: str | None = conf.smartnic.state_file
-        self._last: State | None = load_state(self._state_file)
+        self._state_file: str | None = conf.smartnic.state_file or None
+        self._lock = StateLock(self._state_file)  # a second agent on this file stops here
+        self._last: State | None = load_state(self._state_file, self.report_config.hostname)
         self._last_skipped: frozenset[tuple[str, str]] = frozenset()
+        self._scan_log = OncePerChange()
+        self._no_physnet: tuple[str, ...] = ()
         self.holds: tuple[Hold, ...] = ()
         self.rebuilds: tuple[str, ...] = ()
         self.unchanged: tuple[str, ...] = ()
+        self.stubs: tuple[str, ...] = ()
+        self._recovered_rebuilds: tuple[str, ...] = ()
+        self._save_failure: str | None = None
         self._cycles_since_full: int | None = None
         LOG.info("smartnic driver: host %s, %d explicit pool(s), sysfs root %s",
                  self.report_config.hostname, len(self.report_config.pools),
                  conf.smartnic.sysfs_root)
+
+    def close(self) -> None:
+        """Let go of the state file (another driver may then use it)."""
+        self._lock.release()
 
     @property
     def sysfs_root(self) -> str:
@@ -216,13 +261,15 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
         try:
             if not (Path(self.sysfs_root) / PCI_DEVICES).is_dir():
                 raise FileNotFoundError(f"no {PCI_DEVICES} directory: is sysfs mounted there?")
-            host = scan(self.sysfs_root, self.scan_options)
+            with self._scan_log.cycle(SCAN_LOGGERS):
+                host = scan(self.sysfs_root, self.scan_options)
         except Exception as exc:
             LOG.exception("smartnic scan of %s failed", self.sysfs_root)
             raise ScanFailed(root=self.sysfs_root, reason=str(exc) or type(exc).__name__) \
                 from exc
         self._log_skipped(host.skipped)
         current = plan_report(host, self.report_config)
+        self._log_no_physnet(current)
         converging = apply_in_progress(lock_path(self._conf.smartnic.apply_lock_file,
                                                  self.sysfs_root))
         if converging and self._last is not None:  # `host apply` is changing these PFs
@@ -230,30 +277,93 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                      ", ".join(sorted(converging)))
             current = as_last_reported(current, self._last.report, converging)
         self.holds, self.rebuilds = (), ()
-        if self._last is None:
-            # First report since a start without state: assume Cyborg creates (or created)
-            # each deployable whole, in report order. True for new deployables and for old
-            # ones that never had handles added; [smartnic] state_file makes it exact.
-            ledger = next_ledger({}, (), current)
+        if self._last is None or self._last.unknown:
+            # Not known what Cyborg holds for (some) PFs: Placement decides (RecoveryFailed
+            # when it cannot, and nothing is reported this cycle).
+            last, current = self._recover(self._last, current)
         else:
-            current = self._guard(self._last, current)
-            ledger = next_ledger(self._last.ledger, self._last.report, current)
-        self.unchanged = self._unchanged(current)
-        state = State(current, ledger)
+            last, self.stubs = self._last, ()
+        current = self._guard(last, current)
+        ledger = next_ledger(last.ledger, last.report, current)
+        self.unchanged = self._unchanged(last, current)
+        state = State(current, ledger, frozenset(self.stubs))
         if state != self._last:
-            save_state(self._state_file, state)
+            failure = save_state(self._state_file, state, self.report_config.hostname,
+                                 log=False)
+            if failure and failure != self._save_failure:  # once per change, not each cycle
+                LOG.warning("%s", failure)
+            elif self._save_failure and not failure:
+                LOG.info("smartnic state file %s saved again", self._state_file)
+            self._save_failure = failure
         self._last = state
-        return to_driver_devices(current, self.unchanged)
+        return to_driver_devices(self._with_stubs(current), (*self.unchanged, *self.stubs))
 
-    def _unchanged(self, current: tuple[DeviceSpec, ...]) -> tuple[str, ...]:
+    def _recover(self, last: State | None, current: tuple[DeviceSpec, ...]
+                 ) -> tuple[State, tuple[DeviceSpec, ...]]:
+        """Rebuild what Cyborg holds from Placement for the PFs ``last`` does not cover
+        (all when there is no ``last``): ``(the state to guard against, current minus the PFs
+        sent as stubs)``. See ``report.plan_recovery`` and docs/driver.md."""
+        scope = None if last is None else last.unknown
+        hostname = self.report_config.hostname
+        owner = {dep.name: dev.address for dev in current for dep in dev.deployables}
+        pools = self._placement.host_pools(self._compute_node_names())
+        ours = {name: owner.get(name) or pf_of_name(hostname, name) for name in pools
+                if name in owner or name.startswith(name_prefix(hostname))}
+        if scope is not None:
+            ours = {name: pf for name, pf in ours.items() if pf in scope}
+        usage = self._usage(sorted(ours))
+        specs = {dep.name: dep for dev in current for dep in dev.deployables}
+        found = {name: Found(pf=pf, usage=usage.get(name),
+                             agrees=name in specs and self._placement.agrees(specs[name]))
+                 for name, pf in ours.items()}
+        in_scope = tuple(dev for dev in current if scope is None or dev.address in scope)
+        plan = plan_recovery(in_scope, found)
+        if plan.blocked:
+            raise RecoveryFailed(reason=f"provider(s) {', '.join(plan.blocked)} have "
+                                        "allocations and no PF address in their name")
+        if plan.stubs != self.stubs:
+            if plan.stubs:
+                LOG.warning("smartnic: PF(s) %s have pools with allocations that the driver "
+                            "cannot match with the scan; they are reported unchanged (stub) "
+                            "until Placement shows them free", ", ".join(plan.stubs))
+            else:
+                LOG.info("smartnic: every PF is reported as scanned again")
+        self.stubs = plan.stubs
+        self._recovered_rebuilds = plan.rebuilds
+        # PFs outside the scope keep what ``last`` knows (``last`` holds nothing of the others)
+        believed = State(tuple(sorted((*(last.report if last else ()), *plan.trusted),
+                                      key=lambda d: PciAddress.parse(d.address))),
+                         dict(last.ledger) if last else {})
+        return believed, tuple(dev for dev in current if dev.address not in plan.stubs)
+
+    def _compute_node_names(self) -> list[str]:
+        """Names cyborg-agent may have given the compute node's provider (it tries
+        ``[agent] resource_provider_name``, then ``[DEFAULT] host``), then ours."""
+        names = []
+        if "agent" in self._conf and "resource_provider_name" in self._conf.agent:
+            names.append(self._conf.agent.resource_provider_name)
+        if "host" in self._conf:
+            names.append(self._conf.host)
+        names.append(self.report_config.hostname)
+        return list(dict.fromkeys(n for n in names if n))
+
+    def _with_stubs(self, current: tuple[DeviceSpec, ...]) -> tuple[DeviceSpec, ...]:
+        """``current`` plus a placeholder for each stubbed PF (the conductor reads only a
+        stub's address, and leaves that device exactly as it is)."""
+        placeholders = tuple(DeviceSpec(address=address, vendor="", model="",
+                                        std_board_info="", deployables=())
+                             for address in self.stubs)
+        return (*current, *placeholders)
+
+    def _unchanged(self, last: State, current: tuple[DeviceSpec, ...]) -> tuple[str, ...]:
         """Devices to send as stubs: exactly as last reported, and Placement shows their
         pools as that report asked (so it was applied). None on a full cycle."""
         full = (self._cycles_since_full is None
                 or self._cycles_since_full + 1 >= FULL_REPORT_EVERY)
         self._cycles_since_full = 0 if full else (self._cycles_since_full or 0) + 1
-        if full or self._last is None:
+        if full:
             return ()
-        before = {dev.address: dev for dev in self._last.report}
+        before = {dev.address: dev for dev in last.report}
         return tuple(dev.address for dev in current
                      if before.get(dev.address) == dev
                      and all(self._placement.agrees(dep) for dep in dev.deployables))
@@ -272,7 +382,9 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                     "allocations are released", hold.deployable, len(hold.vanished),
                     ", ".join(hold.vanished), "unknown" if hold.used is None else hold.used,
                     hold.frozen_total)
-        self.rebuilds = unsafe_removals(last.report, current, last.ledger)
+        recovered, self._recovered_rebuilds = self._recovered_rebuilds, ()
+        self.rebuilds = tuple(sorted({*unsafe_removals(last.report, current, last.ledger),
+                                      *recovered}))
         if self.rebuilds:
             LOG.warning(
                 "Pool(s) %s lose attach handles that Cyborg's conductor would remove wrongly "
@@ -283,11 +395,24 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
         return current
 
     def _log_skipped(self, skipped: Iterable[Any]) -> None:
-        """The scan logs each skip as it happens; this notes, once, what changed."""
+        """The scan logs each skip (once per change, ``OncePerChange``); this notes when a
+        device is readable again."""
         now = frozenset((s.address, s.reason) for s in skipped)
-        for address, reason in sorted(now - self._last_skipped):
-            LOG.info("smartnic: skipped %s: %s", address, reason)
+        for address in sorted({a for a, _ in self._last_skipped} - {a for a, _ in now}):
+            LOG.info("smartnic: %s is no longer skipped", address)
         self._last_skipped = now
+
+    def _log_no_physnet(self, current: Iterable[DeviceSpec]) -> None:
+        """Warn, once per change, about pools without a physical network: their attach
+        handles lack ``physical_network``, which Nova's accelerator-direct ports need."""
+        names = tuple(dep.name for dev in current for dep in dev.deployables
+                      if not dep.physnet)
+        if names and names != self._no_physnet:
+            LOG.warning("smartnic: pool(s) %s have no physical network ([smartnic] "
+                        "physical_device_mappings or [smartnic_pool:NAME] physnet): their "
+                        "attach handles carry no physical_network, so Neutron ports of "
+                        "vnic type accelerator-direct cannot use them", ", ".join(names))
+        self._no_physnet = names
 
     def update(self, control_path: Any, image_path: Any) -> bool:
         """Firmware updates are out of scope: NIC firmware is flashed with vendor tools."""

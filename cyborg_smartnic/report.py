@@ -380,6 +380,86 @@ def next_ledger(ledger: Ledger, previous: Iterable[DeviceSpec],
     return result
 
 
+# -- Rebuilding the driver's view from Placement -------------------------------------------------
+# When the driver does not know what it last reported (no state file, an unusable one, or a
+# report that may not have been applied), it cannot tell which attach handles Cyborg holds nor
+# in which row order: sending the scan as it is could make the conductor delete a bound
+# handle (it deletes the newest rows, see above). Placement still knows which of this host's
+# pools exist, what they offer and whether anything is allocated from them; that decides.
+_PCI_PREFIX = re.compile(r"([0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])(?:_|$)")
+
+
+def name_prefix(hostname: str) -> str:
+    """How every deployable name of ``hostname`` starts (``deployable_name``)."""
+    return _NAME_UNSAFE.sub("_", hostname) + "_"
+
+
+def pf_of_name(hostname: str, name: str) -> str | None:
+    """The PF address in a deployable name of ``hostname`` (``deployable_name``), or None
+    when ``name`` is not one of this host's or was shortened past the address."""
+    prefix = name_prefix(hostname)
+    if not name.startswith(prefix):
+        return None
+    match = _PCI_PREFIX.match(name, len(prefix))
+    return match.group(1) if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One of this host's pool providers as Placement shows it."""
+
+    pf: str | None  # the PF address its name carries (None: cannot tell)
+    usage: int | None  # total allocated; None when Placement could not say
+    agrees: bool  # inventory total and traits equal the pool of that name in the scan
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What to send while the driver's view is rebuilt (``plan_recovery``)."""
+
+    trusted: tuple[DeviceSpec, ...]  # what Cyborg is taken to hold: scanned pools it has
+    stubs: tuple[str, ...]  # PFs to send as stubs: in use and not known to match
+    rebuilds: tuple[str, ...]  # unused pools that differ: left out once, then recreated
+    blocked: tuple[str, ...]  # providers with allocations that no PF address can be tied to
+
+
+def plan_recovery(current: Sequence[DeviceSpec], found: Mapping[str, Found]) -> Recovery:
+    """Decide, per pool provider Placement shows, how the scan may be sent without harm.
+
+    * no allocations: safe to change. A pool that differs from the scan (total or traits) is
+      rebuilt, since its handle rows are unknown; one that matches is taken as it is.
+    * allocations, and the scan has the pool exactly as Placement shows it: taken as it is
+      (the pool did not change, so the report changes none of its rows).
+    * allocations (or usage unknown) and the pool differs or is gone from the scan: its PF
+      is sent as a stub, which the conductor leaves untouched, until the allocations go.
+    """
+    owner = {dep.name: dev.address for dev in current for dep in dev.deployables}
+    stubs: set[str] = set()
+    rebuilds: set[str] = set()
+    blocked: list[str] = []
+    for name, pool in sorted(found.items()):
+        if pool.usage == 0:
+            if name in owner and not pool.agrees:
+                rebuilds.add(name)
+            continue
+        if name in owner and pool.agrees and pool.usage is not None:
+            continue
+        pf = owner.get(name, pool.pf)
+        if pf is None:
+            blocked.append(name)
+        else:
+            stubs.add(pf)
+    rebuilds = {name for name in rebuilds if owner[name] not in stubs}
+    # Pools Placement lacks are new to Cyborg too: the conductor creates them whole, so they
+    # are left out of what Cyborg is believed to hold (their row order is then known).
+    trusted = tuple(DeviceSpec(address=dev.address, vendor=dev.vendor, model=dev.model,
+                               std_board_info=dev.std_board_info,
+                               deployables=tuple(d for d in dev.deployables if d.name in found))
+                    for dev in current if dev.address not in stubs)
+    return Recovery(trusted=trusted, stubs=tuple(sorted(stubs, key=PciAddress.parse)),
+                    rebuilds=tuple(sorted(rebuilds)), blocked=tuple(blocked))
+
+
 # -- Cyborg's objects and plain data ------------------------------------------------------------
 def to_driver_devices(devices: Iterable[DeviceSpec],
                       unchanged: Iterable[str] = ()) -> list[Any]:

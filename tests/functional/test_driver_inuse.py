@@ -267,26 +267,3 @@ def test_a_physnet_renamed_under_an_in_use_vf_survives_the_agent_restart(
     assert physnets == ["uplink"] * 4
     assert stack.provider_view()[pool_name(stack)]["inventories"][RC]["total"] == 4
     assert stack.provider_view()[pool_name(stack)]["uuid"] == rp_uuid(pool_name(stack))
-
-
-def test_without_a_state_file_a_restarted_agent_cannot_protect_what_it_never_saw(
-        make_stack: Callable[..., Stack]) -> None:
-    """The documented limit of an unset [smartnic] state_file (memory only)."""
-    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens1f0",
-                                 "state_file": ""})
-    tree = SysfsTree(stack.sysfs_root)
-    tree.add_pf(PF, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
-                total_vfs=8, num_vfs=2, vf_driver="vfio-pci", eswitch="switchdev")
-    stack.run_agent_cycle()
-    stack.create_device_profile("physnet1", [GROUP])
-    last = boot(stack)
-    stack.restart_agent(smartnic={"physical_device_mappings": "uplink:ens1f0",
-                                  "state_file": ""})
-    stack.run_agent_cycle()
-    # The handle the VM holds is gone. On MySQL the ARQ then answers 404; the harness runs
-    # Cyborg on SQLite, which reuses the row id, so here the ARQ silently points at a new,
-    # free handle another VM can get.
-    answer = stack.cyborg_api.get(f"/v2/accelerator_requests/{last.arq}")
-    assert answer.status_code == 200, answer.text
-    assert answer.json()["attach_handle_info"] != last.attach_info
-    assert not any(ah["in_use"] for ah in stack.attach_handles())

@@ -75,14 +75,40 @@ def test_state_round_trip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-@pytest.mark.parametrize("content", ["", "{", '{"version": 99, "report": [], "ledger": {}}',
-                                     '{"version": 1}', "[]"])
-def test_a_bad_state_file_is_ignored(tmp_path: Path, content: str,
-                                     caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(("content", "reason"), [
+    ("", "not JSON"),
+    ("{", "not JSON"),
+    ('{"version": 99, "report": [], "ledger": {}}', "version: 99 is not one of [1, 2]"),
+    ('{"version": 1}', "'report' is a required property"),
+    ("[]", "is not of type 'object'"),
+    ('{"version": 2, "report": [], "ledger": {"a": NaN}}', "NaN is not a number JSON allows"),
+    ('{"version": 2, "report": [], "ledger": {}, "x": ' + "9" * 5000 + "}", "not JSON"),
+    ('{"version": 2, "report": [], "ledger": ' + "[" * 100_000 + "]" * 100_000 + "}",
+     "nested too deeply"),
+    ("\udcff".encode("utf-8", "surrogatepass").decode("latin-1"), "not JSON"),
+])
+def test_a_bad_state_file_is_ignored_with_one_line(
+        tmp_path: Path, content: str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "state.json"
-    path.write_text(content)
+    path.write_text(content, encoding="latin-1")
     assert driver.load_state(str(path)) is None
-    assert "Ignoring smartnic state file" in caplog.text
+    (record,) = caplog.records
+    assert "is unusable" in record.getMessage() and reason in record.getMessage()
+
+
+def test_a_fifo_is_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "state.json")
+    assert driver.load_state(str(tmp_path / "state.json")) is None  # returns, no hang
+    assert "not a regular file" in caplog.text
+
+
+def test_a_state_file_of_another_host_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    driver.save_state(str(path), driver.State(_plan(vfs=2)), "compute-a")
+    assert driver.load_state(str(path), "compute-a") is not None
+    assert driver.load_state(str(path), "compute-b") is None
 
 
 def test_missing_or_unset_state_file() -> None:
@@ -96,6 +122,35 @@ def test_an_unwritable_state_file_is_only_logged(tmp_path: Path,
     driver.save_state(str(tmp_path / "missing-dir" / "state.json"), driver.State())
     assert "Could not save smartnic state file" in caplog.text
     assert list(tmp_path.iterdir()) == []  # nothing half-written, no directory made
+
+
+def test_a_state_file_that_cannot_be_replaced_is_removed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stale state is worse than none: it would hide handles Cyborg still has."""
+    import os
+
+    path = tmp_path / "state.json"
+    assert driver.save_state(str(path), driver.State(_plan(vfs=4))) is None
+
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    reason = driver.save_state(str(path), driver.State(_plan(vfs=2)))
+    assert reason is not None and "No space left on device" in reason
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_state_file_is_locked_by_one_driver(tmp_path: Path) -> None:
+    from cyborg_smartnic.statefile import StateFileInUse, StateLock
+
+    path = str(tmp_path / "state.json")
+    first = StateLock(path)
+    assert first.held
+    with pytest.raises(StateFileInUse, match="in use by another cyborg-agent"):
+        StateLock(path)
+    first.release()
+    assert StateLock(path).held
 
 
 class _Response:
