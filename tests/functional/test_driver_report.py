@@ -136,10 +136,57 @@ def test_one_unreadable_device_is_skipped_and_the_rest_reported(
     caplog.set_level(logging.INFO)
     stack.run_agent_cycle()
     assert list(stack.provider_view()) == [f"{stack.hostname}_0000:3b:00.0"]
-    assert "smartnic: skipped 0000:3b:00.1" in caplog.text
     tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "8\n")
     stack.run_agent_cycle()
     assert len(stack.provider_view()) == 2
+
+
+def _lines(caplog: pytest.LogCaptureFixture, text: str) -> int:
+    return sum(text in r.getMessage() for r in caplog.records)
+
+
+def test_a_skipped_device_is_logged_once_per_change(
+        make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture) -> None:
+    """docs/driver.md: skipped devices are logged once per change, not every 60 s."""
+    stack = make_stack()
+    tree = build_scenario(stack.sysfs_root, "cx6dx_switchdev")
+    caplog.set_level(logging.INFO)
+    tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "many\n")
+    for _ in range(3):
+        stack.run_agent_cycle()
+    assert _lines(caplog, "skipping 0000:3b:00.1") == 1
+    tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "8\n")
+    stack.run_agent_cycle()
+    stack.run_agent_cycle()
+    assert _lines(caplog, "0000:3b:00.1 is no longer skipped") == 1
+    tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "lots\n")  # a change: logged again
+    stack.run_agent_cycle()
+    stack.run_agent_cycle()
+    assert _lines(caplog, "skipping 0000:3b:00.1") == 2
+    assert _lines(caplog, "skipping 0000:3b:00.0") == 0
+
+
+def test_pools_without_a_physnet_are_warned_about_once_per_change(
+        make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture) -> None:
+    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens1f0"})
+    tree = build_scenario(stack.sysfs_root, "cx6dx_switchdev")  # ens1f0 and ens1f1
+    caplog.set_level(logging.INFO)
+    stack.run_agent_cycle()
+    stack.run_agent_cycle()
+    tree.set_num_vfs("0000:3b:00.1", 2)  # same pools, other VFs: nothing new to say
+    stack.run_agent_cycle()
+    warnings = [r.getMessage() for r in caplog.records if "no physical network" in
+                r.getMessage()]
+    assert warnings == [
+        f"smartnic: pool(s) {stack.hostname}_0000:3b:00.1 have no physical network "
+        "([smartnic] physical_device_mappings or [smartnic_pool:NAME] physnet): their "
+        "attach handles carry no physical_network, so Neutron ports of vnic type "
+        "accelerator-direct cannot use them"]
+    assert all(r.levelname == "WARNING" for r in caplog.records
+               if "no physical network" in r.getMessage())
+    handles = [json.loads(ah["attach_info"]) for ah in stack.attach_handles()
+               if ah["deployable"] == f"{stack.hostname}_0000:3b:00.1"]
+    assert handles and all("physical_network" not in h for h in handles)
 
 
 def test_a_failed_scan_reports_nothing_and_changes_nothing(
