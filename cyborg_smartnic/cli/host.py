@@ -361,7 +361,8 @@ def prepare_privsep(config_files: list[str], timeout: float) -> None:
     ``[cyborg_smartnic_privileged]`` is read from ``--config-file`` (the options that
     ``list_opts`` documents); every call times out after ``timeout`` seconds; the helper runs
     in its own session (out of the terminal's process group: Ctrl-C must reach us, not kill
-    it). As root the helper is started without sudo; otherwise privsep's sudo default.
+    it). As root the helper is started without sudo; otherwise ``sudo`` runs our wrapper,
+    the one command the shipped sudoers rule allows (``host.privsep_helper``).
     """
     from oslo_config import cfg  # noqa: PLC0415
 
@@ -373,6 +374,8 @@ def prepare_privsep(config_files: list[str], timeout: float) -> None:
     privileged.context.timeout = timeout
     _start_helpers_detached(privileged.context)
     if os.geteuid() != 0:
+        from cyborg_smartnic.host import privsep_helper  # noqa: PLC0415
+        privsep_helper.use_sudo(cfg.CONF, privileged.CONFIG_SECTION)
         return
     helper = os.path.join(os.path.dirname(sys.executable), "privsep-helper")
     if not os.access(helper, os.X_OK):

@@ -51,8 +51,8 @@ _ERRNO_HINTS = {
 }
 HOW_TO_GET_PRIVILEGE = (
     "run host apply as root, or as a member of the cyborg-smartnic group with the sudoers "
-    "rule from etc/sudoers.d installed (its helper path must exist on this host: a venv "
-    "install has privsep-helper in the venv's bin/); see docs/host.md, Privilege separation")
+    "rule from etc/sudoers.d installed, naming this install's cyborg-smartnic-privsep-helper "
+    "(a venv install has it in the venv's bin/); see docs/host.md, Privilege separation")
 _ERRNO_HINTS[errno.EACCES] = f"permission denied: {HOW_TO_GET_PRIVILEGE}"
 
 
