@@ -5,7 +5,11 @@ so members are checked and written here, which also lets the callers bound the s
 
 - only regular files, directories and symbolic links; names relative, without ``..``, no
   name twice; at most ``limits.members`` members, ``limits.file_bytes`` per file and
-  ``limits.total_bytes`` in all (counted from the headers before anything is written);
+  ``limits.total_bytes`` in all (counted from the headers before anything is written,
+  reading headers one at a time, so a flood of members stops at the limit);
+- ``open_gz`` caps what the gzip stream may decompress to (``limits.stream_bytes``) and the
+  size of any one read (tarfile reads a PAX header whole), so a small archive cannot make
+  this process decompress or hold gigabytes before a header is even checked;
 - files and directories are written first, while the destination holds no symlink at all, with
   fixed modes (0644 / 0755) and no owner, device or set-id bits;
 - symlinks are made last, never through another symlink, each target relative and inside the
@@ -18,11 +22,14 @@ On any refusal nothing created stays behind (the new top-level entries are remov
 
 from __future__ import annotations
 
+import gzip
+import io
 import os
 import posixpath
 import shutil
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +50,7 @@ class Limits:
     members: int = 200_000
     file_bytes: int = 16 << 20
     total_bytes: int = 512 << 20
+    stream_bytes: int = 1 << 30  # decompressed tar data, headers included (open_gz)
 
 
 DEFAULT_LIMITS = Limits()
@@ -61,9 +69,61 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root + os.sep)
 
 
-def _plan(members: Iterable[tarfile.TarInfo], label: str, limits: Limits
-          ) -> list[tarfile.TarInfo]:
-    """Every member checked before anything is written."""
+class _Capped:
+    """A gzip stream that refuses to decompress past ``limits.stream_bytes`` or to answer one
+    read of more than a file's limit (tarfile reads data in chunks, a PAX header whole)."""
+
+    def __init__(self, raw: gzip.GzipFile, label: str, limits: Limits) -> None:
+        self._raw, self._label, self._limits = raw, label, limits
+        self._max_read = limits.file_bytes + tarfile.BLOCKSIZE
+
+    def _refuse(self, reason: str) -> UnsafeArchive:
+        return UnsafeArchive(archive=self._label, member="(archive)", reason=reason)
+
+    def _too_long(self) -> UnsafeArchive:
+        return self._refuse(f"unpacks to more than {self._limits.stream_bytes} bytes of tar "
+                            f"data")
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size < 0 or size > self._max_read:
+            raise self._refuse(f"a header or read of {size} bytes, more than the "
+                               f"{self._max_read} allowed")
+        left = self._limits.stream_bytes - self._raw.tell()
+        data = self._raw.read(min(size, left + 1))
+        if len(data) > left:
+            raise self._too_long()
+        return data
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET, /) -> int:
+        target = offset if whence == io.SEEK_SET else self._raw.tell() + offset
+        if whence == io.SEEK_END or target > self._limits.stream_bytes:
+            raise self._too_long()
+        return self._raw.seek(target)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def write(self, data: bytes, /) -> int:
+        raise io.UnsupportedOperation("read-only")
+
+    def close(self) -> None:
+        """The gzip stream is closed by ``open_gz``."""
+
+
+@contextmanager
+def open_gz(path: Path | str, *, label: str | None = None,
+            limits: Limits = DEFAULT_LIMITS) -> Iterator[tarfile.TarFile]:
+    """A ``.tar.gz`` opened for ``extract`` with what it may decompress capped."""
+    name = label or str(path)
+    with gzip.open(path, "rb") as raw, \
+            tarfile.open(fileobj=_Capped(raw, name, limits), mode="r:") as archive:
+        yield archive
+
+
+def plan(members: Iterable[tarfile.TarInfo], label: str, limits: Limits = DEFAULT_LIMITS
+         ) -> list[tarfile.TarInfo]:
+    """Every member checked before anything is written; pass the ``TarFile`` itself so its
+    headers are read one at a time and a refusal stops the reading."""
     checked: list[tarfile.TarInfo] = []
     seen: set[str] = set()
     total = 0
@@ -98,7 +158,7 @@ def _plan(members: Iterable[tarfile.TarInfo], label: str, limits: Limits
 def extract(archive: tarfile.TarFile, dest: Path | str, *, label: str = "archive",
             limits: Limits = DEFAULT_LIMITS) -> None:
     """Unpack ``archive`` under ``dest`` (created if missing), or refuse and leave no trace."""
-    members = _plan(archive.getmembers(), label, limits)
+    members = plan(archive, label, limits)
     root = Path(dest)
     root.mkdir(parents=True, exist_ok=True)
     real_root = os.path.realpath(root)

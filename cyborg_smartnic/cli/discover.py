@@ -18,6 +18,7 @@ from cyborg_smartnic.cli import watch as watch_cli
 from cyborg_smartnic.discovery.export import host_to_dict
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
+from cyborg_smartnic.discovery.sysfs import check_root
 
 VFIO = "vfio-pci"
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 def discover(args: argparse.Namespace) -> Host:
     conf = common.load_config(args)
     options = scan_options_from_conf(conf)
+    check_root(conf.smartnic.sysfs_root)
     return scan(Path(conf.smartnic.sysfs_root), options)
 
 

@@ -20,6 +20,7 @@ from oslo_config import cfg
 
 from cyborg_smartnic.cli import common
 from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.discovery.sysfs import check_root
 from cyborg_smartnic.pools import (
     AGENT_GROUP,
     AGENT_NAME_OPT,
@@ -69,6 +70,7 @@ def build(args: argparse.Namespace) -> HostReport:
     from cyborg_smartnic.report import plan_report, specs_to_dicts  # noqa: PLC0415
 
     conf = common.load_config(args)
+    check_root(conf.smartnic.sysfs_root)  # a mistyped root is an error, not an empty host
     host = scan(Path(conf.smartnic.sysfs_root), scan_options_from_conf(conf))
     provider = host_provider(conf, host)
     config = report_config_from_conf(conf, provider.name)

@@ -6,8 +6,11 @@ symlink into ``sys/devices/...``), plus what the devlink/mstconfig readers use
 (``devlink/dev-info-<addr>.json``, ``devlink/dev-eswitch-<addr>.json``,
 ``devlink/dev-param-<addr>.json``, ``mstconfig/query-<addr>.txt``), the host's name in
 ``etc/hostname`` (discovery of a recorded tree reads it there) and a ``snapshot.json``
-manifest. Unpacked, it is a valid ``--sysfs-root`` for every command, and discovery gives
-the same answer as on the host.
+manifest. The ``[smartnic]`` options given to the command (those that differ from the
+defaults, host paths left out) are recorded in ``etc/smartnic.conf``: every command run with
+the unpacked snapshot as ``--sysfs-root`` reads them first (``--config-file`` is layered on
+top), so a replay keeps the host's physnets, pools and traits. Unpacked, it is a valid
+``--sysfs-root`` for every command, and discovery gives the same answer as on the host.
 
 What goes in is decided by tracing the scan (the reader records each operation and whether
 it found something), never by globbing: nothing discovery does not read is recorded. Listed
@@ -37,6 +40,7 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,7 +48,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from oslo_config import cfg
+
 from cyborg_smartnic import __version__, safetar
+from cyborg_smartnic import conf as smartnic_conf
 from cyborg_smartnic.catalog import Catalog
 from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery.export import host_to_dict
@@ -58,8 +65,16 @@ LOG = logging.getLogger(__name__)
 FORMAT_VERSION = 1
 MANIFEST = "snapshot.json"
 HOSTNAME_FILE = "etc/hostname"
+CONFIG_FILE = "etc/smartnic.conf"
+#: Paths on the recorded host: meaningless (or harmful) where the snapshot is replayed.
+_HOST_PATH_OPTIONS = frozenset({"sysfs_root", "state_file", "pci_ids_path"})
 MAX_FILE_BYTES = 1 << 20
 MAX_SYMLINKS = 40
+#: What ``unpack`` accepts: a 2048-VF host with 2000 other PCI functions snapshots to about
+#: 32,000 members and 1 MiB of file content (22 MiB of tar data); no file exceeds
+#: MAX_FILE_BYTES, as ``take`` caps them.
+UNPACK_LIMITS = safetar.Limits(members=250_000, file_bytes=MAX_FILE_BYTES,
+                               total_bytes=64 << 20, stream_bytes=512 << 20)
 FLOW_STEERING_PARAM = "flow_steering_mode"  # what host/devlink_params.py reads for mlx5 PFs
 
 FILE = "file"
@@ -222,11 +237,18 @@ def trace_scan(root: str, options: ScanOptions) -> tuple[Host, list[Access],
 
 
 # ---------------------------------------------------------------------------- packing
+class NotRegularFile(OSError):
+    """A FIFO, socket or device node where a file was expected: never opened (a FIFO
+    would block the snapshot, a device node can act when opened)."""
+
+
 def _read_file(path: str) -> bytes:
     """Whole content (sysfs sizes are fictional), capped at ``MAX_FILE_BYTES``."""
     chunks: list[bytes] = []
     size = 0
-    fd = os.open(path, os.O_RDONLY)
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise NotRegularFile(f"{path} is not a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         while size < MAX_FILE_BYTES:
             chunk = os.read(fd, min(65536, MAX_FILE_BYTES - size))
@@ -371,6 +393,9 @@ class Packer:
     def add_file(self, rel: str, expected: bool) -> None:
         try:
             data = _read_file(self.full(rel))
+        except NotRegularFile:
+            self.omit(rel, "not a regular file")
+            return
         except OSError as exc:
             if exc.errno == errno.ENOENT and expected:
                 self.omit(rel, "vanished between the scan and the snapshot")
@@ -464,15 +489,52 @@ def created_at(environ: Mapping[str, str] | None = None) -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def _option_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+    return text.replace("$", "$$")  # oslo.config would substitute $name
+
+
+def recorded_options(conf: cfg.ConfigOpts) -> str:
+    """``[smartnic]`` and ``[smartnic_pool:NAME]`` options of ``conf`` that differ from their
+    defaults, as a config file (host paths left out). ``conf`` has them registered, as
+    ``load_report_config`` or the CLI leave it."""
+    groups = [(smartnic_conf.GROUP, smartnic_conf.SMARTNIC_OPTS)]
+    groups += [(smartnic_conf.POOL_GROUP_PREFIX + name.strip(), smartnic_conf.POOL_OPTS)
+               for name in conf[smartnic_conf.GROUP].pools if name.strip()]
+    lines = ["# [smartnic] options the snapshot was taken with (those that differ from the",
+             "# defaults). Commands run with this snapshot as --sysfs-root read them first."]
+    for group, opts in groups:
+        lines.append(f"[{group}]")
+        for opt in opts:
+            if group == smartnic_conf.GROUP and opt.name in _HOST_PATH_OPTIONS:
+                continue
+            value = conf[group][opt.name]
+            if value is not None and value != opt.default:
+                lines.append(f"{opt.name} = {_option_text(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def recorded_config(root: Path | str) -> Path | None:
+    """The options file of an unpacked snapshot at ``root``, or None for any other tree."""
+    path = Path(root) / CONFIG_FILE
+    if (Path(root) / MANIFEST).is_file() and path.is_file():
+        return path
+    return None
+
+
 def take(root: Path | str, options: ScanOptions, *, created: datetime,
          commands: LiveCommands | None = None,
-         extra: Callable[[Host], Mapping[str, bytes]] | None = None) -> Snapshot:
+         extra: Callable[[Host], Mapping[str, bytes]] | None = None,
+         config: str | None = None) -> Snapshot:
     """Trace a scan of ``root`` and gather the snapshot (nothing is written).
 
     ``commands`` is used for the running host (root ``/``) only; by default the installed
     ``devlink`` and ``mstconfig`` (when ``options.use_devlink``). Other roots copy their
     recorded tool output instead. ``extra`` adds more recorded answers for the scanned host
-    (relative path -> content), e.g. the host tool's Open vSwitch answers.
+    (relative path -> content), e.g. the host tool's Open vSwitch answers. ``config``
+    (``recorded_options``) is stored as ``etc/smartnic.conf``.
     """
     text = os.fspath(root)
     host, accesses, pfs = trace_scan(text, options)
@@ -488,16 +550,18 @@ def take(root: Path | str, options: ScanOptions, *, created: datetime,
     for rel, data in (extra(host) if extra is not None else {}).items():
         packer.put(rel, data)
     packer.put(HOSTNAME_FILE, (host.hostname + "\n").encode())
+    if config is not None:
+        packer.put(CONFIG_FILE, config.encode())
     omitted = packer.omissions()
-    manifest = build_manifest(host, created, omitted)
+    manifest = build_manifest(host, created, omitted, config=CONFIG_FILE if config else None)
     packer.put(MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     return Snapshot(host=host, top=top_dir(host.hostname), members=packer.finish(),
                     omitted=omitted, manifest=manifest)
 
 
-def build_manifest(host: Host, created: datetime,
-                   omitted: Iterable[Omission]) -> dict[str, Any]:
-    return {
+def build_manifest(host: Host, created: datetime, omitted: Iterable[Omission],
+                   config: str | None = None) -> dict[str, Any]:
+    manifest = {
         "format": FORMAT_VERSION,
         "tool": "cyborg-smartnic",
         "version": __version__,
@@ -509,6 +573,9 @@ def build_manifest(host: Host, created: datetime,
         "omitted": [{"path": o.path, "reason": o.reason} for o in omitted],
         "discover": host_to_dict(host),
     }
+    if config is not None:
+        manifest["config"] = config  # the [smartnic] options, read by every replay
+    return manifest
 
 
 # ---------------------------------------------------------------------------- archive
@@ -566,24 +633,26 @@ def write(snapshot: Snapshot, path: Path | str) -> int:
 
 
 def unpack(archive: Path | str, dest: Path | str) -> Path:
-    """Unpack a snapshot under ``dest`` (``safetar``: nothing lands or points outside
-    ``dest``); returns the root to pass as ``--sysfs-root``."""
-    dest = Path(dest)
+    """Unpack a snapshot under ``dest`` (``safetar``: only files, directories and links that
+    stay inside, within ``UNPACK_LIMITS``, checked before anything is written); returns the
+    root to pass as ``--sysfs-root``. Refused or failed, it leaves nothing behind."""
+    label = str(archive)
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            names = tar.getnames()
+        with safetar.open_gz(archive, label=label, limits=UNPACK_LIMITS) as tar:
+            members = safetar.plan(tar, label, UNPACK_LIMITS)
+            names = {posixpath.normpath(m.name): m for m in members}
             tops = {name.split("/", 1)[0] for name in names}
-            if len(tops) != 1 or f"{next(iter(tops))}/{MANIFEST}" not in names:
-                raise SnapshotError(path=str(archive),
+            manifest = names.get(f"{next(iter(tops), '')}/{MANIFEST}")
+            if len(tops) != 1 or manifest is None or not manifest.isfile():
+                raise SnapshotError(path=label,
                                     reason="not a cyborg-smartnic snapshot (one top "
                                            f"directory holding {MANIFEST} expected)")
-            dest.mkdir(parents=True, exist_ok=True)
-            safetar.extract(tar, dest, label=str(archive))
+            safetar.extract(tar, dest, label=label, limits=UNPACK_LIMITS)
     except safetar.UnsafeArchive as exc:
-        raise SnapshotError(path=str(archive), reason=str(exc).split(": ", 1)[-1]) from exc
-    except (OSError, tarfile.TarError, EOFError) as exc:
-        raise SnapshotError(path=str(archive), reason=str(exc)) from exc
-    return dest / next(iter(tops))
+        raise SnapshotError(path=label, reason=str(exc).split(": ", 1)[-1]) from exc
+    except (OSError, tarfile.TarError, EOFError, zlib.error) as exc:
+        raise SnapshotError(path=label, reason=str(exc) or type(exc).__name__) from exc
+    return Path(dest) / next(iter(tops))
 
 
 def read_manifest(root: Path | str) -> dict[str, Any]:

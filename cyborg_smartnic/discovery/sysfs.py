@@ -5,8 +5,11 @@ snapshot in tests), so nothing here ever reads the real ``/sys`` by accident. Re
 tolerant of the kernel's normal events: a file that is absent, or answers ENOENT/ENODEV/
 EINVAL/EOPNOTSUPP (vanished function, link down, unsupported attribute) reads as ``None``;
 any other failure (EACCES, EISDIR, EIO) raises ``UnreadableAttribute`` so the scan can skip
-the one device with a reason. The hot path uses ``os`` calls on ``str`` paths: a scan of a
-large host makes tens of thousands of them.
+the one device with a reason. So does anything that is not a regular file: a tree passed as
+``--sysfs-root`` (an unpacked snapshot) may hold a FIFO, which would block the scan forever,
+or a device node, whose open can act; both are refused before they are opened, and files are
+opened non-blocking in case one is swapped in between. The hot path uses ``os`` calls on
+``str`` paths: a scan of a large host makes tens of thousands of them.
 
 ``hook(op, path)`` runs before every operation (``op`` is ``read``, ``readlink`` or
 ``listdir``): benchmarks record the exact paths read, tests delete things mid-scan.
@@ -17,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +31,10 @@ from cyborg_smartnic.errors import SmartNicError
 _ABSENT = frozenset({errno.ENOENT, errno.ENODEV, errno.EINVAL, errno.EOPNOTSUPP,
                      errno.ENXIO, errno.ENOTDIR})
 _MAX_READ = 65536
+PCI_DEVICES = "sys/bus/pci/devices"
+_OPEN_FLAGS = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+          (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
 
 Hook = Callable[[str, str], None]
 
@@ -45,6 +53,20 @@ class MalformedAttribute(SmartNicError):
     """A sysfs value that does not have the kernel's spelling."""
 
     msg_fmt = "%(attribute)s %(value)r: %(reason)s"
+
+
+def check_root(root: Path | str) -> None:
+    """Raise ``SysfsError`` unless ``root`` holds ``sys/bus/pci/devices``.
+
+    A host always has PCI functions, so a root without that directory is a typo, an
+    unmounted sysfs or the directory above an unpacked snapshot: scanning it would report
+    an empty host as if that were the truth (the driver refuses it the same way).
+    """
+    if not os.path.isdir(os.path.join(root, PCI_DEVICES)):
+        where = "does not exist" if not os.path.lexists(root) else f"has no {PCI_DEVICES}"
+        raise SysfsError(path=os.fspath(root),
+                         reason=f"{where}: not a sysfs root (is sysfs mounted there? for a "
+                                f"snapshot, pass its snapshot-<host> directory)")
 
 
 class SysfsReader:
@@ -74,24 +96,38 @@ class SysfsReader:
     def _unreadable(self, path: str, exc: OSError) -> UnreadableAttribute:
         return UnreadableAttribute(path=self.shown(path), reason=os.strerror(exc.errno or 0))
 
-    def read(self, path: str) -> str | None:
-        """The file's text without the trailing newline, or ``None`` when it is not there."""
-        if self._hook is not None:
-            self._hook("read", path)
+    def _open(self, path: str) -> int | None:
+        """A descriptor of the regular file at ``path``, ``None`` when it is not there."""
         try:
-            fd = os.open(path, os.O_RDONLY)
+            mode = os.stat(path).st_mode
+            if not stat.S_ISREG(mode):
+                raise UnreadableAttribute(path=self.shown(path), reason=_not_regular(mode))
+            return os.open(path, _OPEN_FLAGS)
         except OSError as exc:
             if exc.errno in _ABSENT:
                 return None
             raise self._unreadable(path, exc) from exc
+
+    def _read_fd(self, path: str) -> bytes | None:
+        fd = self._open(path)
+        if fd is None:
+            return None
         try:
-            data = os.read(fd, _MAX_READ)
+            return os.read(fd, _MAX_READ)
         except OSError as exc:
             if exc.errno in _ABSENT:
                 return None
             raise self._unreadable(path, exc) from exc
         finally:
             os.close(fd)
+
+    def read(self, path: str) -> str | None:
+        """The file's text without the trailing newline, or ``None`` when it is not there."""
+        if self._hook is not None:
+            self._hook("read", path)
+        data = self._read_fd(path)
+        if data is None:
+            return None
         try:
             return data.decode().rstrip("\n")
         except UnicodeDecodeError as exc:
@@ -101,13 +137,7 @@ class SysfsReader:
         """Binary attributes (``vpd``); ``None`` when absent."""
         if self._hook is not None:
             self._hook("read", path)
-        try:
-            with open(path, "rb") as handle:
-                return handle.read(_MAX_READ)
-        except OSError as exc:
-            if exc.errno in _ABSENT:
-                return None
-            raise self._unreadable(path, exc) from exc
+        return self._read_fd(path)
 
     def link_name(self, path: str) -> str | None:
         """Last component of a symlink's target (``driver`` -> ``mlx5_core``); ``None`` if no
@@ -132,6 +162,13 @@ class SysfsReader:
             if exc.errno in _ABSENT:
                 return []
             raise self._unreadable(path, exc) from exc
+
+
+def _not_regular(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return os.strerror(errno.EISDIR)  # what reading a directory answers
+    kind = next((name for test, name in _KINDS if test(mode)), "not a plain file")
+    return f"not a regular file ({kind}); refusing to open it"
 
 
 class RecordingReader(SysfsReader):
