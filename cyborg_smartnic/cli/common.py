@@ -15,6 +15,7 @@ from prettytable import PrettyTable
 
 from cyborg_smartnic import conf as smartnic_conf
 from cyborg_smartnic.discovery.example import example_conf_path, unpack_example_host
+from cyborg_smartnic.discovery.snapshot import recorded_config
 from cyborg_smartnic.errors import ConfigError
 from cyborg_smartnic.yamlsource import decode_utf8
 
@@ -40,16 +41,25 @@ def add_host_arguments(parser: argparse.ArgumentParser, *, example_host: bool = 
     if example_host:
         where.add_argument("--example-host", action="store_true",
                            help="read the bundled example host (unpacked to a temporary "
-                                "directory) with its example [smartnic] options")
+                                "directory) with its example [smartnic] options; "
+                                "--config-file is layered on them")
     parser.add_argument("--config-file", metavar="FILE", action="append", default=[],
-                        help="cyborg.conf-style file with a [smartnic] group (repeatable)")
+                        help="cyborg.conf-style file with a [smartnic] group (repeatable: "
+                             "a later file wins option by option; a snapshot's recorded "
+                             "options come first)")
 
 
 def load_config(args: argparse.Namespace) -> cfg.ConfigOpts:
-    """A private ConfigOpts with [smartnic] read from ``--config-file``; CLI flags win."""
+    """A private ConfigOpts with [smartnic] read from ``--config-file``; CLI flags win.
+
+    On an unpacked snapshot (``--sysfs-root``), the options it recorded come first and each
+    ``--config-file`` is layered on them, so a replay keeps the host's physnets and pools.
+    """
     conf = cfg.ConfigOpts()
     smartnic_conf.register_opts(conf)
-    files = list(args.config_file)
+    root = getattr(args, "sysfs_root", None)
+    recorded = recorded_config(root) if root else None
+    files = [*([str(recorded)] if recorded else []), *args.config_file]
     _check_text(files)
     try:
         conf(args=[], project="cyborg", default_config_files=files, use_env=False)
@@ -88,15 +98,16 @@ def with_example_host(command: Callable[[argparse.Namespace], int]
                       ) -> Callable[[argparse.Namespace], int]:
     """Run ``command`` on the bundled example host when ``--example-host`` was given.
 
-    The host is unpacked into a temporary directory that lives as long as the command; the
-    example's [smartnic] options are used unless ``--config-file`` names others.
+    The host is unpacked into a temporary directory that lives as long as the command. The
+    example's [smartnic] options come first and each ``--config-file`` is layered on them
+    (a later file wins, option by option), so one file can change one option.
     """
     def handle(args: argparse.Namespace) -> int:
         if not getattr(args, "example_host", False):
             return command(args)
         with tempfile.TemporaryDirectory(prefix="cyborg-smartnic-example-") as tmp:
             args.sysfs_root = str(unpack_example_host(tmp))
-            args.config_file = args.config_file or [str(example_conf_path())]
+            args.config_file = [str(example_conf_path()), *args.config_file]
             return command(args)
     return handle
 

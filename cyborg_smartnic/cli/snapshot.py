@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     options = scan_options_from_conf(conf)
     root = str(conf.smartnic.sysfs_root)
     taken = snap.take(Path(root), options, created=snap.created_at(),
-                      extra=lambda host: ovs_snapshot.answers(root, host))
+                      extra=lambda host: ovs_snapshot.answers(root, host),
+                      config=snap.recorded_options(conf))
     size = snap.write(taken, args.output)
     host = taken.host
     vfs = sum(len(pf.virtual_functions) for pf in host.physical_functions)

@@ -156,8 +156,17 @@ def test_example_host_out_of_the_box(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_example_host_with_own_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--config-file is layered on the example's options: one option changes, the physnet
+    mappings stay; an option set empty there is cleared."""
     path = tmp_path / "own.conf"
     path.write_text("[smartnic]\nhostname = mine\n")
     data = _json(capsys, "--example-host", "--config-file", str(path))
+    assert data["hostname"] == "mine"
+    physnets = {pf["physnet"] for pf in data["physical_functions"]}  # type: ignore[union-attr]
+    assert physnets == {"physnet1", "physnet2", "physnet3", "physnet4", "physnet5", None}
+    cleared = tmp_path / "cleared.conf"
+    cleared.write_text("[smartnic]\nphysical_device_mappings =\n")
+    data = _json(capsys, "--example-host", "--config-file", str(path), "--config-file",
+                 str(cleared))
     assert data["hostname"] == "mine"
     assert {pf["physnet"] for pf in data["physical_functions"]} == {None}  # type: ignore[union-attr]

@@ -10,8 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from oslo_config import cfg
 
+from cyborg_smartnic import conf as smartnic_conf
 from cyborg_smartnic.cli.main import main
+from cyborg_smartnic.discovery import snapshot as snap
 from cyborg_smartnic.discovery.snapshot import unpack
 from tests.fixtures.sysfs import build_scenario, example_conf, scratch_dir
 
@@ -139,3 +142,53 @@ def test_console_script_snapshot_of_this_machine(work: Path) -> None:
     assert done.stdout.startswith(f"wrote {target} (")
     assert "Traceback" not in done.stderr
     assert 0 < target.stat().st_size < 256 * 1024
+
+
+def test_snapshot_records_the_smartnic_options_for_its_replay(
+        work: Path, example: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """A replay without --config-file keeps the physnets and pools; --config-file is layered
+    on the recorded options; host paths are not recorded."""
+    root, conf = example
+    options = work / "pools.conf"
+    options.write_text(conf.read_text() + "pools = dpdk\nstate_file = /var/lib/x.json\n"
+                       "extra_traits = CUSTOM_A\n"
+                       "[smartnic_pool:dpdk]\ndevices = ens1f0#0-1\nphysnet = physdpdk\n")
+    archive = work / "c.tar.gz"
+    assert main(["snapshot", "-o", str(archive), "--sysfs-root", str(root),
+                 "--config-file", str(options)]) == 0
+    capsys.readouterr()
+    unpacked = unpack(archive, work / "unpacked")
+    recorded = (unpacked / "etc/smartnic.conf").read_text()
+    assert "physical_device_mappings = physnet1:ens1f0," in recorded
+    assert "[smartnic_pool:dpdk]" in recorded and "physnet = physdpdk" in recorded
+    assert "state_file" not in recorded and "sysfs_root" not in recorded
+    assert json.loads((unpacked / "snapshot.json").read_text())["config"] == "etc/smartnic.conf"
+    live = _json(capsys, "report", "--sysfs-root", str(root), "--config-file", str(options))
+    assert _json(capsys, "report", "--sysfs-root", str(unpacked)) == live
+    assert "CUSTOM_PHYSNET_PHYSDPDK" in json.dumps(live)
+    layered = work / "layer.conf"
+    layered.write_text("[smartnic]\nextra_traits = CUSTOM_B\n")
+    replay = json.dumps(_json(capsys, "report", "--sysfs-root", str(unpacked),
+                              "--config-file", str(layered)))
+    assert "CUSTOM_B" in replay and "CUSTOM_A" not in replay
+    assert "CUSTOM_PHYSNET_PHYSNET2" in replay and "CUSTOM_PHYSNET_PHYSDPDK" in replay
+
+
+def test_recorded_options_read_back_as_written(work: Path) -> None:
+    """Values are written so oslo.config reads them back unchanged ('$' is not a reference)."""
+    source = work / "in.conf"
+    source.write_text("[smartnic]\nhostname = a$$b\nuse_devlink = false\n"
+                      "devices = 15b3:101d,ens2f0#0-3\n")
+    first = cfg.ConfigOpts()
+    smartnic_conf.register_opts(first)
+    first(args=[], default_config_files=[str(source)], use_env=False)
+    text = snap.recorded_options(first)
+    assert "resource_class" not in text  # defaults are left out
+    again = work / "again.conf"
+    again.write_text(text)
+    second = cfg.ConfigOpts()
+    smartnic_conf.register_opts(second)
+    second(args=[], default_config_files=[str(again)], use_env=False)
+    for name in ("hostname", "use_devlink", "devices"):
+        assert second.smartnic[name] == first.smartnic[name]
+    assert second.smartnic.hostname == "a$b"
