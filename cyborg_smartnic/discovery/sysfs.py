@@ -7,8 +7,8 @@ EINVAL/EOPNOTSUPP (vanished function, link down, unsupported attribute) reads as
 any other failure (EACCES, EISDIR, EIO) raises ``UnreadableAttribute`` so the scan can skip
 the one device with a reason. So does anything that is not a regular file: a tree passed as
 ``--sysfs-root`` (an unpacked snapshot) may hold a FIFO, which would block the scan forever,
-or a device node, whose open can act; both are refused before they are opened, and files are
-opened non-blocking in case one is swapped in between. The hot path uses ``os`` calls on
+or a device node, whose open can act; below any root but ``/`` both are refused before they
+are opened, and files are always opened non-blocking. The hot path uses ``os`` calls on
 ``str`` paths: a scan of a large host makes tens of thousands of them.
 
 ``hook(op, path)`` runs before every operation (``op`` is ``read``, ``readlink`` or
@@ -97,11 +97,18 @@ class SysfsReader:
         return UnreadableAttribute(path=self.shown(path), reason=os.strerror(exc.errno or 0))
 
     def _open(self, path: str) -> int | None:
-        """A descriptor of the regular file at ``path``, ``None`` when it is not there."""
+        """A descriptor of the regular file at ``path``, ``None`` when it is not there.
+
+        Below another root (an unpacked snapshot, anyone's tree) the type is checked before
+        the open, which costs one ``stat`` per read; the running host's sysfs and procfs hold
+        no FIFOs or device nodes, so the agent's scan of ``/`` skips it.
+        """
         try:
-            mode = os.stat(path).st_mode
-            if not stat.S_ISREG(mode):
-                raise UnreadableAttribute(path=self.shown(path), reason=_not_regular(mode))
+            if self.root:
+                mode = os.stat(path).st_mode
+                if not stat.S_ISREG(mode):
+                    raise UnreadableAttribute(path=self.shown(path),
+                                              reason=_not_regular(mode))
             return os.open(path, _OPEN_FLAGS)
         except OSError as exc:
             if exc.errno in _ABSENT:
