@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -66,6 +68,9 @@ def load_config(args: argparse.Namespace) -> cfg.ConfigOpts:
         smartnic_conf.register_pool_opts(conf, list(conf.smartnic.pools))
     except (cfg.Error, OSError) as exc:
         raise ConfigError(option="--config-file", reason=str(exc).splitlines()[0]) from exc
+    except UnicodeDecodeError as exc:  # a pipe _check_text could not read ahead of oslo
+        raise ConfigError(option="--config-file",
+                          reason=f"not valid UTF-8 (byte 0x{exc.object[exc.start]:02x})") from exc
     if getattr(args, "sysfs_root", None):
         conf.set_override("sysfs_root", args.sysfs_root, group=smartnic_conf.GROUP)
     warn_unknown_options(args, conf)
@@ -84,9 +89,12 @@ def warn_unknown_options(args: argparse.Namespace, conf: cfg.ConfigOpts) -> None
 
 def _check_text(files: Sequence[str]) -> None:
     """oslo.config raises a bare UnicodeDecodeError on a non-UTF-8 file: say which file
-    and where instead (a missing or unreadable file is left to oslo.config's own message)."""
+    and where instead (a missing or unreadable file is left to oslo.config's own message).
+    Only regular files are read ahead: a pipe (``--config-file <(...)``) can be read once."""
     for name in files:
         try:
+            if not stat.S_ISREG(os.stat(name).st_mode):
+                continue
             with open(name, "rb") as stream:
                 raw = stream.read()
         except OSError:

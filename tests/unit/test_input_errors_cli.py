@@ -181,3 +181,22 @@ def test_one_driver_name_check_for_profiles_and_host(name: str, tmp_path: Path) 
 def test_exact_driver_names_pass() -> None:
     for name in spec.known_vf_drivers():
         assert spec.vf_driver_problem(name, spec.known_vf_drivers()) is None
+
+
+def test_config_file_from_a_pipe(tree: tuple[Path, str]) -> None:
+    """``--config-file <(...)``: a pipe is read once, by oslo.config; bad bytes in it are
+    still one line."""
+    root, _ = tree
+    command = (f"{sys.executable} -m cyborg_smartnic.cli.main report -f json "
+               f"--sysfs-root {root} --config-file <(printf '[smartnic]\\nextra_traits = %s\\n' "
+               f"\"$1\")")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    good = subprocess.run(["bash", "-c", command, "bash", "CUSTOM_PIPE"], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert good.returncode == 0, good.stderr
+    assert "CUSTOM_PIPE" in good.stdout
+    bad = subprocess.run([b"bash", b"-c", command.encode(), b"bash", b"CUSTOM_\xff"],
+                         capture_output=True, env=env, timeout=120, check=False)
+    assert bad.returncode == 1
+    errors = [line for line in bad.stderr.decode().splitlines() if "error" in line]
+    assert errors == ["cyborg-smartnic: error: --config-file: not valid UTF-8 (byte 0xff)"]
