@@ -142,3 +142,46 @@ def emit(data: Any, fmt: str, table: Callable[[], str], out: TextIO | None = Non
 def warn(message: str) -> None:
     """One ``cyborg-smartnic: warning: ...`` line on stderr (stdout stays parseable)."""
     print(f"cyborg-smartnic: warning: {message}", file=sys.stderr)
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is out of range (0 to 3600 seconds)")
+    return value
+
+
+def add_cloud_arguments(parser: argparse.ArgumentParser, *, os_cloud_help: str) -> None:
+    """``--os-cloud`` and the budget of every API call: ``--api-timeout``, ``--attempts``,
+    ``--retry-delay`` (``cyborg_smartnic.apiclient``)."""
+    from cyborg_smartnic import apiclient  # noqa: PLC0415
+
+    group = parser.add_argument_group("cloud API")
+    group.add_argument("--os-cloud", metavar="NAME", default=os.environ.get("OS_CLOUD"),
+                       help=os_cloud_help)
+    group.add_argument("--api-timeout", type=_seconds, default=apiclient.DEFAULT_TIMEOUT,
+                       metavar="SECONDS",
+                       help=f"give up on one API request after this long (default "
+                            f"{apiclient.DEFAULT_TIMEOUT:g})")
+    group.add_argument("--attempts", type=_positive_int, default=apiclient.DEFAULT_ATTEMPTS,
+                       metavar="N", help=f"tries per API call on 409/5xx/timeouts (default "
+                                         f"{apiclient.DEFAULT_ATTEMPTS})")
+    group.add_argument("--retry-delay", type=float, default=0.5, metavar="SECONDS",
+                       help="first wait between tries, doubled each time (default 0.5)")
+
+
+def retry_policy(args: argparse.Namespace) -> Any:
+    """The ``apiclient.RetryPolicy`` the ``add_cloud_arguments`` flags ask for."""
+    from cyborg_smartnic.apiclient import RetryPolicy  # noqa: PLC0415
+
+    return RetryPolicy(attempts=args.attempts, first_delay=max(0.0, args.retry_delay),
+                       timeout=args.api_timeout)

@@ -103,9 +103,8 @@ def register(subparsers: Any) -> None:
 
 def _common(parser: argparse.ArgumentParser, *, example_host: bool = True) -> None:
     common.add_host_arguments(parser, example_host=example_host)
-    parser.add_argument("--os-cloud", metavar="NAME", default=os.environ.get("OS_CLOUD"),
-                        help="clouds.yaml entry used to ask Cyborg which VFs are bound "
-                             "(default $OS_CLOUD; skipped when unset)")
+    common.add_cloud_arguments(parser, os_cloud_help="clouds.yaml entry used to ask Cyborg "
+                               "which VFs are bound (default $OS_CLOUD; skipped when unset)")
 
 
 # --------------------------------------------------------------------------- reading
@@ -172,7 +171,7 @@ class HostReader:
 
 
 def _in_use(args: argparse.Namespace, root: str, host: Host) -> inuse.InUse:
-    return guard.witnesses(root, host, args.os_cloud)
+    return guard.witnesses(root, host, args.os_cloud, common.retry_policy(args))
 
 
 def _findings(paths: list[str], config: HostConfig | None, host: Host) -> tuple[Finding, ...]:

@@ -7,7 +7,6 @@ one per line as ``FILE:LINE:COL: field: message`` on stderr, then the command ex
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -43,14 +42,10 @@ def register(subparsers: Any) -> None:
     apply.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     apply.add_argument("--prune", action="store_true",
                        help="delete managed device profiles that are in no file given")
-    apply.add_argument("--os-cloud", metavar="NAME", default=os.environ.get("OS_CLOUD"),
-                       help="cloud in clouds.yaml (default $OS_CLOUD, else OS_* variables)")
     apply.add_argument("--yes", action="store_true",
                        help="apply without asking (needed when stdin is not a terminal)")
-    apply.add_argument("--attempts", type=_positive_int, default=4, metavar="N",
-                       help="tries per API call on 409/5xx/timeouts (default 4)")
-    apply.add_argument("--retry-delay", type=float, default=0.5, metavar="SECONDS",
-                       help="first wait between tries, doubled each time (default 0.5)")
+    common.add_cloud_arguments(apply, os_cloud_help="cloud in clouds.yaml (default "
+                                                    "$OS_CLOUD, else OS_* variables)")
     apply.set_defaults(func=run_apply)
 
     check = sub.add_parser(
@@ -61,13 +56,6 @@ def register(subparsers: Any) -> None:
     check.add_argument("--require-all", action="store_true",
                        help="exit 1 unless the host can serve every profile")
     check.set_defaults(func=common.with_example_host(run_check))
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
-    return value
 
 
 def _add_paths(parser: argparse.ArgumentParser) -> None:
@@ -97,15 +85,16 @@ class ProfilesNotServable(SmartNicError):
 
 
 def run_apply(args: argparse.Namespace) -> int:
+    from cyborg_smartnic.apiclient import read  # noqa: PLC0415
     from cyborg_smartnic.profiles import apply as apply_mod  # noqa: PLC0415
     from cyborg_smartnic.profiles.cloud import connect  # noqa: PLC0415
     from cyborg_smartnic.profiles.plan import make_plan  # noqa: PLC0415
 
     compiled = compile_all(load_profiles(args.paths))
-    cloud = connect(args.os_cloud)
-    policy = apply_mod.RetryPolicy(attempts=args.attempts, first_delay=max(0.0, args.retry_delay))
-    state = apply_mod.read("read device profiles, flavors and accelerator requests",
-                           cloud.read_state, policy)
+    policy = common.retry_policy(args)
+    cloud = connect(args.os_cloud, policy)
+    state = read("read device profiles, flavors and accelerator requests",
+                 cloud.read_state, policy)
     plan = make_plan(compiled, state, prune=args.prune)
     for line in plan.lines():
         print(line)

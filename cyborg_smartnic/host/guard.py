@@ -9,15 +9,21 @@ other.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.host import inuse
 
+if TYPE_CHECKING:
+    from cyborg_smartnic.apiclient import RetryPolicy
 
-def witnesses(root: str, host: Host, cloud: str | None) -> inuse.InUse:
+
+def witnesses(root: str, host: Host, cloud: str | None,
+              policy: RetryPolicy | None = None) -> inuse.InUse:
     """Every witness of VF use: the local ones under ``root`` and, when ``cloud`` names a
-    clouds.yaml entry, the accelerator requests Cyborg has bound on this host."""
-    return inuse.detect(root, host).merged(inuse.cyborg_in_use(cloud, host.hostname))
+    clouds.yaml entry, the accelerator requests Cyborg has bound on this host (each API
+    request bounded by ``policy``)."""
+    return inuse.detect(root, host).merged(inuse.cyborg_in_use(cloud, host.hostname, policy))
 
 
 def refusal(in_use: inuse.InUse, vfs: Iterable[str]) -> str | None:

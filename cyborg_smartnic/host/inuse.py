@@ -13,10 +13,13 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.pci import PciAddress
+
+if TYPE_CHECKING:
+    from cyborg_smartnic.apiclient import RetryPolicy
 
 LOG = logging.getLogger(__name__)
 
@@ -153,19 +156,29 @@ def cyborg_bound(arqs: Iterable[Any], hostname: str) -> InUse:
     return InUse(tuple(users), blind=blind)
 
 
-def cyborg_in_use(cloud: str | None, hostname: str) -> InUse:
-    """Ask the Cyborg API (via openstacksdk) when a cloud is configured; else skip cleanly."""
+def cyborg_in_use(cloud: str | None, hostname: str,
+                  policy: RetryPolicy | None = None) -> InUse:
+    """Ask the Cyborg API (via openstacksdk) when a cloud is configured; else skip cleanly.
+
+    Each request gives up after ``policy.timeout`` seconds and is tried ``policy.attempts``
+    times (``cyborg_smartnic.apiclient``), so an endpoint that never answers costs a bounded,
+    logged wait and then the fail-closed answer below."""
     if not cloud:
         return InUse(notes=("Cyborg accelerator requests not checked (no --os-cloud / "
                             "OS_CLOUD)",))
-    import openstack  # noqa: PLC0415 - only needed when a cloud is configured
     from keystoneauth1 import exceptions as ks_exceptions  # noqa: PLC0415
     from openstack import exceptions as sdk_exceptions  # noqa: PLC0415
 
+    from cyborg_smartnic import apiclient  # noqa: PLC0415
+
+    policy = policy or apiclient.RetryPolicy()
     try:
-        conn = openstack.connect(cloud=cloud)
-        return cyborg_bound(conn.accelerator.accelerator_requests(), hostname)
-    except (sdk_exceptions.SDKException, ks_exceptions.ClientException, OSError) as exc:
+        conn = apiclient.connect(cloud, policy)
+        requests = apiclient.read("list Cyborg accelerator requests",
+                                  lambda: list(conn.accelerator.accelerator_requests()), policy)
+        return cyborg_bound(requests, hostname)
+    except (sdk_exceptions.SDKException, ks_exceptions.ClientException, OSError,
+            apiclient.CloudError, apiclient.CloudConnectError) as exc:
         LOG.warning("cannot list Cyborg accelerator requests: %s", exc)
         # Asked for and unanswered is not "nothing bound": refuse to destroy VFs (fail closed).
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -10,11 +10,10 @@ the run with one line saying which step failed. A re-run then plans only what is
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
+from cyborg_smartnic.apiclient import RetryPolicy, call, read
 from cyborg_smartnic.profiles.cloud import Cloud, CloudError
 from cyborg_smartnic.profiles.plan import (
     CREATE_FLAVOR,
@@ -28,10 +27,6 @@ from cyborg_smartnic.profiles.plan import (
 )
 
 LOG = logging.getLogger(__name__)
-RETRY_STATUS = frozenset({409, 500, 502, 503, 504})
-T = TypeVar("T")
-
-
 class ApplyInterrupted(CloudError):
     """A step failed after earlier ones succeeded; a re-run plans only what is left."""
 
@@ -41,63 +36,6 @@ class ApplyInterrupted(CloudError):
 class ProfileInUseError(CloudError):
     msg_fmt = ("%(action)s failed: %(reason)s; give the changed profile a new name or delete "
                "the instances using it, then apply again")
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 4
-    first_delay: float = 0.5
-    factor: float = 2.0
-    sleep: Callable[[float], None] = time.sleep
-
-
-def is_transient(exc: BaseException) -> bool:
-    """409/5xx answers and connection failures or timeouts are worth another try."""
-    from keystoneauth1 import exceptions as ksa_exc  # noqa: PLC0415
-    from openstack import exceptions as sdk_exc  # noqa: PLC0415
-
-    if isinstance(exc, sdk_exc.HttpException):
-        return exc.status_code in RETRY_STATUS
-    return isinstance(exc, ksa_exc.ConnectionError | ksa_exc.RequestTimeout |
-                      ksa_exc.GatewayTimeout | TimeoutError | ConnectionError)
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def call(action: str, fn: Callable[[], T], policy: RetryPolicy,
-         done: Callable[[], bool] | None = None) -> T | None:
-    """Run ``fn``; on a transient failure wait, ask ``done()`` whether it happened anyway,
-    and try again, at most ``policy.attempts`` times."""
-    delay = policy.first_delay
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            return fn()
-        except Exception as exc:
-            if not is_transient(exc) or attempt == policy.attempts:
-                raise CloudError(action=action, reason=_reason(exc)) from exc
-            LOG.warning("%s: %s (attempt %d of %d), retrying in %.1fs", action, _reason(exc),
-                        attempt, policy.attempts, delay)
-            policy.sleep(delay)
-            delay *= policy.factor
-            try:
-                if done is not None and done():
-                    LOG.info("%s: already done", action)
-                    return None
-            except Exception as check_exc:
-                if not is_transient(check_exc):
-                    raise CloudError(action=action, reason=_reason(check_exc)) from check_exc
-    return None  # pragma: no cover - the loop always returns or raises
-
-
-def read(action: str, fn: Callable[[], T], policy: RetryPolicy) -> T:
-    """A read with the same retries; reads always return something or raise."""
-    result = call(action, fn, policy)
-    if result is None:  # pragma: no cover - reads never report "already done"
-        raise CloudError(action=action, reason="no answer")
-    return result
 
 
 class Executor:

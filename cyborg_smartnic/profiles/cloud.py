@@ -12,17 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cyborg_smartnic.errors import SmartNicError
+from cyborg_smartnic.apiclient import (
+    CloudConnectError,
+    CloudError,
+    RetryPolicy,
+)
+from cyborg_smartnic.apiclient import connect as connect_api
 
-
-class CloudError(SmartNicError):
-    """The cloud refused or failed a request that retrying did not fix."""
-
-    msg_fmt = "%(action)s failed: %(reason)s"
-
-
-class CloudConnectError(SmartNicError):
-    msg_fmt = "cannot connect to cloud %(cloud)s: %(reason)s"
+__all__ = ["CloudConnectError", "CloudError", "SdkCloud", "connect"]
 
 
 @dataclass(frozen=True)
@@ -139,16 +136,7 @@ class SdkCloud:
                                                              ignore_missing=True)
 
 
-def connect(cloud: str | None, **overrides: Any) -> SdkCloud:
-    """An ``SdkCloud`` for ``cloud`` from clouds.yaml (or ``OS_*`` variables when None)."""
-    import openstack  # noqa: PLC0415  (slow import, only for commands that talk to a cloud)
-    from keystoneauth1 import exceptions as ksa_exc  # noqa: PLC0415
-    from openstack import exceptions as sdk_exc  # noqa: PLC0415
-
-    try:
-        conn = openstack.connect(cloud=cloud, **overrides)
-    except (sdk_exc.SDKException, ksa_exc.ClientException, OSError, ValueError) as exc:
-        raise CloudConnectError(cloud=cloud or "(OS_* environment)",
-                                reason=str(exc).splitlines()[0] if str(exc) else
-                                type(exc).__name__) from exc
-    return SdkCloud(conn)
+def connect(cloud: str | None, policy: RetryPolicy | None = None, **overrides: Any) -> SdkCloud:
+    """An ``SdkCloud`` for ``cloud`` from clouds.yaml (or ``OS_*`` variables when None), each
+    request bounded by ``policy.timeout`` (``apiclient.connect``)."""
+    return SdkCloud(connect_api(cloud, policy or RetryPolicy(), **overrides))

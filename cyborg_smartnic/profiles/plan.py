@@ -105,15 +105,20 @@ def previously_managed(flavor: RemoteFlavor) -> tuple[str | None, set[str]]:
 
 
 def _group_diff(old: Iterable[Mapping[str, str]], new: Iterable[Mapping[str, str]]) -> str:
+    """Each changed key as ``key: old -> new``; keys added as ``+key=new``, removed as
+    ``-key=old``; groups added or removed whole, with their keys."""
     old_l, new_l = list(old), list(new)
     parts = []
     if len(old_l) != len(new_l):
         parts.append(f"{len(old_l)} -> {len(new_l)} groups")
-    for index, (a, b) in enumerate(zip(old_l, new_l, strict=False)):
-        changes = [f"+{k}={b[k]}" for k in sorted(b) if a.get(k) != b[k]]
-        changes += [f"-{k}" for k in sorted(a) if k not in b]
+    for index in range(max(len(old_l), len(new_l))):
+        a = old_l[index] if index < len(old_l) else {}
+        b = new_l[index] if index < len(new_l) else {}
+        changes = [f"{k}: {a[k]} -> {b[k]}" for k in sorted(b) if k in a and a[k] != b[k]]
+        changes += [f"+{k}={b[k]}" for k in sorted(b) if k not in a]
+        changes += [f"-{k}={a[k]}" for k in sorted(a) if k not in b]
         if changes:
-            parts.append(f"groups[{index}] " + " ".join(changes))
+            parts.append(f"groups[{index}] " + ", ".join(changes))
     return "; ".join(parts)
 
 
@@ -159,8 +164,10 @@ class _Planner:
                 f"cannot replace a profile in use; give the changed profile a new name (and "
                 f"point its flavors at it), or delete those instances, then apply again")
             return
-        detail = _group_diff(remote.groups, body["groups"]) if not same_groups else \
-            "(description changed)"
+        changes = [] if same_groups else [_group_diff(remote.groups, body["groups"])]
+        if remote.description != body["description"]:
+            changes.append(f"description: {remote.description!r} -> {body['description']!r}")
+        detail = "; ".join(changes)
         self.steps.append(Step(REPLACE_PROFILE, profile.name, detail, body=body,
                                uuid=remote.uuid))
 

@@ -172,7 +172,7 @@ def test_change_replaces_and_unsets_only_what_it_set(
     mark = cloud.cyborg_log.mark()
     code, out, _ = _apply(capsys, "--yes", str(files))
     assert code == 0, out
-    assert "~ profile dpdk-vfio: replace groups[0] +resources:CUSTOM_SMARTNIC_VF=3" in out
+    assert "~ profile dpdk-vfio: replace groups[0] resources:CUSTOM_SMARTNIC_VF: 2 -> 3" in out
     assert "~ flavor dpdk.large: unset hw:numa_nodes" in out
     new = cloud.profiles()["dpdk-vfio"]
     assert new["uuid"] != old_uuid

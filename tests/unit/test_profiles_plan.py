@@ -9,7 +9,7 @@ import pytest
 from keystoneauth1 import exceptions as ksa_exc
 from openstack import exceptions as sdk_exc
 
-from cyborg_smartnic.profiles.apply import RetryPolicy, call, is_transient
+from cyborg_smartnic.apiclient import RetryPolicy, call, is_transient
 from cyborg_smartnic.profiles.cloud import CloudError, CloudState, RemoteFlavor, RemoteProfile
 from cyborg_smartnic.profiles.compiler import CompiledProfile, compile_all
 from cyborg_smartnic.profiles.loader import load_profiles
@@ -91,7 +91,20 @@ def test_changed_profile_is_replaced(compiled: list[CompiledProfile]) -> None:
     assert [(s.kind, s.target, s.uuid) for s in plan.steps] == [
         ("replace-profile", "beta", "u-beta")]
     assert plan.steps[0].line() == \
-        "~ profile beta: replace groups[0] +resources:CUSTOM_SMARTNIC_VF=2"
+        "~ profile beta: replace groups[0] resources:CUSTOM_SMARTNIC_VF: 1 -> 2"
+
+
+def test_a_replaced_profile_shows_old_and_new_values(compiled: list[CompiledProfile]) -> None:
+    state = _applied(compiled)
+    old = replace(state.profiles["beta"], description=state.profiles["beta"].description + " v0",
+                  groups=({"resources:CUSTOM_SMARTNIC_VF": "1", "trait:CUSTOM_GONE": "required"},
+                          {"resources:CUSTOM_OTHER": "1"}))
+    state = replace(state, profiles={**state.profiles, "beta": old})
+    (step,) = make_plan(compiled, state).steps
+    assert step.detail == (
+        "2 -> 1 groups; groups[0] resources:CUSTOM_SMARTNIC_VF: 1 -> 2, "
+        "-trait:CUSTOM_GONE=required; groups[1] -resources:CUSTOM_OTHER=1; "
+        f"description: {old.description!r} -> {compiled[1].device_profile['description']!r}")
 
 
 def test_profile_in_use_blocks_replace_with_a_way_forward(
