@@ -209,7 +209,7 @@ class Executor:
                         outcome = Outcome(step, self._run(step))
                     except (SmartNicError, OSError, ValueError) as exc:
                         error = _explain(exc)
-                        LOG.error("rollback step %s not done: %s", describe(step), error)
+                        LOG.info("rollback step %s not done: %s", describe(step), error)
                         not_restored.append(Outcome(step, error))
                         self.progress(f"    rollback: {describe(step)}: "
                                       f"{'REFUSED' if isinstance(exc, StepRefused) else 'FAILED'}"
