@@ -122,9 +122,11 @@ class HostReader:
 
     def __init__(self, args: argparse.Namespace, config: HostConfig | None = None) -> None:
         from cyborg_smartnic.discovery.scan import scan_options_from_conf  # noqa: PLC0415
+        from cyborg_smartnic.discovery.sysfs import check_root  # noqa: PLC0415
 
         conf = common.load_config(args)
         self.root = str(conf.smartnic.sysfs_root)
+        check_root(self.root)  # a mistyped root is one error line, not "no PF on this host"
         self.options = dataclasses.replace(scan_options_from_conf(conf), selectors=())
         self.config = config
         self.hostname = self.options.hostname or ""

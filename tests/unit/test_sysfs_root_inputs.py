@@ -151,17 +151,19 @@ def test_a_fifo_the_whole_scan_needs_is_one_error_line(work: Path) -> None:
                            "file (a FIFO); refusing to open it\n")
 
 
-@pytest.mark.parametrize("command", ["discover", "report"])
-def test_missing_root_is_an_error(work: Path, command: str) -> None:
+@pytest.mark.parametrize("command", [
+    ["discover"], ["report"], ["profile", "check", str(REPO / "profiles")],
+    ["host", "plan", str(HOST_YAML)], ["host", "doctor"]])
+def test_missing_root_is_an_error(work: Path, command: list[str]) -> None:
     """An empty report of a mistyped root looks like a host without NICs: refuse it."""
     missing = work / "nonexistent"
-    done = _run(command, "--sysfs-root", str(missing))
+    done = _run(*command, "--sysfs-root", str(missing))
     assert (done.returncode, done.stdout) == (1, "")
     assert done.stderr == (f"cyborg-smartnic: error: {missing}: does not exist: not a sysfs "
                            f"root (is sysfs mounted there? for a snapshot, pass its "
                            f"snapshot-<host> directory)\n")
     (work / "empty").mkdir()
-    done = _run(command, "--sysfs-root", str(work / "empty"))
+    done = _run(*command, "--sysfs-root", str(work / "empty"))
     assert done.returncode == 1
     assert done.stderr.startswith(f"cyborg-smartnic: error: {work / 'empty'}: has no "
                                   f"sys/bus/pci/devices: ")
