@@ -1,21 +1,39 @@
 """Which VFs something is using right now (read-only), so a plan never destroys them.
 
-Three witnesses: a process holding the VF's ``/dev/vfio/<group>`` (or its vfio cdev) open,
-the VF netdev enslaved to a bond or bridge, and a Cyborg accelerator request bound to the
-VF (only when the Cyborg API is configured). Anything we could not inspect is recorded as
-a note rather than guessed away.
+Witnesses, each naming the user:
+
+- a process holding one of the VF's device nodes open, as its ``/proc/<pid>/fd`` links spell
+  them (also ``... (deleted)`` when the node was unlinked): the VF's vfio group
+  ``/dev/vfio/<group>`` or ``/dev/vfio/noiommu-<group>``, its vfio cdev
+  ``/dev/vfio/devices/vfioN``, its uio node ``/dev/uioN`` (``uio_pci_generic``, ``igb_uio``
+  DPDK), its RDMA nodes ``/dev/infiniband/uverbsN``/``umadN``/``issmN`` (mlx5 bifurcated DPDK:
+  the VF stays on ``mlx5_core``);
+- the VF netdev enslaved to a bond or bridge, or with any upper device (macvtap, VLAN...);
+- a VF netdev in another network namespace: ``net/`` lists nothing here although the VF has
+  one (sysfs keeps the directory, hiding the entry), or the VF is bound to a netdev driver
+  and shows no netdev at all (unknown, so in use);
+- a VF that exists (``virtfnN`` link) but that discovery skipped: unknown, so in use;
+- a Cyborg accelerator request bound to the VF (only when the Cyborg API is configured).
+
+Detection is ``blind`` when its view of processes may be incomplete: a process's open files
+could not be read, /proc is mounted with ``hidepid`` and we may not see other users'
+processes, we run in a PID namespace other than the host's, or /proc lists clearly fewer
+threads than the kernel counts (``/proc/loadavg``). A blind answer makes every destroying
+step refuse: finding no holder proves nothing when holders can be hidden.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cyborg_smartnic.catalog import BUILTIN_MODELS
 from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.discovery.procfs import CAP_SYS_PTRACE, ProcReader, ProcUnreadable
+from cyborg_smartnic.discovery.sysfs import SysfsReader, UnreadableAttribute
 from cyborg_smartnic.pci import PciAddress
 
 if TYPE_CHECKING:
@@ -23,9 +41,24 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger(__name__)
 
-_VFIO_GROUP_RE = re.compile(r"/dev/vfio/(?P<group>\d+)")
-_VFIO_CDEV_RE = re.compile(r"/dev/vfio/devices/(?P<cdev>vfio\d+)")
 _BOUND_ARQ_STATES = frozenset({"Bound", "BindStarted"})
+# The kernel's fixed inode number of the initial ("host") PID namespace (PROC_PID_INIT_INO).
+INIT_PID_NAMESPACE = "pid:[4026531836]"
+_HIDEPID_OFF = frozenset({"0", "off"})
+_DELETED = " (deleted)"
+_DEVICE_NODE_PREFIXES = ("/dev/vfio/", "/dev/uio", "/dev/infiniband/")
+# Per-VF class directories naming the VF's own device nodes, and the /dev directory of each.
+_NODE_DIRS = (("vfio-dev", "/dev/vfio/devices/", re.compile(r"vfio\d+")),
+              ("uio", "/dev/", re.compile(r"uio\d+")),
+              ("infiniband_verbs", "/dev/infiniband/", re.compile(r"uverbs\d+")),
+              ("infiniband_mad", "/dev/infiniband/", re.compile(r"(?:umad|issm)\d+")))
+# Drivers whose functions always register a netdev: such a VF without one in our network
+# namespace has most likely been moved to another (a container, a VM's network namespace).
+NETDEV_DRIVERS = frozenset(
+    {driver for model in BUILTIN_MODELS for driver in (model.pf_driver, model.vf_driver)
+     if driver is not None}
+    | {"ixgbevf", "igbvf", "i40evf", "mlx4_core", "enic", "hinic", "liquidio_vf",
+       "octeon_ep_vf", "cxgb4vf", "qlcnic", "be2net", "idpf", "ena", "sfc", "virtio_net"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +68,18 @@ class VfUser:
 
 
 @dataclass(frozen=True, slots=True)
+class UnscannedVf:
+    """A VF that exists (the PF's ``virtfnN`` link) but is not in the discovery model."""
+
+    pf: str
+    address: str
+    index: int | None  # None when the virtfn link's name itself is malformed
+
+
+@dataclass(frozen=True, slots=True)
 class InUse:
-    """VFs in use and why; ``notes`` name what could not be checked.
+    """VFs in use and why (``users``: one witness each); ``notes`` name what could not be
+    checked; ``unscanned`` the VFs that exist but discovery left out (each also a user).
 
     ``blind`` is set when a required witness could not be read (processes whose open files
     are hidden from us): the planner then refuses to destroy or rebind any VF, because it
@@ -46,6 +89,7 @@ class InUse:
     users: tuple[VfUser, ...] = ()
     notes: tuple[str, ...] = ()
     blind: str | None = None
+    unscanned: tuple[UnscannedVf, ...] = ()
 
     def reason_for(self, address: str) -> str | None:
         reasons = [user.reason for user in self.users if user.address == address]
@@ -54,73 +98,243 @@ class InUse:
     def addresses(self) -> tuple[str, ...]:
         return tuple(sorted({user.address for user in self.users}))
 
+    def unscanned_of(self, pf: str) -> tuple[UnscannedVf, ...]:
+        """The VFs of ``pf`` a step that destroys all its VFs destroys beyond the model's."""
+        return tuple(vf for vf in self.unscanned if vf.pf == pf)
+
     def merged(self, other: InUse) -> InUse:
-        return InUse(self.users + other.users, self.notes + other.notes,
-                     self.blind or other.blind)
+        blind = "; ".join(b for b in (self.blind, other.blind) if b) or None
+        return InUse(self.users + other.users, self.notes + other.notes, blind,
+                     self.unscanned + other.unscanned)
 
 
-def detect(root: str, host: Host) -> InUse:
-    """VFs of ``host`` held by processes (via vfio) or enslaved netdevs, read under ``root``."""
-    holders, notes = vfio_holders(root)
-    blind = notes[0] if notes else None
-    users: list[VfUser] = []
-    for pf in host.physical_functions:
-        for vf in pf.virtual_functions:
-            address = str(vf.address)
-            keys = [f"group:{vf.iommu_group}"] if vf.iommu_group is not None else []
-            keys += [f"cdev:{name}" for name in _vfio_cdevs(root, address)]
-            for key in keys:
-                for pid, comm in holders.get(key, ()):
-                    device = (f"/dev/vfio/{key[6:]}" if key.startswith("group:")
-                              else f"/dev/vfio/devices/{key[5:]}")
-                    users.append(VfUser(address, f"{device} is held open by pid {pid} "
-                                                 f"({comm})"))
-            if vf.netdev_master:
-                users.append(VfUser(address, f"its netdev {vf.netdev} is enslaved to "
-                                             f"{vf.netdev_master}"))
-    return InUse(tuple(users), tuple(notes), blind)
+@dataclass(frozen=True, slots=True)
+class Holder:
+    pid: int
+    comm: str
+    target: str  # as the fd link reads, e.g. "/dev/vfio/45 (deleted)"
 
 
-def vfio_holders(root: str) -> tuple[dict[str, list[tuple[int, str]]], list[str]]:
-    """``{"group:45": [(pid, comm)], "cdev:vfio0": [...]}`` from ``<root>/proc/*/fd``."""
-    proc = os.path.join(root, "proc")
-    holders: dict[str, list[tuple[int, str]]] = {}
-    unreadable = 0
+@dataclass(frozen=True)
+class OpenDevices:
+    """Who holds which device node open, as far as this view of /proc shows."""
+
+    holders: Mapping[str, tuple[Holder, ...]] = field(default_factory=dict)
+    unreadable: tuple[Holder, ...] = ()  # processes listed whose open files we may not read
+    threads_seen: int = 0
+
+    def held(self, node: str) -> tuple[Holder, ...]:
+        return self.holders.get(node, ())
+
+
+def detect(root: str, host: Host, *, proc: ProcReader | None = None,
+           sysfs: SysfsReader | None = None) -> InUse:
+    """Users of ``host``'s VFs (and of VFs its PFs have beyond the model), read under
+    ``root``; ``proc``/``sysfs`` inject readers (tests deny access through their hooks)."""
+    proc = proc or ProcReader(root)
+    sysfs = sysfs or SysfsReader(root)
+    blind: list[str] = []
     try:
-        pids = [int(name) for name in os.listdir(proc) if name.isdigit()]
-    except OSError as exc:
-        return holders, [f"cannot list {proc} ({exc.strerror}): processes holding VFs "
-                         f"open were not checked"]
-    for pid in sorted(pids):
-        fd_dir = os.path.join(proc, str(pid), "fd")
+        own_view = proc.listdir(proc.proc + "/self") is not None
+    except ProcUnreadable:
+        own_view = False
+    try:
+        before = _kernel_threads(proc, blind) if own_view else None
+        devices = open_devices(proc)
+    except ProcUnreadable as exc:
+        reason = f"cannot list {exc.kwargs['path']} ({exc.kwargs['reason']}): processes " \
+                 f"holding VFs open were not checked"
+        return _vf_scan(sysfs, host, OpenDevices(), InUse(notes=(reason,), blind=reason))
+    if devices.unreadable:
+        blind.append(_unreadable_reason(devices.unreadable))
+    if own_view:
+        blind.extend(_visibility(proc, devices.threads_seen, before))
+    else:
+        blind.append(f"{proc.shown(proc.proc)}/self is not there: this tree records no view of "
+                     f"the host's processes (a snapshot?), so nothing says which VFs are held")
+    text = "; ".join(dict.fromkeys(blind)) or None
+    return _vf_scan(sysfs, host, devices, InUse(notes=tuple(dict.fromkeys(blind)), blind=text))
+
+
+def open_devices(proc: ProcReader) -> OpenDevices:
+    """Holders of vfio, uio and RDMA device nodes by node path (``(deleted)`` stripped)."""
+    holders: dict[str, list[Holder]] = {}
+    unreadable: list[Holder] = []
+    threads = 0
+    for pid in proc.pids():
         try:
-            fds = os.listdir(fd_dir)
-        except FileNotFoundError:
-            continue  # the process exited meanwhile
-        except OSError:
-            unreadable += 1
+            targets = proc.open_files(pid)
+        except ProcUnreadable as exc:
+            unreadable.append(Holder(pid, proc.comm(pid), exc.kwargs["path"]))
+            threads += proc.threads(pid)
             continue
-        keys: set[str] = set()
-        for fd in fds:
-            try:
-                target = os.readlink(os.path.join(fd_dir, fd))
-            except OSError:
-                continue  # closed meanwhile
-            group = _VFIO_GROUP_RE.fullmatch(target)
-            cdev = _VFIO_CDEV_RE.fullmatch(target)
-            if group:
-                keys.add(f"group:{int(group['group'])}")
-            elif cdev:
-                keys.add(f"cdev:{cdev['cdev']}")
-        if keys:
-            comm = _read(os.path.join(proc, str(pid), "comm")) or "?"
-            for key in keys:
-                holders.setdefault(key, []).append((pid, comm))
-    notes = []
-    if unreadable:
-        notes.append(f"could not read the open files of {unreadable} process(es) (run as "
-                     f"root): a VF they hold would not be seen as in use")
-    return holders, notes
+        if targets is None:
+            continue  # exited meanwhile
+        threads += proc.threads(pid)
+        nodes = {t.removesuffix(_DELETED): t for t in targets
+                 if t.startswith(_DEVICE_NODE_PREFIXES)}
+        if nodes:
+            comm = proc.comm(pid)
+            for node, target in sorted(nodes.items()):
+                holders.setdefault(node, []).append(Holder(pid, comm, target))
+    return OpenDevices({k: tuple(v) for k, v in holders.items()}, tuple(unreadable), threads)
+
+
+def _unreadable_reason(processes: tuple[Holder, ...]) -> str:
+    named = ", ".join(f"pid {p.pid} ({p.comm})" for p in processes[:3])
+    more = f" and {len(processes) - 3} more" if len(processes) > 3 else ""
+    return (f"could not read the open files of {len(processes)} process(es) ({named}{more}; "
+            f"not root, or denied even to root by ptrace rules or a security module): a VF "
+            f"they hold would not be seen as in use")
+
+
+def _kernel_threads(proc: ProcReader, blind: list[str]) -> int | None:
+    try:
+        return proc.kernel_threads()
+    except ProcUnreadable as exc:
+        blind.append(f"{exc}: cannot check that /proc lists every process")
+        return None
+
+
+def _visibility(proc: ProcReader, seen: int, before: int | None) -> list[str]:
+    """Reasons this view of /proc may miss processes (empty when it shows them all)."""
+    reasons: list[str] = []
+    try:
+        namespace = proc.pid_namespace()
+        if namespace != INIT_PID_NAMESPACE:
+            reasons.append(f"this process runs in PID namespace {namespace}, not the host's "
+                           f"({INIT_PID_NAMESPACE}): processes outside it are invisible")
+    except ProcUnreadable as exc:
+        reasons.append(f"{exc}: cannot tell whether /proc shows the host's processes")
+    try:
+        mount = proc.proc_mount()
+        hidepid = mount.option("hidepid") if mount is not None else None
+        if mount is None:
+            reasons.append("nothing is mounted on /proc (per /proc/self/mountinfo): cannot "
+                           "tell whether it shows every process")
+        elif hidepid is not None and hidepid not in _HIDEPID_OFF:
+            me = proc.credentials()
+            gid = mount.option("gid")
+            exempt = me.has_capability(CAP_SYS_PTRACE) or (
+                gid is not None and gid.isdigit() and int(gid) in me.groups)
+            if not exempt:
+                reasons.append(f"/proc is mounted with hidepid={hidepid} and this process "
+                               f"(uid {me.uid}, without CAP_SYS_PTRACE) may not see other "
+                               f"users' processes")
+    except ProcUnreadable as exc:
+        reasons.append(f"{exc}: cannot tell whether /proc hides processes (hidepid)")
+    if before is not None:
+        try:
+            total = min(before, proc.kernel_threads())  # threads born meanwhile do not count
+        except ProcUnreadable as exc:
+            reasons.append(f"{exc}: cannot check that /proc lists every process")
+        else:
+            if seen + max(32, total // 10) < total:
+                reasons.append(f"/proc lists {seen} of the {total} threads the kernel counts "
+                               f"(/proc/loadavg): processes are hidden from this view")
+    return reasons
+
+
+def _vf_scan(sysfs: SysfsReader, host: Host, devices: OpenDevices, found: InUse) -> InUse:
+    """``found`` plus the witnesses of every VF of ``host``'s PFs, listed or not."""
+    users: list[VfUser] = []
+    unscanned: list[UnscannedVf] = []
+    blind = [found.blind] if found.blind else []
+    skipped = {row.address: row.reason for row in host.skipped}
+    for pf in host.physical_functions:
+        listed = [str(vf.address) for vf in pf.virtual_functions]
+        try:
+            present = _virtfns(sysfs, str(pf.address))
+        except UnreadableAttribute as exc:
+            blind.append(f"cannot list the VFs of {pf.address}: {exc}")
+            present = {}
+        for address, index in sorted(present.items()):
+            if address not in listed:
+                why = skipped.get(address, "not in the scan")
+                unscanned.append(UnscannedVf(str(pf.address), address, index))
+                users.append(VfUser(address, f"discovery skipped it ({why}): cannot tell "
+                                             f"whether it is in use"))
+                listed.append(address)
+        for address in listed:
+            users.extend(VfUser(address, reason) for reason in
+                         vf_witnesses(sysfs, devices, address))
+    return InUse(found.users + tuple(users), found.notes, "; ".join(blind) or None,
+                 found.unscanned + tuple(unscanned))
+
+
+def _virtfns(sysfs: SysfsReader, pf: str) -> dict[str, int | None]:
+    """VF address -> index, for every ``virtfn*`` link of ``pf`` (malformed names too)."""
+    base = f"{sysfs.sys}/bus/pci/devices/{pf}"
+    found: dict[str, int | None] = {}
+    for entry in sysfs.listdir(base):
+        if not entry.startswith("virtfn"):
+            continue
+        target = sysfs.link_name(f"{base}/{entry}")
+        if target is None:
+            continue  # removed meanwhile
+        digits = entry[6:]
+        index = int(digits) if digits.isdigit() and len(digits) <= 5 else None
+        if target not in found or found[target] is None:
+            found[target] = index
+    return found
+
+
+def vf_witnesses(sysfs: SysfsReader, devices: OpenDevices, address: str) -> list[str]:
+    """Why the VF at ``address`` is in use (empty when nothing uses it)."""
+    base = f"{sysfs.sys}/bus/pci/devices/{address}"
+    try:
+        entries = set(sysfs.listdir(base))
+        if not entries:
+            return []  # the VF is gone: nothing left to destroy
+        nodes: list[str] = []
+        group = sysfs.link_name(base + "/iommu_group") if "iommu_group" in entries else None
+        if group is not None:
+            nodes += [f"/dev/vfio/{group}", f"/dev/vfio/noiommu-{group}"]
+        for directory, prefix, name in _NODE_DIRS:
+            if directory in entries:
+                nodes += [prefix + n for n in sorted(sysfs.listdir(f"{base}/{directory}"))
+                          if name.fullmatch(n)]
+        reasons = [f"{h.target} is held open by pid {h.pid} ({h.comm})"
+                   for node in nodes for h in devices.held(node)]
+        driver = sysfs.link_name(base + "/driver") if "driver" in entries else None
+        reasons += _netdev_witnesses(sysfs, base, "net" in entries, driver)
+    except UnreadableAttribute as exc:
+        return [f"{exc}: cannot tell whether it is in use"]
+    return reasons
+
+
+def _netdev_witnesses(sysfs: SysfsReader, base: str, has_net_dir: bool,
+                      driver: str | None) -> list[str]:
+    names = sorted(sysfs.listdir(base + "/net")) if has_net_dir else []
+    if has_net_dir and not names:
+        return [f"it has a netdev in another network namespace (bound to "
+                f"{driver or 'no driver'}, its net/ lists none here): a container may be "
+                f"using it"]
+    if not names and driver in NETDEV_DRIVERS:
+        return [f"bound to netdev driver {driver} but shows no netdev in this network "
+                f"namespace (moved to another one?): cannot tell whether it is in use"]
+    reasons = []
+    for ifname in names:
+        ndir = f"{base}/net/{ifname}"
+        master = sysfs.link_name(ndir + "/master")
+        if master is not None:
+            reasons.append(f"its netdev {ifname} is enslaved to {master}")
+        for entry in sorted(sysfs.listdir(ndir)):
+            upper = entry.removeprefix("upper_")
+            if entry.startswith("upper_") and upper != master:
+                kind = _devtype(sysfs, upper)
+                reasons.append(f"its netdev {ifname} has upper device {upper}"
+                               + (f" ({kind})" if kind else ""))
+    return reasons
+
+
+def _devtype(sysfs: SysfsReader, ifname: str) -> str | None:
+    """``DEVTYPE`` of a netdev's uevent (``vlan``, ``bond``, ``bridge``...), if it has one."""
+    text = sysfs.read(f"{sysfs.sys}/class/net/{ifname}/uevent") or ""
+    for line in text.splitlines():
+        if line.startswith("DEVTYPE="):
+            return line[8:] or None
+    return None
 
 
 def cyborg_bound(arqs: Iterable[Any], hostname: str) -> InUse:
@@ -184,19 +398,3 @@ def cyborg_in_use(cloud: str | None, hostname: str,
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return InUse(notes=(f"Cyborg accelerator requests not checked: {reason}",),
                      blind=f"cannot ask Cyborg ({cloud}) which VFs are bound: {reason}")
-
-
-def _vfio_cdevs(root: str, address: str) -> list[str]:
-    path = os.path.join(root, "sys", "bus", "pci", "devices", address, "vfio-dev")
-    try:
-        return sorted(name for name in os.listdir(path) if name.startswith("vfio"))
-    except OSError:
-        return []
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as stream:
-            return stream.read().strip()
-    except OSError:
-        return None

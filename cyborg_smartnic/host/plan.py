@@ -165,8 +165,12 @@ class _PfPlanner:
         destroy = pf.num_vfs > 0 and (
             target_count != pf.num_vfs or (bool(modes) and not is_mlx5))
         previous = {index: vf.driver for index, vf in vfs.items()}
+        # VFs that exist but discovery left out die with the others: name them too
+        unscanned = self.in_use.unscanned_of(self.addr)
+        hidden = tuple(vf.address for vf in unscanned)
         if destroy:
-            self._set_numvfs(pf.num_vfs, 0, tuple(str(vf.address) for vf in vfs.values()),
+            self._set_numvfs(pf.num_vfs, 0,
+                             tuple(str(vf.address) for vf in vfs.values()) + hidden,
                              "go through 0: the kernel refuses N->M directly"
                              if target_count else "remove the VFs")
         unbound: set[int] = set()
@@ -176,7 +180,8 @@ class _PfPlanner:
                     self._bind(vf, index, vf.driver, None, "mlx5 changes eswitch mode only "
                                "with its VFs unbound")
                     unbound.add(index)
-        alive = () if destroy else tuple(str(vf.address) for vf in vfs.values())
+        alive = () if destroy else tuple(str(vf.address) for vf in vfs.values()) + hidden
+        unscanned_at = {vf.index: vf.address for vf in unscanned if vf.index is not None}
         for kind, value in modes:
             if kind == S.SET_ESWITCH_MODE:
                 self._eswitch(value, alive)
@@ -195,6 +200,8 @@ class _PfPlanner:
                     self._bind(survivor, index, have, goal,
                                "rebind after the eswitch mode change" if index in unbound
                                and want is None else f"VF {index} should use {goal}")
+            elif want is not None and not destroy and index in unscanned_at:
+                self._bind_unscanned(unscanned_at[index], index, want)
             elif want is not None:
                 usual = " (the default: autoprobe usually binds it)" if (
                     want == self._default()) else ""
@@ -311,6 +318,15 @@ class _PfPlanner:
             S.BIND_DRIVER, address or f"{self.addr} vf{index}", reason=reason,
             from_value=have, to_value=want, pf=self.addr, vf_index=index,
             disruptive=bool(disturbs), destroys_vfs=disturbs, refused=refused))
+
+    def _bind_unscanned(self, address: str, index: int, want: str) -> None:
+        """A VF that exists but was not scanned: its driver is unknown, so binding ``want``
+        may rebind it; the in-use witness for it (discovery skipped it) refuses the step."""
+        self.steps.append(S.Step(
+            S.BIND_DRIVER, address, reason=f"VF {index} should use {want}", from_value=None,
+            to_value=want, pf=self.addr, vf_index=index, disruptive=True,
+            destroys_vfs=(address,),
+            refused=self._refusal_for((address,)) or "discovery could not read this VF"))
 
     def _eswitch(self, want: str, alive: tuple[str, ...]) -> None:
         have = self.pf.eswitch_mode

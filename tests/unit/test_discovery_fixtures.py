@@ -36,7 +36,11 @@ def root() -> Iterator[Path]:
 
 
 def _links(root: Path) -> Iterator[Path]:
+    """Symlinks of the tree, except /proc's: those are the kernel's magic links (fd targets
+    such as ``socket:[1001]``, ``ns/pid`` -> ``pid:[4026531836]``), names rather than paths."""
     for directory, dirs, files in os.walk(root):
+        if Path(directory).is_relative_to(root / "proc"):
+            continue
         for name in dirs + files:
             path = Path(directory, name)
             if path.is_symlink():

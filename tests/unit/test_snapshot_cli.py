@@ -59,12 +59,24 @@ def test_snapshot_then_every_command_on_it(work: Path, example: tuple[Path, Path
     mappings = work / "physnets.conf"  # the same physnets, but no hostname option
     mappings.write_text(f"[smartnic]\nphysical_device_mappings = {physnets}\n")
     results = {}
-    for command in (["discover"], ["report"], ["host", "plan", str(HOST_YAML)]):
+    for command in (["discover"], ["report"]):
         live = _json(capsys, *command, "--sysfs-root", str(root), "--config-file", str(conf))
         recorded = _json(capsys, *command, "--sysfs-root", str(unpacked), "--config-file",
                          str(mappings))
         assert recorded == live, command
         results[command[0]] = live
+    # A snapshot records no processes: the same plan, but nothing says a VF is free, so the
+    # steps that destroy VFs are refused on it.
+    plan = ["host", "plan", str(HOST_YAML), "-f", "json"]
+    results["host"] = _json(capsys, *plan[:3], "--sysfs-root", str(root), "--config-file",
+                            str(conf))
+    assert main([*plan, "--sysfs-root", str(unpacked), "--config-file", str(mappings)]) == 1
+    recorded_plan = json.loads(capsys.readouterr().out)
+    assert isinstance(results["host"], dict)
+    live_steps, recorded_steps = results["host"]["steps"], recorded_plan["steps"]
+    assert [{**s, "refused": None} for s in recorded_steps] == live_steps
+    assert all(("records no view of the host's processes" in (s["refused"] or ""))
+               == bool(s["destroys_vfs"]) for s in recorded_steps)
     manifest = json.loads((unpacked / "snapshot.json").read_text())
     assert manifest["created"] == "2024-05-17T09:30:00Z"
     assert manifest["discover"] == results["discover"]
