@@ -31,6 +31,7 @@ import errno
 import logging
 import os
 import re
+import stat
 import subprocess
 from typing import Protocol
 
@@ -129,9 +130,32 @@ def _root(root: object) -> SysDir:
     if ".." in root.split(os.sep):
         raise ValueError(f"sysfs root {root!r} must not contain '..'")
     try:
-        return SysDir.open(root)
+        sysfs = SysDir.open(root)
     except OSError as exc:
         raise ValueError(f"{os.path.join(root, 'sys')} is not a directory") from exc
+    try:
+        _root_owned(root)
+    except BaseException:
+        sysfs.close()
+        raise
+    return sysfs
+
+
+def _root_owned(root: str) -> None:
+    """The daemon reads the tree as root (scan, in-use witnesses) and its findings and logs
+    go back to the caller: a tree someone else can change could point those reads at any
+    file (``<root>/proc/1/comm -> /etc/shadow``). So ``root`` and every directory above it
+    must be root's and writable by no one else (a sticky ``/tmp`` above it is fine)."""
+    parts = [p for p in os.path.realpath(root).split("/") if p]
+    for depth in range(len(parts) + 1):
+        path = "/" + "/".join(parts[:depth])
+        info = os.lstat(path)
+        shared = info.st_mode & 0o022 and not (info.st_mode & stat.S_ISVTX and depth < len(parts))
+        if info.st_uid != 0 or shared:
+            raise ValueError(f"sysfs root {root!r}: {path} must be owned by root and writable "
+                             f"only by root (uid {info.st_uid}, mode "
+                             f"{stat.S_IMODE(info.st_mode):04o}): the privileged daemon "
+                             f"reads the tree as root")
 
 
 def _sys_path(sysfs: SysDir, what: str, *parts: str) -> str:

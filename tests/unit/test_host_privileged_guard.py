@@ -168,3 +168,26 @@ def test_unknown_memory_fails_closed(tree: SysfsTree, kernel: KernelEmulator) ->
     assert caught.value.errno == errno.ENOENT
     assert "cannot read MemTotal of NUMA node 0" in str(caught.value)
     assert kernel.writes == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing the tree to another uid needs root")
+def test_a_tree_someone_else_can_change_is_refused(tree: SysfsTree, kernel: KernelEmulator,
+                                                   tmp_path: Path) -> None:
+    """The daemon reads the tree as root and reports what it found: a caller's own tree could
+    point those reads at any file, e.g. a "process name" that is a link to a secret."""
+    secret = tmp_path.parent / f"{tmp_path.name}-secret"
+    secret.write_text("root:$6$hash\n")
+    fd_dir = tree.root / "proc/4242/fd"
+    fd_dir.mkdir(parents=True)
+    (fd_dir.parent / "comm").symlink_to(secret)
+    (fd_dir / "3").symlink_to(f"/dev/vfio/{kernel.iommu_group(_vf(tree, 0))}")
+    os.chown(tree.root, 65534, 65534)
+    with pytest.raises(ValueError, match=r"must be owned by root and writable only by root "
+                                         r"\(uid 65534") as caught:
+        privileged.unbind_driver(str(tree.root), _vf(tree, 0))
+    assert "$6$" not in str(caught.value)
+    os.chown(tree.root, 0, 0)
+    tree.root.chmod(0o777)
+    with pytest.raises(ValueError, match=r"mode 0777"):
+        privileged.set_nr_hugepages(str(tree.root), 0, 2048, 1)
+    assert kernel.writes == []

@@ -28,7 +28,7 @@ from tests.fixtures.sysfs import build_scenario
 NOBODY = 65534
 SOCK = "/tmp/tmpab_cd012/privsep.sock"
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="chown and the daemon need root")
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown and the daemon need root")
 
 
 @pytest.mark.parametrize(("argv", "message"), [
@@ -99,6 +99,7 @@ def test_a_good_socket_connects(sockdir: Path) -> None:
     sock.close()
 
 
+@needs_root
 def test_directory_must_be_private_and_the_callers(sockdir: Path) -> None:
     path = str(sockdir / "privsep.sock")
     sockdir.chmod(0o755)
@@ -120,12 +121,14 @@ def test_no_symlink_on_the_path(sockdir: Path, tmp_path: Path) -> None:
         privsep_helper.connect(str(other / "privsep.sock"), 0)
 
 
+@needs_root
 def test_socket_of_another_user_is_refused(sockdir: Path) -> None:
     os.chown(sockdir / "privsep.sock", NOBODY, NOBODY)
     with pytest.raises(Refused, match="must be a socket owned by uid 0"):
         privsep_helper.connect(str(sockdir / "privsep.sock"), 0)
 
 
+@needs_root
 def test_peer_must_be_a_process_of_the_caller(sockdir: Path) -> None:
     """Directory and socket look like nobody's, but the process listening is root's: a swap
     after the checks would show exactly this, and the connection is dropped."""
@@ -166,6 +169,7 @@ def through_wrapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         cfg.CONF.clear_override("helper_command", group=privileged.CONFIG_SECTION)
 
 
+@needs_root
 def test_the_wrapper_starts_the_daemon(tmp_path: Path, through_wrapper: None,
                                        caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
