@@ -57,7 +57,12 @@ from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery.export import host_to_dict
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
-from cyborg_smartnic.discovery.sysfs import SysfsReader, UnreadableAttribute
+from cyborg_smartnic.discovery.sysfs import (
+    NotRegularFile,
+    SysfsReader,
+    UnreadableAttribute,
+    open_regular,
+)
 from cyborg_smartnic.errors import SmartNicError
 
 LOG = logging.getLogger(__name__)
@@ -237,27 +242,17 @@ def trace_scan(root: str, options: ScanOptions) -> tuple[Host, list[Access],
 
 
 # ---------------------------------------------------------------------------- packing
-class NotRegularFile(OSError):
-    """A FIFO, socket or device node where a file was expected: never opened (a FIFO
-    would block the snapshot, a device node can act when opened)."""
-
-
 def _read_file(path: str) -> bytes:
     """Whole content (sysfs sizes are fictional), capped at ``MAX_FILE_BYTES``."""
     chunks: list[bytes] = []
     size = 0
-    if not stat.S_ISREG(os.stat(path).st_mode):
-        raise NotRegularFile(f"{path} is not a regular file")
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-    try:
+    with open_regular(path) as stream:  # a FIFO would block, a device node can act
         while size < MAX_FILE_BYTES:
-            chunk = os.read(fd, min(65536, MAX_FILE_BYTES - size))
+            chunk = stream.read(min(65536, MAX_FILE_BYTES - size))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
-    finally:
-        os.close(fd)
     return b"".join(chunks)
 
 

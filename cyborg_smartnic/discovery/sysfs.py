@@ -23,6 +23,7 @@ import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO, TextIO, cast, overload
 
 from cyborg_smartnic.errors import SmartNicError
 
@@ -53,6 +54,37 @@ class MalformedAttribute(SmartNicError):
     """A sysfs value that does not have the kernel's spelling."""
 
     msg_fmt = "%(attribute)s %(value)r: %(reason)s"
+
+
+class NotRegularFile(OSError):
+    """A FIFO, socket or device node where a file was expected; never opened."""
+
+
+@overload
+def open_regular(path: str) -> BinaryIO: ...
+
+
+@overload
+def open_regular(path: str, encoding: str, errors: str | None = None) -> TextIO: ...
+
+
+def open_regular(path: str, encoding: str | None = None,
+                 errors: str | None = None) -> BinaryIO | TextIO:
+    """``open(path)`` for reading a file of a tree someone else made (a snapshot, a
+    generated tree): ``NotRegularFile`` (an ``OSError``, so callers' handlers still apply)
+    instead of blocking on a FIFO or opening a device node; opened non-blocking. Text mode
+    when ``encoding`` is given. Every reader of files under ``--sysfs-root`` uses this."""
+    mode = os.stat(path).st_mode
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(f"{path}: {_not_regular(mode)}")
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        if encoding is None:
+            return cast(BinaryIO, os.fdopen(fd, "rb"))
+        return cast(TextIO, os.fdopen(fd, "r", encoding=encoding, errors=errors))
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def check_root(root: Path | str) -> None:

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.discovery.sysfs import open_regular
 
 LOG = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ def read_param(root: str, address: str, name: str = PARAM) -> str | None:
     if os.path.realpath(root) != "/":
         path = os.path.join(root, "devlink", f"dev-param-{address}.json")
         try:
-            with open(path, encoding="utf-8") as stream:
+            with open_regular(path, encoding="utf-8") as stream:
                 return parse_param(stream.read(), address, name)
         except OSError:
             return None

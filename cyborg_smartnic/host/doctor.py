@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from cyborg_smartnic.catalog import Catalog
 from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.discovery.sysfs import open_regular
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig
 from cyborg_smartnic.host.plan import FW_DPU
@@ -162,7 +163,7 @@ def _plan(plan: S.Plan) -> Check:
 
 def _read(path: str) -> str | None:
     try:
-        with open(path, encoding="utf-8", errors="replace") as stream:
+        with open_regular(path, encoding="utf-8", errors="replace") as stream:
             return stream.read().strip()
     except OSError:
         return None

@@ -142,6 +142,24 @@ def test_every_command_finishes_on_a_tree_with_fifos(work: Path,
     assert "dev-info-0000:5e:00.0.json: not a regular file" in done.stderr
 
 
+def test_host_commands_finish_on_a_tree_with_fifos(work: Path) -> None:
+    """The host tool's own readers of the tree (recorded devlink params and OVS state, the
+    kernel release and config the doctor reads) refuse FIFOs the same way: both hung."""
+    tree = build_scenario(work / "tree", "example")
+    root = tree.root
+    for relative in (f"devlink/dev-param-{PF}.json", "ovs/ovsdb.json",
+                     "proc/sys/kernel/osrelease", f"boot/config-{os.uname().release}"):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.mkfifo(root / relative)
+    done = _run("host", "plan", "--sysfs-root", str(root), "-f", "json", str(HOST_YAML))
+    assert done.returncode == 0, done.stderr
+    done = _run("host", "doctor", "--sysfs-root", str(root), "--profiles",
+                str(REPO / "profiles" / "xdp.yaml"), str(HOST_YAML))
+    assert done.returncode in (0, 1) and "Traceback" not in done.stderr
+    assert "[ ok ] profile xdp-netdev" in done.stdout
+    assert "ovs/ovsdb.json: not a regular file (a FIFO)" in done.stderr
+
+
 def test_a_fifo_the_whole_scan_needs_is_one_error_line(work: Path) -> None:
     tree = build_scenario(work / "tree", "example")
     _replace(tree.root / "proc/cmdline", "fifo")

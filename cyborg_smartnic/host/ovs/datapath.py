@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cyborg_smartnic.discovery.devlink import run_tool
+from cyborg_smartnic.discovery.sysfs import open_regular
 
 LOG = logging.getLogger(__name__)
 
@@ -155,8 +156,8 @@ class Recorded:
 
     def _text(self, relative: str) -> str | None:
         try:
-            with open(os.path.join(self.root, relative), encoding="utf-8",
-                      errors="replace") as stream:
+            with open_regular(os.path.join(self.root, relative), encoding="utf-8",
+                              errors="replace") as stream:
                 return stream.read()
         except FileNotFoundError:
             return None

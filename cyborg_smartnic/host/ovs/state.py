@@ -20,6 +20,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cyborg_smartnic.discovery.sysfs import open_regular
+
 LOG = logging.getLogger(__name__)
 
 RECORDED_FILE = "ovs/ovsdb.json"
@@ -135,7 +137,7 @@ def read_recorded(root: str) -> OvsState | None:
     """``<root>/ovs/ovsdb.json``, or ``None`` when the host has no OVS recorded."""
     path = os.path.join(root, RECORDED_FILE)
     try:
-        with open(path, encoding="utf-8") as stream:
+        with open_regular(path, encoding="utf-8") as stream:
             data = json.load(stream)
     except FileNotFoundError:
         return None

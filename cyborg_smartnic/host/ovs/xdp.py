@@ -17,6 +17,7 @@ from collections.abc import Iterable
 
 from cyborg_smartnic.catalog import XDP_GENERIC, XDP_NATIVE, Catalog, xdp_support
 from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.discovery.sysfs import open_regular
 from cyborg_smartnic.host.doctor import FAIL, OK, WARN, Check
 from cyborg_smartnic.profiles.compiler import HostRequirements
 
@@ -53,7 +54,7 @@ def read_config(root: str) -> tuple[dict[str, str] | None, str]:
     path = f"{base}/proc/config.gz"
     tried.append(path)
     try:
-        with gzip.open(path, "rb") as stream:
+        with open_regular(path) as raw, gzip.open(raw, "rb") as stream:
             data = stream.read(MAX_CONFIG_BYTES)
         return parse_config(data.decode("utf-8", "replace")), path
     except (OSError, EOFError, zlib.error):
@@ -118,7 +119,7 @@ def _read(path: str) -> str | None:
     try:
         if os.path.getsize(path) > MAX_CONFIG_BYTES:
             return None
-        with open(path, encoding="utf-8", errors="replace") as stream:
+        with open_regular(path, encoding="utf-8", errors="replace") as stream:
             return stream.read()
     except OSError:
         return None
