@@ -12,7 +12,8 @@
   ``[smartnic] state_file`` in the work directory unless a test overrides it);
 * Cyborg API (the real paste pipeline with only ``authtoken`` swapped for ``fake_auth``, which
   sets the identity headers keystonemiddleware would);
-* Nova stand-in (``deploy/nova_stub.py``) for ARQ bind notifications and flavors.
+* a Nova stand-in (``tests/functional/nova_standin.py``: real Nova cannot share this
+  process with Cyborg) for ARQ bind notifications and flavors.
 
 Cyborg's services talk to Placement and Nova through their real clients configured with
 ``auth_type = admin_token``. Everything is reachable over HTTP request helpers (``placement``,
@@ -46,7 +47,7 @@ from oslo_config import fixture as config_fixture
 from oslo_db.sqlalchemy import enginefacade
 from wsgi_intercept import interceptor
 
-from deploy.nova_stub import NovaStub
+from tests.functional.nova_standin import NovaStandIn
 
 COMPUTE_HOST = "compute1.example.org"
 CONDUCTOR_HOST = "conductor1"
@@ -297,7 +298,7 @@ def _ini(sections: Mapping[str, Mapping[str, Any]]) -> str:
 
 
 class Stack(fixtures.Fixture):
-    """One fresh in-process cloud: Placement, Cyborg conductor/agent/API, Nova stub.
+    """One fresh in-process cloud: Placement, Cyborg conductor/agent/API, Nova stand-in.
 
     ``smartnic`` holds ``[smartnic]`` options, ``pools`` maps a pool name to its
     ``[smartnic_pool:NAME]`` options (``pools`` in ``[smartnic]`` is filled in for you).
@@ -325,7 +326,7 @@ class Stack(fixtures.Fixture):
         self.config_file = self.workdir / "cyborg.conf"
         self.placement_log = RequestLog()
         self.placement_faults = FaultInjector()
-        self.nova = NovaStub()
+        self.nova = NovaStandIn()
         self.agent: Any = None
         self.conductor: Any = None
         self._conductor_server: Any = None
@@ -557,9 +558,7 @@ class Stack(fixtures.Fixture):
                               limit: int | None = None) -> dict[str, Any]:
         """``GET /allocation_candidates`` with one numbered request group per profile group.
 
-        Nova turns each device-profile group into a suffixed group that one RP must satisfy
-        (``resources_device_profile_0=CUSTOM_X:1&required_device_profile_0=CUSTOM_Y``) and
-        isolates them when there are several.
+        Built by ``request_groups_query``, the suite's one copy of Nova's translation.
         """
         query = request_groups_query(groups)
         if limit:
@@ -608,11 +607,18 @@ class Stack(fixtures.Fixture):
 
 
 def request_groups_query(groups: Iterable[Mapping[str, str]]) -> str:
-    """Nova's translation of device-profile groups into a Placement query string."""
+    """Nova's translation of device-profile groups into a Placement query string.
+
+    As nova-scheduler sends it (the stack tier shows it from Placement's log): each group is a
+    request group suffixed ``device_profile_N`` that one provider must satisfy
+    (``resourcesdevice_profile_0=CUSTOM_X:1&requireddevice_profile_0=CUSTOM_Y,!CUSTOM_Z``),
+    isolated from each other when there are several. The compute node's own resources and
+    ``root_required`` are left out: the in-process tier has no Nova to ask for them.
+    """
     parts: list[str] = []
     suffixes: list[str] = []
     for index, group in enumerate(groups):
-        suffix = f"_device_profile_{index}"
+        suffix = f"device_profile_{index}"
         suffixes.append(suffix)
         resources = [f"{k.split(':', 1)[1]}:{v}" for k, v in sorted(group.items())
                      if k.startswith("resources:")]

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.fixtures.sysfs import SysfsTree
-from tests.functional.harness import Stack
+from tests.functional.harness import Stack, request_groups_query
 
 RC = "CUSTOM_SMARTNIC_VF"
 PF0, PF1 = "0000:5e:00.0", "0000:5e:00.1"
@@ -140,9 +140,8 @@ def test_eswitch_legacy_to_switchdev(e810: tuple[Stack, SysfsTree]) -> None:
     # no provider has the legacy trait any more: the conductor deleted it from Placement,
     # so a profile still asking for it gets an error, not an empty answer
     assert not trait_exists(stack, legacy)
-    answer = stack.placement.get(
-        f"/allocation_candidates?resources_device_profile_0={RC}:1"
-        f"&required_device_profile_0={legacy}")
+    answer = stack.placement.get("/allocation_candidates?" + request_groups_query(
+        [{f"resources:{RC}": "1", f"trait:{legacy}": "required"}]))
     assert answer.status_code == 400 and "No such trait" in answer.text
 
 

@@ -1,9 +1,10 @@
 """``cyborg-smartnic profile apply`` through openstacksdk against the real Cyborg API (in
-process) and the Nova stub, configured by a clouds.yaml like an operator's.
+process) and the Nova stand-in (tests/functional/nova_standin.py), configured by a
+clouds.yaml like an operator's. The stack tier applies the same profiles to the real Nova.
 
 openstacksdk talks HTTP with requests; wsgi-intercept routes ``cyborg-apply.test`` to a fresh
 instance of Cyborg's API app (same database and conductor as the stack) and ``nova-apply.test``
-to the stack's Nova stub. Each is wrapped to count requests and, for the fault tests, to
+to the Nova stand-in. Each is wrapped to count requests and, for the fault tests, to
 answer chosen requests with an error before or after the real app ran.
 """
 

@@ -1,4 +1,4 @@
-"""deploy/nova_stub.py speaks enough of Nova's API for openstacksdk and for Cyborg's client."""
+"""The functional tier's Nova stand-in speaks enough Nova for openstacksdk and Cyborg."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from openstack import connection
 from openstack import exceptions as sdk_exc
 from wsgi_intercept import interceptor
 
-from deploy.nova_stub import NovaStub
+from tests.functional.nova_standin import NovaStandIn
 
-URL = "http://nova-stub.test"
+URL = "http://nova-standin.test"
 
 
 @pytest.fixture
-def nova() -> NovaStub:
-    stub = NovaStub()
-    with interceptor.RequestsInterceptor(lambda: stub, url=URL):
-        yield stub
+def nova() -> NovaStandIn:
+    standin = NovaStandIn()
+    with interceptor.RequestsInterceptor(lambda: standin, url=URL):
+        yield standin
 
 
 def _conn() -> connection.Connection:
@@ -26,7 +26,7 @@ def _conn() -> connection.Connection:
     return connection.Connection(session=sess, compute_endpoint_override=URL + "/v2.1")
 
 
-def test_flavor_and_extra_specs_through_openstacksdk(nova: NovaStub) -> None:
+def test_flavor_and_extra_specs_through_openstacksdk(nova: NovaStandIn) -> None:
     conn = _conn()
     flavor = conn.compute.create_flavor(name="dpdk.small", ram=2048, vcpus=2, disk=10)
     assert conn.compute.find_flavor("dpdk.small").id == flavor.id
@@ -49,7 +49,7 @@ def test_flavor_and_extra_specs_through_openstacksdk(nova: NovaStub) -> None:
         conn.compute.get_flavor(flavor.id)
 
 
-def test_server_external_events_are_recorded_and_validated(nova: NovaStub) -> None:
+def test_server_external_events_are_recorded_and_validated(nova: NovaStandIn) -> None:
     sess = ks_session.Session(auth=Token(endpoint=URL + "/v2.1", token="admin"))
     event = {"name": "accelerator-request-bound", "server_uuid": "5f1c", "tag": "arq-1",
              "status": "completed"}
@@ -63,7 +63,7 @@ def test_server_external_events_are_recorded_and_validated(nova: NovaStub) -> No
     assert len(nova.events) == 1
 
 
-def test_microversion_out_of_range_is_refused(nova: NovaStub) -> None:
+def test_microversion_out_of_range_is_refused(nova: NovaStandIn) -> None:
     sess = ks_session.Session(auth=Token(endpoint=URL + "/v2.1", token="admin"))
     ok = sess.get(URL + "/v2.1/flavors", headers={"OpenStack-API-Version": "compute 2.82"})
     assert ok.headers["OpenStack-API-Version"] == "compute 2.82"
