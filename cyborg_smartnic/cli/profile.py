@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 from cyborg_smartnic.cli import common
@@ -73,7 +74,16 @@ def run_validate(args: argparse.Namespace) -> int:
 def run_render(args: argparse.Namespace) -> int:
     compiled = compile_all(load_profiles(args.paths))
     sys.stdout.write(render_mod.render(compiled, args.format))
+    _warn_nova_rules(compiled)
     return 0
+
+
+def _warn_nova_rules(compiled: Sequence[Any]) -> None:
+    """What Nova will refuse for servers using each profile (stderr: stdout stays data)."""
+    from cyborg_smartnic.profiles.nova_rules import warning  # noqa: PLC0415
+
+    for profile in compiled:
+        sys.stderr.write(f"warning: {warning(profile)}\n")
 
 
 class ApplyRefused(SmartNicError):
@@ -130,6 +140,7 @@ def run_check(args: argparse.Namespace) -> int:
     verdicts = check_all([c.host for c in compiled], offers, hugepages)
     data = [v.to_dict() for v in verdicts]
     common.emit(data, args.format, lambda: _check_table(verdicts))
+    _warn_nova_rules([c for c, v in zip(compiled, verdicts, strict=True) if v.servable])
     missing = [v.profile for v in verdicts if not v.servable]
     if args.require_all and missing:
         raise ProfilesNotServable(count=len(missing), names=", ".join(missing))
