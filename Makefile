@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[test,stack]'
 	touch $(STAMP)
 
 lint: install
@@ -28,7 +28,7 @@ functional: install
 	$(BIN)/pytest -q tests/functional
 
 demo: install
-	$(BIN)/python -m cyborg_smartnic.demo
+	$(BIN)/python deploy/demo.py
 
 bench: install
 	$(BIN)/python bench/discovery/run.py

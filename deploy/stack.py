@@ -3,13 +3,16 @@
 
     python deploy/stack.py start [--work-dir build/stack] [--sysfs-root DIR] ...
     python deploy/stack.py status [-f json]
+    python deploy/stack.py restart SERVICE...   (cyborg-agent, nova-compute, ...)
     python deploy/stack.py stop
 
-Separate processes, all on 127.0.0.1 with free ports: RabbitMQ (Debian's package, a private
-node), Placement and the Cyborg API under gunicorn, cyborg-conductor, cyborg-agent with the
-smartnic driver reading a recorded sysfs tree (the bundled example host by default), and
-the Nova stub that receives ARQ bind events. State, configs, PIDs and one log per service
-live in the work dir; `stack.json` there tells clients where everything is.
+Separate processes, all on 127.0.0.1 with free ports: MariaDB and RabbitMQ (Debian's
+packages, private instances), Placement and the Cyborg API under gunicorn, cyborg-conductor,
+cyborg-agent with the smartnic driver reading a recorded sysfs tree (the bundled example
+host by default), Nova (nova-api under gunicorn, nova-conductor, nova-scheduler and
+nova-compute with the fake virt driver), and stand-ins for the image and network APIs.
+State, configs, PIDs, databases and one log per service live in the work dir; `stack.json`
+there tells clients where everything is, `clouds.yaml` is an openstacksdk cloud for it.
 Run it with the project's virtualenv Python (it runs the services from that venv).
 """
 
@@ -23,19 +26,22 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from stacklib import config, cyborg, placement, procs, rabbit
+from stacklib import config, cyborg, mariadb, nova, placement, procs, rabbit, standins
 from stacklib.config import ADMIN_TOKEN, SERVICE_TOKEN, TEMPLATES
 from stacklib.procs import Proc, StackError
 
 DEPLOY_DIR = Path(__file__).resolve().parent
-NOVA_STUB = DEPLOY_DIR / "nova_stub.py"
 BIN = Path(sys.executable).parent
 STATE = "stack.json"
 PIDS = "pids.json"
 DEFAULT_HOSTNAME = "compute-0"
+SUBDIRS = ("logs", "placement", "cyborg", "nova", "rabbitmq", "mariadb")
+DATABASES = ("placement", "cyborg", "nova_api", "nova", "nova_cell0")
 
 
 def _log(message: str) -> None:
@@ -79,6 +85,9 @@ class Starter:
     def spawn(self, name: str, argv: Sequence[str], env: dict[str, str]) -> Proc:
         return self.add(procs.spawn(name, argv, env, self.work / "logs", cwd=self.work))
 
+    def by_name(self, name: str) -> Proc:
+        return next(p for p in self.started if p.name == name)
+
     def mark(self, step: str) -> None:
         self.timings[step] = round(time.monotonic() - self._t0, 1)
         _log(f"{step} ({self.timings[step]} s)")
@@ -91,10 +100,11 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
         raise StackError(f"a stack is already running in {work} "
                          f"({', '.join(p.name for p in running)}): run `stop` first")
     rabbit.check_installed()
+    mariadb.check_installed()
     if args.driver == "smartnic_driver" and not (BIN / "cyborg-smartnic").exists():
         raise StackError(f"{BIN}/cyborg-smartnic is missing: install the project (make install)")
     work.mkdir(parents=True, exist_ok=True)
-    for sub in ("logs", "placement", "cyborg", "rabbitmq"):
+    for sub in SUBDIRS:
         shutil.rmtree(work / sub, ignore_errors=True)
         (work / sub).mkdir()
     (work / STATE).unlink(missing_ok=True)
@@ -111,8 +121,18 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
     return state
 
 
-def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
-    work = st.work
+@dataclass(frozen=True)
+class Plan:
+    """Ports, URLs and names of everything (stack.json's content) and the template values."""
+
+    state: dict[str, Any]
+    values: dict[str, str]
+    broker: rabbit.Broker
+    database: mariadb.Server
+
+
+def _plan(work: Path, args: argparse.Namespace) -> Plan:
+    """Decide every port, URL and name before anything starts."""
     smartnic = config.smartnic_options(args.smartnic)
     if args.sysfs_root:
         sysfs_root = Path(args.sysfs_root).resolve()
@@ -122,8 +142,9 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
     hostname = args.hostname or smartnic.get("hostname") or DEFAULT_HOSTNAME
     smartnic.setdefault("state_file", str(work / "cyborg" / "smartnic-last-report.json"))
     broker = rabbit.plan(work / "rabbitmq")
-    ports = {"placement": procs.free_port(), "cyborg": procs.free_port(),
-             "nova": procs.free_port()}
+    database = mariadb.plan(work / "mariadb")
+    ports = {name: procs.free_port() for name in ("placement", "cyborg", "nova", "standins")}
+    stand_ins = f"http://127.0.0.1:{ports['standins']}"
     state: dict[str, Any] = {
         "work_dir": str(work),
         "hostname": hostname,
@@ -132,11 +153,22 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
         "placement_url": f"http://127.0.0.1:{ports['placement']}",
         "cyborg_url": f"http://127.0.0.1:{ports['cyborg']}/accelerator",
         "nova_url": f"http://127.0.0.1:{ports['nova']}/v2.1",
+        "image_url": f"{stand_ins}/image",
+        "network_url": f"{stand_ins}/network",
+        "image_id": standins.IMAGE_ID,
         "transport_url": broker.transport_url,
         "rabbitmq_node": broker.node,
+        "rabbitmq_account": {"node": broker.node, "amqp_port": broker.amqp_port,
+                             "dist_port": broker.dist_port, "epmd_port": broker.epmd_port,
+                             "user": broker.user, "password": broker.password,
+                             "vhost": broker.vhost},
+        "mariadb": {"port": database.port, "socket": str(database.socket),
+                    "user": database.user, "password": database.password,
+                    "databases": list(DATABASES)},
         "admin_token": ADMIN_TOKEN,
         "service_token": SERVICE_TOKEN,
         "cyborg_config": str(work / "cyborg" / "cyborg.conf"),
+        "nova_config": str(work / "nova" / "nova.conf"),
         "clouds_yaml": str(work / "clouds.yaml"),
         "cloud": "smartnic-stack",
         "logs": str(work / "logs"),
@@ -144,69 +176,146 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
     values = {"work_dir": str(work), "hostname": hostname, "debug": str(args.debug),
               "transport_url": broker.transport_url, "cyborg_port": str(ports["cyborg"]),
               "drivers": args.driver, "placement_url": state["placement_url"],
-              "nova_url": state["nova_url"], "sysfs_root": str(sysfs_root),
-              "smartnic_extra": config.ini_lines(smartnic)}
-    placement_conf = config.render("placement.conf.in",
-                                   work / "placement" / "placement.conf", values)
-    cyborg_conf = config.render("cyborg.conf.in", work / "cyborg" / "cyborg.conf", values)
+              "nova_url": state["nova_url"], "cyborg_url": state["cyborg_url"],
+              "image_url": state["image_url"], "network_url": state["network_url"],
+              "service_token": SERVICE_TOKEN, "sysfs_root": str(sysfs_root),
+              "smartnic_extra": config.ini_lines(smartnic),
+              **{f"{name}_db": database.url(name) for name in DATABASES}}
+    return Plan(state=state, values=values, broker=broker, database=database)
+
+
+def _render(work: Path, state: dict[str, Any], values: dict[str, str]) -> None:
+    config.render("placement.conf.in", work / "placement" / "placement.conf", values)
+    config.render("cyborg.conf.in", work / "cyborg" / "cyborg.conf", values)
     shutil.copy(TEMPLATES / "api-paste.ini", work / "cyborg" / "api-paste.ini")
+    config.render("nova.conf.in", work / "nova" / "nova.conf", values)
+    # cell0's schema is synced with a copy whose [database] is cell0's.
+    config.render("nova.conf.in", work / "nova" / "nova-cell0.conf",
+                  {**values, "nova_db": values["nova_cell0_db"]})
+    shutil.copy(TEMPLATES / "nova-api-paste.ini", work / "nova" / "api-paste.ini")
     config.write_clouds_yaml(state)
 
-    # Slow starters first and side by side: the broker, Placement, the Nova stub.
-    rabbit.prepare(broker)
-    for proc in rabbit.start(broker, work / "logs"):
+
+def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
+    plan = _plan(st.work, args)
+    state = plan.state
+    _render(st.work, state, plan.values)
+    _start_backends(st, plan)
+    _start_openstack(st, plan)
+    state["services"] = {p.name: {"pid": p.pid, "log": p.log} for p in st.started}
+    state["startup_seconds"] = st.timings
+    (st.work / STATE).write_text(json.dumps(state, indent=2) + "\n")
+    return state
+
+
+def _start_backends(st: Starter, plan: Plan) -> None:
+    """RabbitMQ (booting in the background), the stand-ins, MariaDB with its databases."""
+    logs = st.work / "logs"
+    rabbit.prepare(plan.broker)
+    for proc in rabbit.start(plan.broker, logs):
         st.add(proc)
-    rabbitmq = st.started[-1]
+    port = plan.state["image_url"].rsplit(":", 1)[1].split("/", 1)[0]
+    st.spawn("standins", [sys.executable, str(DEPLOY_DIR / "stacklib" / "standins.py"),
+                          "--port", port], _service_env())
+    mariadb.prepare(plan.database, logs)
+    server = st.add(mariadb.start(plan.database, logs))
+    mariadb.wait_ready(plan.database, server, st.remaining())
+    mariadb.create_databases(plan.database, DATABASES)
+    st.mark("mariadb up, databases created")
+
+
+def _start_openstack(st: Starter, plan: Plan) -> None:
+    """Placement and the schemas side by side, then Cyborg's and Nova's services."""
+    state = plan.state
+    logs = st.work / "logs"
     place = st.spawn("placement", _gunicorn("placement", "placement.wsgi.api:application",
-                                            ports["placement"]),
-                     _service_env(OS_PLACEMENT_CONFIG_DIR=str(placement_conf.parent)))
-    nova_stub = Path(args.nova_stub)
-    if not nova_stub.is_file():
-        raise StackError(f"{nova_stub} is missing (the Nova stub that receives bind events)")
-    nova = st.spawn("nova-stub", [sys.executable, str(nova_stub), "--port", str(ports["nova"])],
-                    _service_env())
-    cyborg.create_schema(BIN, cyborg_conf, work / "logs", _service_env())
-    st.mark("cyborg database created")
+                                            _port(state["placement_url"])),
+                     _service_env(OS_PLACEMENT_CONFIG_DIR=str(st.work / "placement")))
+    manage = nova.Manage(BIN, Path(state["nova_config"]), logs, _service_env())
+    upgrade = cyborg.start_schema_upgrade(BIN, Path(state["cyborg_config"]), logs,
+                                          _service_env())
+    syncs = nova.start_schema_syncs(manage, st.work / "nova" / "nova-cell0.conf")
 
     procs.wait_http_ok(state["placement_url"] + "/", place, st.remaining())
-    state["compute_rp_uuid"] = placement.ensure_compute_node(state["placement_url"], hostname)
-    st.mark(f"placement up, compute node {hostname} created")
-    procs.wait_until(lambda: procs.http_status(state["nova_url"]) is not None, nova,
-                     "waiting for the Nova stub", st.remaining())
-
-    rabbit.wait_ready(broker, rabbitmq, st.remaining())
-    rabbit.create_account(broker)
+    state["compute_rp_uuid"] = placement.ensure_compute_node(state["placement_url"],
+                                                             state["hostname"])
+    st.mark(f"placement up, compute node {state['hostname']} created")
+    rabbit.wait_ready(plan.broker, st.by_name("rabbitmq"), st.remaining())
     st.mark("rabbitmq up")
+    cyborg.finish_schema_upgrade(upgrade, st.remaining())
+    st.mark("cyborg database migrated")
+    nova.map_cells(manage, syncs, plan.database.url("nova_cell0"), st.remaining())
+    st.mark("nova databases synced, cell0 and cell1 mapped")
 
-    conductor = st.spawn("cyborg-conductor", [str(BIN / "cyborg-conductor"), "--config-file",
-                                              str(cyborg_conf)], _service_env())
-    api = st.spawn("cyborg-api", _gunicorn(
-        "cyborg-api", "stacklib.cyborg_wsgi:application", ports["cyborg"],
-        ["--pythonpath", str(DEPLOY_DIR)]),
-        _service_env(CYBORG_STACK_CONFIG=str(cyborg_conf), SCRIPT_NAME="/accelerator"))
-    procs.wait_until(lambda: rabbit.consumers(broker).get("cyborg-conductor", 0) > 0,
+    _spawn_services(st, state)
+    _wait_cyborg(st, plan)
+    _wait_nova(st, plan, manage)
+
+
+def _listening(broker: rabbit.Broker, queue: str) -> bool:
+    return rabbit.consumers(broker, queue) > 0
+
+
+def _port(url: str) -> int:
+    return int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+
+
+def _spawn_services(st: Starter, state: dict[str, Any]) -> None:
+    """Every RPC and API service at once (the agent comes later: it needs the conductor)."""
+    cyborg_conf = state["cyborg_config"]
+    nova_conf = state["nova_config"]
+    st.spawn("cyborg-conductor", [str(BIN / "cyborg-conductor"), "--config-file", cyborg_conf],
+             _service_env())
+    st.spawn("cyborg-api", _gunicorn("cyborg-api", "stacklib.cyborg_wsgi:application",
+                                     _port(state["cyborg_url"]),
+                                     ["--pythonpath", str(DEPLOY_DIR)]),
+             _service_env(CYBORG_STACK_CONFIG=cyborg_conf, SCRIPT_NAME="/accelerator"))
+    for service in ("nova-conductor", "nova-scheduler"):
+        st.spawn(service, [str(BIN / service), "--config-file", nova_conf], _service_env())
+    st.spawn("nova-api", _gunicorn("nova-api", "stacklib.nova_wsgi:application",
+                                   _port(state["nova_url"]), ["--pythonpath", str(DEPLOY_DIR)]),
+             _service_env(OS_NOVA_CONFIG_DIR=str(Path(nova_conf).parent)))
+    nova.write_node_identity(st.work / "nova", state["compute_rp_uuid"])
+    st.spawn("nova-compute", [str(BIN / "nova-compute"), "--config-file", nova_conf],
+             _service_env())
+
+
+def _wait_cyborg(st: Starter, plan: Plan) -> None:
+    state = plan.state
+    conductor = st.by_name("cyborg-conductor")
+    api = st.by_name("cyborg-api")
+    procs.wait_until(partial(_listening, plan.broker, "cyborg-conductor"),
                      conductor, "waiting for cyborg-conductor to listen on RabbitMQ",
                      st.remaining(), interval=1.0)
     st.mark("cyborg-conductor up")
-    procs.wait_http_ok(state["cyborg_url"] + "/", api, st.remaining())
     profiles_url = state["cyborg_url"] + "/v2/device_profiles"
     procs.wait_until(
         lambda: procs.http_status(profiles_url, {"X-Auth-Token": ADMIN_TOKEN}) == 200,
         api, f"waiting for an authenticated GET {profiles_url}", st.remaining())
     st.mark("cyborg-api up")
-
-    expected = (cyborg.expected_deployables(BIN, cyborg_conf, sysfs_root, _service_env())
-                if args.driver == "smartnic_driver" else None)
+    cyborg_conf = Path(state["cyborg_config"])
+    expected = (cyborg.expected_deployables(BIN, cyborg_conf, Path(state["sysfs_root"]),
+                                            _service_env())
+                if state["driver"] == "smartnic_driver" else None)
     agent = st.spawn("cyborg-agent", [str(BIN / "cyborg-agent"), "--config-file",
                                       str(cyborg_conf)], _service_env())
     names = cyborg.wait_reported(state, agent, conductor, expected, st.remaining())
+    state["resource_providers"] = sorted(names)
     st.mark(f"cyborg-agent reported {len(names)} resource providers")
 
-    state["resource_providers"] = sorted(names)
-    state["services"] = {p.name: {"pid": p.pid, "log": p.log} for p in st.started}
-    state["startup_seconds"] = st.timings
-    (work / STATE).write_text(json.dumps(state, indent=2) + "\n")
-    return state
+
+def _wait_nova(st: Starter, plan: Plan, manage: nova.Manage) -> None:
+    state = plan.state
+    for service, queue in (("nova-conductor", "conductor"), ("nova-scheduler", "scheduler")):
+        procs.wait_until(partial(_listening, plan.broker, queue), st.by_name(service),
+                         f"waiting for {service} to listen on RabbitMQ", st.remaining(),
+                         interval=1.0)
+    procs.wait_until(lambda: nova.api_get(state["nova_url"], "/flavors") is not None,
+                     st.by_name("nova-api"), "waiting for the Nova API", st.remaining())
+    st.mark("nova-api, nova-conductor, nova-scheduler up")
+    nova.wait_compute_ready(state, st.by_name("nova-compute"), manage, plan.database,
+                            st.remaining())
+    st.mark(f"nova-compute up, {state['hostname']} mapped to {nova.CELL}")
 
 
 def _stop_all(records: Sequence[Proc]) -> list[tuple[str, str]]:
@@ -237,6 +346,45 @@ def stop(args: argparse.Namespace) -> list[tuple[str, str]]:
     return results
 
 
+# The RPC services `restart` may restart, and the queue each listens on once it is up.
+RESTARTABLE = {"cyborg-agent": "cyborg-agent", "cyborg-conductor": "cyborg-conductor",
+               "nova-conductor": "conductor", "nova-scheduler": "scheduler",
+               "nova-compute": "compute"}
+
+
+def restart(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Stop and start RPC services of a running stack (same command line, same log file),
+    each up again once it listens on its RabbitMQ queue."""
+    work = Path(args.work_dir).resolve()
+    unknown = sorted(set(args.services) - set(RESTARTABLE))
+    if unknown:
+        raise StackError(f"cannot restart {', '.join(unknown)}: one of "
+                         f"{', '.join(sorted(RESTARTABLE))}")
+    records = procs.load(work / PIDS)
+    try:
+        state = json.loads((work / STATE).read_text())
+    except FileNotFoundError as exc:
+        raise StackError(f"no running stack in {work}") from exc
+    broker = rabbit.Broker(base=work / "rabbitmq", **state["rabbitmq_account"])
+    results = []
+    for name in args.services:
+        index = next((i for i, p in enumerate(records) if p.name == name), None)
+        if index is None:
+            raise StackError(f"{name} is not part of the stack in {work}")
+        old = records[index]
+        outcome = procs.stop(old)
+        new = procs.spawn(name, old.argv, _service_env(), work / "logs", cwd=work, append=True)
+        records[index] = new
+        procs.save(records, work / PIDS)
+        procs.wait_until(partial(_listening, broker, RESTARTABLE[name]), new,
+                         f"waiting for the restarted {name} to listen on RabbitMQ",
+                         args.timeout, interval=0.5)
+        results.append((name, f"{outcome}, started again as {new.pid}"))
+    state["services"] = {p.name: {"pid": p.pid, "log": p.log} for p in records}
+    (work / STATE).write_text(json.dumps(state, indent=2) + "\n")
+    return results
+
+
 def status(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(args.work_dir).resolve()
     state: dict[str, Any] = {"work_dir": str(work)}
@@ -253,8 +401,8 @@ def _cmd_start(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(state, indent=2))
     else:
-        _log(f"up: Placement {state['placement_url']}, Cyborg {state['cyborg_url']}, "
-             f"Nova stub {state['nova_url']}; state in {Path(state['work_dir']) / STATE}")
+        _log(f"up: Nova {state['nova_url']}, Cyborg {state['cyborg_url']}, Placement "
+             f"{state['placement_url']}; cloud {state['cloud']} in {state['clouds_yaml']}")
     return 0
 
 
@@ -267,36 +415,50 @@ def _cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_restart(args: argparse.Namespace) -> int:
+    for name, outcome in restart(args):
+        _log(f"{name}: {outcome}")
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     state = status(args)
+    rows = state["processes"]
+    healthy = bool(rows) and all(r["running"] for r in rows)
     if args.format == "json":
         print(json.dumps(state, indent=2))
-        return 0
-    rows = state["processes"]
+        return 0 if healthy else 1
     if not rows:
         print(f"no stack recorded in {state['work_dir']}")
-        return 0
+        return 1
     for row in rows:
         mark = "running" if row["running"] else "DEAD"
         print(f"{row['name']:<17} {row['pid']:>7}  {mark:<8} {row['log']}")
-    for key in ("placement_url", "cyborg_url", "nova_url", "clouds_yaml"):
+    for key in ("nova_url", "cyborg_url", "placement_url", "image_url", "network_url",
+                "clouds_yaml"):
         if key in state:
             print(f"{key:<17} {state[key]}")
-    return 0 if all(r["running"] for r in rows) else 1
+    return 0 if healthy else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stack.py", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {
-        "start": _cmd_start, "stop": _cmd_stop, "status": _cmd_status}
+        "start": _cmd_start, "stop": _cmd_stop, "status": _cmd_status,
+        "restart": _cmd_restart}
     for name, func in commands.items():
         cmd = sub.add_parser(name)
         cmd.add_argument("--work-dir", default="build/stack",
                          help="state, configs, PIDs and logs (default: build/stack)")
         cmd.set_defaults(func=func)
-        if name != "stop":
+        if name in ("start", "status"):
             cmd.add_argument("-f", "--format", choices=("table", "json"), default="table")
+        if name == "restart":
+            cmd.add_argument("services", nargs="+", metavar="SERVICE",
+                             help=f"one of {', '.join(sorted(RESTARTABLE))}")
+            cmd.add_argument("--timeout", type=float, default=120.0,
+                             help="seconds for each service to be up again (default 120)")
         if name == "start":
             cmd.add_argument("--sysfs-root",
                              help="recorded host for the agent (default: the bundled example)")
@@ -309,8 +471,6 @@ def build_parser() -> argparse.ArgumentParser:
                              help="extra [smartnic] option for the agent (repeatable)")
             cmd.add_argument("--timeout", type=float, default=240.0,
                              help="seconds for the whole start (default 240)")
-            cmd.add_argument("--nova-stub", default=str(NOVA_STUB),
-                             help="script serving Nova's API (default deploy/nova_stub.py)")
             cmd.add_argument("--debug", action="store_true", help="services log at DEBUG")
     return parser
 

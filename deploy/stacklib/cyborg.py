@@ -13,15 +13,28 @@ from stacklib.config import ADMIN_TOKEN
 from stacklib.procs import Proc, StackError
 
 
-def create_schema(bin_dir: Path, conf: Path, log_dir: Path, env: Mapping[str, str]) -> None:
-    """cyborg-dbsync upgrade fails on SQLite (an ALTER in a migration); create_schema works."""
+def start_schema_upgrade(bin_dir: Path, conf: Path, log_dir: Path, env: Mapping[str, str]
+                         ) -> tuple[subprocess.Popen[bytes], Path]:
+    """`cyborg-dbsync upgrade` (Cyborg's migrations, as production runs them on MariaDB)."""
     log = log_dir / "cyborg-dbsync.log"
     with open(log, "wb") as out:
-        done = subprocess.run([str(bin_dir / "cyborg-dbsync"), "--config-file", str(conf),
-                               "create_schema"], stdout=out, stderr=subprocess.STDOUT,
-                              env=dict(env), timeout=120, check=False)
-    if done.returncode != 0:
-        raise StackError(f"cyborg-dbsync create_schema failed (exit {done.returncode}); "
+        child = subprocess.Popen([str(bin_dir / "cyborg-dbsync"), "--config-file", str(conf),
+                                  "upgrade"], stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT,
+                                 env=dict(env))
+    return child, log
+
+
+def finish_schema_upgrade(started: tuple[subprocess.Popen[bytes], Path],
+                          timeout: float) -> None:
+    child, log = started
+    try:
+        code = child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        code = child.wait()
+    if code != 0:
+        raise StackError(f"cyborg-dbsync upgrade failed (exit {code}); "
                          f"last lines of {log}:\n{procs.log_tail(log)}")
 
 
@@ -31,6 +44,7 @@ def expected_deployables(bin_dir: Path, conf: Path, sysfs_root: Path,
     done = subprocess.run(
         [str(bin_dir / "cyborg-smartnic"), "report", "--sysfs-root", str(sysfs_root),
          "--config-file", str(conf), "-f", "json"], capture_output=True, text=True,
+        stdin=subprocess.DEVNULL,
         timeout=60, check=False, env=dict(env))
     if done.returncode != 0:
         raise StackError(f"cyborg-smartnic report failed: {done.stderr.strip()[-500:]}")

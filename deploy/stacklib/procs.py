@@ -66,10 +66,11 @@ def is_alive(proc: Proc) -> bool:
 
 
 def spawn(name: str, argv: Sequence[str], env: Mapping[str, str], log_dir: Path,
-          cwd: Path | None = None) -> Proc:
-    """Start one service detached, its stdout and stderr in log_dir/NAME.log (truncated)."""
+          cwd: Path | None = None, *, append: bool = False) -> Proc:
+    """Start one service detached, its stdout and stderr in log_dir/NAME.log (truncated,
+    unless append: a restarted service keeps its earlier log)."""
     log_path = log_dir / f"{name}.log"
-    with open(log_path, "wb") as log, open(os.devnull, "rb") as devnull:
+    with open(log_path, "ab" if append else "wb") as log, open(os.devnull, "rb") as devnull:
         try:
             child = subprocess.Popen(
                 list(argv), stdin=devnull, stdout=log, stderr=subprocess.STDOUT,

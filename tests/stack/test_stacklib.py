@@ -1,20 +1,18 @@
-"""deploy/stacklib: the process bookkeeping and the auth filter, without starting a stack."""
+"""deploy/stacklib without starting a stack: process bookkeeping, the auth filter, the
+stand-ins, the MariaDB and RabbitMQ set-up files."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "deploy"))
-
-from stacklib import noauth, procs, rabbit  # noqa: E402
+from stacklib import mariadb, noauth, procs, rabbit, standins
 
 
 def _spawn(tmp_path: Path, script: str) -> procs.Proc:
@@ -131,3 +129,67 @@ def test_service_token_makes_a_service_request() -> None:
     assert env["HTTP_X_SERVICE_ROLES"] == "service"
     assert _call({"X-Auth-Token": "admin", "X-Service-Token": "guess"})[0].startswith("401")
     assert _call({"X-Auth-Token": "wrong"})[0].startswith("401")
+
+
+# -- the image and network stand-ins -------------------------------------------------------
+def _get(path: str, method: str = "GET") -> tuple[str, Any]:
+    status: list[str] = []
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "HTTP_HOST": "127.0.0.1:9",
+               "QUERY_STRING": path.partition("?")[2]}
+    environ["PATH_INFO"] = path.partition("?")[0]
+    body = b"".join(standins.application(environ, lambda s, h: status.append(s)))
+    return status[0], json.loads(body)
+
+
+def test_image_standin_discovers_v2_and_serves_its_one_image() -> None:
+    status, body = _get("/image")
+    assert status.startswith("300")
+    assert body["versions"][0]["links"][0]["href"] == "http://127.0.0.1:9/image/v2/"
+    status, image = _get(f"/image/v2/images/{standins.IMAGE_ID}")
+    assert status.startswith("200")
+    assert (image["id"], image["status"]) == (standins.IMAGE_ID, "active")
+    assert set(image) <= set(_get("/image/v2/schemas/image")[1]["properties"])
+    assert _get(f"/image/v2/images?name={standins.IMAGE_NAME}")[1]["images"] == [image]
+    assert _get("/image/v2/images?name=other")[1]["images"] == []
+    assert _get("/image/v2/images/00000000-0000-0000-0000-000000000000")[0].startswith("404")
+    assert _get("/image/v2/images", method="POST")[0].startswith("405")
+
+
+def test_network_standin_lists_nothing_and_refuses_writes() -> None:
+    assert _get("/network/v2.0/ports?device_id=x") == ("200 OK", {"ports": []})
+    assert _get("/network/v2.0/security-groups") == ("200 OK", {"security_groups": []})
+    assert _get("/network/v2.0/ports", method="POST")[0].startswith("405")
+    assert _get("/network/v2.0/routers")[0].startswith("404")
+
+
+# -- MariaDB and RabbitMQ set-up -----------------------------------------------------------
+def test_missing_mariadb_is_one_line_naming_the_package(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    monkeypatch.setattr(mariadb, "SERVER", str(tmp_path / "mariadbd"))
+    with pytest.raises(procs.StackError) as caught:
+        mariadb.check_installed()
+    assert str(caught.value) == (f"mariadb-server is not installed (no {tmp_path}/mariadbd): "
+                                 "run `apt-get install mariadb-server`")
+
+
+def test_mariadb_is_private_to_the_work_dir(tmp_path: Path) -> None:
+    server = mariadb.plan(tmp_path / "mariadb")
+    options = mariadb.options(server)
+    assert "bind-address = 127.0.0.1\n" in options
+    assert f"port = {server.port}\n" in options
+    assert f"socket = {tmp_path}/mariadb/mysqld.sock\n" in options
+    assert f"datadir = {tmp_path}/mariadb/data\n" in options
+    assert server.url("nova").startswith(f"mysql+pymysql://stack:{server.password}@127.0.0.1:"
+                                         f"{server.port}/nova?")
+    with pytest.raises(procs.StackError, match="too long for a unix socket"):
+        mariadb.plan(tmp_path / ("x" * 120))
+
+
+def test_rabbitmq_account_is_loaded_at_boot_with_a_salted_hash(tmp_path: Path) -> None:
+    broker = rabbit.plan(tmp_path / "rabbitmq")
+    (user,) = rabbit.definitions(broker)["users"]
+    raw = base64.b64decode(user["password_hash"])
+    assert raw[4:] == hashlib.sha256(raw[:4] + broker.password.encode()).digest()
+    rabbit.prepare(broker)
+    assert f"load_definitions = {tmp_path}/rabbitmq/definitions.json" in (
+        tmp_path / "rabbitmq" / "rabbitmq.conf").read_text()
