@@ -1,7 +1,7 @@
 """Report-cycle benchmark: a 2048-VF host through the real agent, conductor and Placement.
 
 Builds ``tests/fixtures/sysfs.py:large()`` (16 PFs x 128 VFs by default) in a temporary
-directory, starts the in-process stack of ``tests/functional/harness.py`` on it and times
+directory, starts the in-process cloud of ``tests/functional/harness.py`` on it and times
 ``AgentManager.update_available_resource`` (driver scan + report + conductor diff + Placement)
 for: the first report, an unchanged host (stub devices, and the full report the driver sends
 every 10th cycle), and one PF losing and regaining VFs.
@@ -26,15 +26,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.fixtures.sysfs import large
-from tests.functional.harness import Stack
+from tests.functional.harness import InProcessCloud
 
 
-def timed_cycle(stack: Stack) -> tuple[float, float, dict[str, int], int]:
-    mark = stack.placement_log.mark()
+def timed_cycle(inproc: InProcessCloud) -> tuple[float, float, dict[str, int], int]:
+    mark = inproc.placement_log.mark()
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    stack.run_agent_cycle()
+    inproc.run_agent_cycle()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return wall, cpu, stack.placement_log.by_method(mark), len(stack.placement_log.writes(mark))
+    return wall, cpu, inproc.placement_log.by_method(mark), len(inproc.placement_log.writes(mark))
 
 
 def row(label: str, result: tuple[float, float, dict[str, int], int]) -> list[Any]:
@@ -55,30 +55,30 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-report-", dir=_tmpfs()) as tmp:
         work = Path(tmp)
         start = time.perf_counter()
-        with Stack(work) as stack:
+        with InProcessCloud(work) as inproc:
             setup = time.perf_counter() - start
-            tree = large(stack.sysfs_root, pfs=args.pfs, vfs=args.vfs, noise=args.noise)
-            rows.append(row("first report", timed_cycle(stack)))
-            timed_cycle(stack)  # warm-up: the driver's Placement client discovers versions
-            unchanged = [timed_cycle(stack) for _ in range(args.repeat)]
+            tree = large(inproc.sysfs_root, pfs=args.pfs, vfs=args.vfs, noise=args.noise)
+            rows.append(row("first report", timed_cycle(inproc)))
+            timed_cycle(inproc)  # warm-up: the driver's Placement client discovers versions
+            unchanged = [timed_cycle(inproc) for _ in range(args.repeat)]
             best = min(unchanged, key=lambda r: r[0])
             rows.append(row(f"unchanged (best of {args.repeat})", best))
-            (driver,) = stack.agent._rt.acc_drivers
+            (driver,) = inproc.agent._rt.acc_drivers
             driver._cycles_since_full = None  # what every FULL_REPORT_EVERY-th cycle does
-            full = timed_cycle(stack)
+            full = timed_cycle(inproc)
             rows.append(row("unchanged, full report (every 10th cycle)", full))
             unchanged.append(full)
             first_pf = "0000:10:00.0"  # large() puts its first PF there
             assert len(tree.vfs(first_pf)) == args.vfs
             tree.set_num_vfs(first_pf, args.vfs - 8)
-            rows.append(row("one PF loses its 8 highest VFs", timed_cycle(stack)))
+            rows.append(row("one PF loses its 8 highest VFs", timed_cycle(inproc)))
             tree.set_num_vfs(first_pf, args.vfs)
-            rows.append(row("... and gets them back", timed_cycle(stack)))
-            providers = len(stack.resource_providers())
-            handles = len(stack.attach_handles())
+            rows.append(row("... and gets them back", timed_cycle(inproc)))
+            providers = len(inproc.resource_providers())
+            handles = len(inproc.attach_handles())
         unchanged_writes = sum(r[3] for r in unchanged)
     print(f"{args.pfs} PFs x {args.vfs} VFs = {args.pfs * args.vfs} VFs, {args.noise} other "
-          f"PCI functions; stack start {setup:.2f} s; {providers} resource providers, "
+          f"PCI functions; in-process cloud start {setup:.2f} s; {providers} resource providers, "
           f"{handles} attach handles\n")
     print("| cycle | wall s | CPU s | Placement requests | by method | writes |")
     print("|---|---:|---:|---:|---|---:|")

@@ -1,8 +1,9 @@
 """Pytest fixtures over ``tests/functional/harness.py``: a fresh in-process cloud per test.
 
-``stack`` is a started ``Stack`` with default options; ``make_stack(**kwargs)`` builds one with
-other ``[smartnic]`` / pool options (or ``start_agent=False`` to test agent start-up). One stack
-lives at a time in a process: Cyborg's configuration and the intercepted URLs are global.
+``inproc`` is a started ``InProcessCloud`` with default options; ``make_inproc(**kwargs)``
+builds one with other ``[smartnic]`` / pool options (or ``start_agent=False`` to test agent
+start-up). One in-process cloud lives at a time in a process: Cyborg's configuration and
+the intercepted URLs are global.
 Every test collected in this folder carries the ``functional`` marker.
 """
 
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:  # imported lazily: the filters below must be in place first
-    from tests.functional.harness import Stack
+    from tests.functional.harness import InProcessCloud
 
 _NOISY_WARNINGS = (
     "ignore::UserWarning:oslo_policy.policy",
@@ -38,24 +39,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator[Callable[..., Stack]]:
-    started: list[Stack] = []
+def make_inproc(tmp_path: Path) -> Iterator[Callable[..., InProcessCloud]]:
+    started: list[InProcessCloud] = []
 
-    from tests.functional.harness import Stack
+    from tests.functional.harness import InProcessCloud
 
-    def _make(**kwargs: Any) -> Stack:
+    def _make(**kwargs: Any) -> InProcessCloud:
         if started:
-            raise RuntimeError("one Stack per test: Cyborg's CONF and the URLs are global")
-        stack = Stack(tmp_path / "stack", **kwargs)
-        started.append(stack)
-        stack.setUp()
-        return stack
+            raise RuntimeError("one InProcessCloud per test: Cyborg's CONF and the URLs are "
+                               "global")
+        inproc = InProcessCloud(tmp_path / "inproc", **kwargs)
+        started.append(inproc)
+        inproc.setUp()
+        return inproc
 
     yield _make
-    for stack in reversed(started):
-        stack.cleanUp()
+    for inproc in reversed(started):
+        inproc.cleanUp()
 
 
 @pytest.fixture
-def stack(make_stack: Callable[..., Stack]) -> Stack:
-    return make_stack()
+def inproc(make_inproc: Callable[..., InProcessCloud]) -> InProcessCloud:
+    return make_inproc()

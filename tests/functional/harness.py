@@ -1,6 +1,6 @@
 """The real Cyborg and Placement in one process, for functional tests and benchmarks.
 
-``Stack`` starts, per test, a fresh:
+``InProcessCloud`` starts, per test, a fresh:
 
 * Placement (the openstack-placement WSGI app on an in-memory database, behind wsgi-intercept;
   its config and database come from Placement's own ``PlacementFixture``);
@@ -22,10 +22,11 @@ Cyborg's services talk to Placement and Nova through their real clients configur
 Typical use (see tests/functional/conftest.py for the pytest fixtures; scripts such as
 bench/report/run.py use the fixture as a context manager)::
 
-    with Stack(tmp_path, smartnic={"physical_device_mappings": "physnet1:ens1f0"}) as stack:
-        SysfsTree(stack.sysfs_root).add_pf(...)     # mutate the host between cycles
-        stack.run_agent_cycle()
-        stack.placement.get("/resource_providers").json()
+    with InProcessCloud(tmp_path, smartnic={"physical_device_mappings": "physnet1:ens1f0"}
+                        ) as inproc:
+        SysfsTree(inproc.sysfs_root).add_pf(...)     # mutate the host between cycles
+        inproc.run_agent_cycle()
+        inproc.placement.get("/resource_providers").json()
 """
 
 from __future__ import annotations
@@ -279,7 +280,7 @@ def _intercept(fixture: fixtures.Fixture, app: WsgiApp, url: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The stack
+# The in-process cloud
 # ---------------------------------------------------------------------------------------------
 def _ini(sections: Mapping[str, Mapping[str, Any]]) -> str:
     lines: list[str] = []
@@ -297,7 +298,7 @@ def _ini(sections: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-class Stack(fixtures.Fixture):
+class InProcessCloud(fixtures.Fixture):
     """One fresh in-process cloud: Placement, Cyborg conductor/agent/API, Nova stand-in.
 
     ``smartnic`` holds ``[smartnic]`` options, ``pools`` maps a pool name to its

@@ -8,35 +8,35 @@ from collections.abc import Callable
 
 from cyborg_smartnic.host import lock
 from tests.fixtures.sysfs import SysfsTree
-from tests.functional.harness import Stack
+from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
 PF0, PF1 = "0000:5e:00.0", "0000:5e:00.1"
 
 
-def total(stack: Stack, pf: str) -> int | None:
-    view = stack.provider_view().get(f"{stack.hostname}_{pf}")
+def total(inproc: InProcessCloud, pf: str) -> int | None:
+    view = inproc.provider_view().get(f"{inproc.hostname}_{pf}")
     return None if view is None else int(view["inventories"][RC]["total"])
 
 
 def test_pools_of_pfs_being_changed_hold_still_until_the_apply_ends(
-        make_stack: Callable[..., Stack]) -> None:
-    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens2f0,physnet2:ens2f1"})
-    tree = SysfsTree(stack.sysfs_root)
+        make_inproc: Callable[..., InProcessCloud]) -> None:
+    inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens2f0,physnet2:ens2f1"})
+    tree = SysfsTree(inproc.sysfs_root)
     for pf, netdev, vfs in ((PF0, "ens2f0", 4), (PF1, "ens2f1", 2)):
         tree.add_pf(pf, vendor="8086", device="1592", driver="ice", netdev=netdev,
                     numa_node=0, total_vfs=16, num_vfs=vfs, eswitch="legacy",
                     fw_version="4.40")
-    stack.run_agent_cycle()
-    assert (total(stack, PF0), total(stack, PF1)) == (4, 2)
+    inproc.run_agent_cycle()
+    assert (total(inproc, PF0), total(inproc, PF1)) == (4, 2)
 
-    path = os.path.join(str(stack.sysfs_root), lock.LOCK_NAME)
+    path = os.path.join(str(inproc.sysfs_root), lock.LOCK_NAME)
     with lock.hold(path, wait=0) as held:
         held.changing([PF0])
         tree.set_num_vfs(PF0, 0)  # mid-apply: going through 0 on the way to 8
         tree.set_num_vfs(PF1, 3)  # not part of the apply: reported as it is
-        stack.run_agent_cycle()
-        assert (total(stack, PF0), total(stack, PF1)) == (4, 3)
+        inproc.run_agent_cycle()
+        assert (total(inproc, PF0), total(inproc, PF1)) == (4, 3)
         tree.set_num_vfs(PF0, 8)
-    stack.run_agent_cycle()
-    assert (total(stack, PF0), total(stack, PF1)) == (8, 3)
+    inproc.run_agent_cycle()
+    assert (total(inproc, PF0), total(inproc, PF1)) == (8, 3)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.fixtures.sysfs import SysfsTree
-from tests.functional.harness import Stack
+from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
 CX6, E810, X710 = "0000:3b:00.0", "0000:5e:00.0", "0000:18:00.0"
@@ -32,16 +32,16 @@ def build_host(tree: SysfsTree) -> None:
 
 
 @pytest.fixture
-def cloud(make_stack: Callable[..., Stack]) -> Stack:
-    stack = make_stack(smartnic={
+def cloud(make_inproc: Callable[..., InProcessCloud]) -> InProcessCloud:
+    inproc = make_inproc(smartnic={
         "physical_device_mappings": "physnet1:ens1f0,physnet1:ens2f0,physnet2:ens3f0"})
-    build_host(SysfsTree(stack.sysfs_root))
-    stack.run_agent_cycle()
-    return stack
+    build_host(SysfsTree(inproc.sysfs_root))
+    inproc.run_agent_cycle()
+    return inproc
 
 
-def rp_of(stack: Stack, pf: str) -> str:
-    return stack.provider_view()[f"{stack.hostname}_{pf}"]["uuid"]
+def rp_of(inproc: InProcessCloud, pf: str) -> str:
+    return inproc.provider_view()[f"{inproc.hostname}_{pf}"]["uuid"]
 
 
 @pytest.mark.parametrize(("group", "expected_pf"), [
@@ -55,7 +55,7 @@ def rp_of(stack: Stack, pf: str) -> str:
     ({"trait:CUSTOM_SMARTNIC_VENDOR_NVIDIA": "required",
       "trait:CUSTOM_SMARTNIC_VF_DRIVER_VFIO_PCI": "required"}, CX6),
 ])
-def test_allocation_candidates_pick_the_right_pool(cloud: Stack, group: dict[str, str],
+def test_allocation_candidates_pick_the_right_pool(cloud: InProcessCloud, group: dict[str, str],
                                                    expected_pf: str) -> None:
     profile = cloud.create_device_profile(f"p-{uuid.uuid4().hex[:8]}",
                                           [{f"resources:{RC}": "1", **group}])
@@ -65,7 +65,7 @@ def test_allocation_candidates_pick_the_right_pool(cloud: Stack, group: dict[str
     assert chosen == {rp_of(cloud, expected_pf)}, json.dumps(candidates, indent=1)
 
 
-def test_a_group_can_ask_for_several_vfs_of_one_pool(cloud: Stack) -> None:
+def test_a_group_can_ask_for_several_vfs_of_one_pool(cloud: InProcessCloud) -> None:
     profile = cloud.create_device_profile("four-vfs", [{
         f"resources:{RC}": "4", "trait:CUSTOM_PHYSNET_PHYSNET1": "required"}])
     candidates = cloud.allocation_candidates(profile["groups"])
@@ -76,7 +76,8 @@ def test_a_group_can_ask_for_several_vfs_of_one_pool(cloud: Stack) -> None:
     assert too_many["allocation_requests"] == []
 
 
-def test_arq_bind_gives_a_vf_of_the_chosen_pool_and_unbind_returns_it(cloud: Stack) -> None:
+def test_arq_bind_gives_a_vf_of_the_chosen_pool_and_unbind_returns_it(
+        cloud: InProcessCloud) -> None:
     profile = cloud.create_device_profile("ovs-offload", [{
         f"resources:{RC}": "1", "trait:CUSTOM_PHYSNET_PHYSNET1": "required",
         "trait:CUSTOM_SMARTNIC_ESWITCH_SWITCHDEV": "required"}])
@@ -119,7 +120,7 @@ def test_arq_bind_gives_a_vf_of_the_chosen_pool_and_unbind_returns_it(cloud: Sta
     assert cloud.provider_view()[pool]["usages"] == {RC: 0}
 
 
-def test_bind_needs_a_service_token(cloud: Stack) -> None:
+def test_bind_needs_a_service_token(cloud: InProcessCloud) -> None:
     profile = cloud.create_device_profile("plain", [{f"resources:{RC}": "1"}])
     request = cloud.allocation_candidates(profile["groups"])["allocation_requests"][0]
     (device_rp,) = request["allocations"]
@@ -130,7 +131,7 @@ def test_bind_needs_a_service_token(cloud: Stack) -> None:
     assert not any(ah["in_use"] for ah in cloud.attach_handles())
 
 
-def test_every_vf_of_a_pool_can_be_bound_once(cloud: Stack) -> None:
+def test_every_vf_of_a_pool_can_be_bound_once(cloud: InProcessCloud) -> None:
     profile = cloud.create_device_profile("x710", [{
         f"resources:{RC}": "1", "trait:CUSTOM_PHYSNET_PHYSNET2": "required"}])
     seen = set()

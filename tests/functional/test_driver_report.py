@@ -14,7 +14,7 @@ from cyborg_smartnic.driver import ScanFailed, SmartNicDriver
 from cyborg_smartnic.errors import ConfigError
 from cyborg_smartnic.report import report_to_dicts
 from tests.fixtures.sysfs import SysfsTree, build_scenario
-from tests.functional.harness import Stack
+from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
 EXAMPLE_MAPPINGS = ("physnet1:ens1f0,physnet2:ens1f1,physnet3:ens2f0,physnet4:ens2f1,"
@@ -22,13 +22,13 @@ EXAMPLE_MAPPINGS = ("physnet1:ens1f0,physnet2:ens1f1,physnet3:ens2f0,physnet4:en
 
 
 @pytest.fixture
-def example(make_stack: Callable[..., Stack]) -> Stack:
-    stack = make_stack(smartnic={"physical_device_mappings": EXAMPLE_MAPPINGS})
-    build_scenario(stack.sysfs_root, "example")
-    return stack
+def example(make_inproc: Callable[..., InProcessCloud]) -> InProcessCloud:
+    inproc = make_inproc(smartnic={"physical_device_mappings": EXAMPLE_MAPPINGS})
+    build_scenario(inproc.sysfs_root, "example")
+    return inproc
 
 
-def test_pools_become_nested_providers_with_inventory_and_traits(example: Stack) -> None:
+def test_pools_become_nested_providers_with_inventory_and_traits(example: InProcessCloud) -> None:
     example.run_agent_cycle()
     view = example.provider_view()
     host = example.hostname
@@ -52,7 +52,7 @@ def test_pools_become_nested_providers_with_inventory_and_traits(example: Stack)
     assert all(rp["uuid"] == driver_module.rp_uuid(name) for name, rp in view.items())
 
 
-def test_cyborg_api_shows_devices_deployables_and_attach_handles(example: Stack) -> None:
+def test_cyborg_api_shows_devices_deployables_and_attach_handles(example: InProcessCloud) -> None:
     example.run_agent_cycle()
     devices = example.cyborg_api.get("/v2/devices", expect=200).json()["devices"]
     assert len(devices) == 6  # the X710 port without VFs is a device without deployables
@@ -68,7 +68,7 @@ def test_cyborg_api_shows_devices_deployables_and_attach_handles(example: Stack)
     assert physnets == {"physnet1", "physnet2", "physnet3", "physnet4", "physnet5"}
 
 
-def test_an_unchanged_host_causes_no_placement_writes(example: Stack) -> None:
+def test_an_unchanged_host_causes_no_placement_writes(example: InProcessCloud) -> None:
     example.run_agent_cycle()
     example.run_agent_cycle()  # the driver's Placement client discovers versions once
     before = example.provider_view()
@@ -83,13 +83,13 @@ def test_an_unchanged_host_causes_no_placement_writes(example: Stack) -> None:
 
 
 def test_unchanged_devices_go_as_stubs_with_a_full_report_every_tenth_cycle(
-        make_stack: Callable[..., Stack]) -> None:
+        make_inproc: Callable[..., InProcessCloud]) -> None:
     from cyborg_smartnic.driver import FULL_REPORT_EVERY
 
-    stack = make_stack(smartnic={"physical_device_mappings": EXAMPLE_MAPPINGS})
-    tree = build_scenario(stack.sysfs_root, "example")
-    stack.run_agent_cycle()
-    (driver,) = stack.agent._rt.acc_drivers
+    inproc = make_inproc(smartnic={"physical_device_mappings": EXAMPLE_MAPPINGS})
+    tree = build_scenario(inproc.sysfs_root, "example")
+    inproc.run_agent_cycle()
+    (driver,) = inproc.agent._rt.acc_drivers
     assert driver.unchanged == ()  # the first report after a start is always full
     sent = driver.discover()
     assert driver.unchanged == tuple(sorted(d.controlpath_id.cpid_info for d in sent))
@@ -98,15 +98,15 @@ def test_unchanged_devices_go_as_stubs_with_a_full_report_every_tenth_cycle(
     assert full.count(True) == 1
     # a changed device goes in full (and is applied), the others stay stubs
     tree.set_num_vfs("0000:3b:00.1", 2)
-    handles = len(stack.attach_handles())
-    stack.run_agent_cycle()
+    handles = len(inproc.attach_handles())
+    inproc.run_agent_cycle()
     assert "0000:3b:00.1" not in driver.unchanged and len(driver.unchanged) == 5
-    assert len(stack.attach_handles()) == handles - 2
-    assert stack.provider_view()[f"{stack.hostname}_0000:3b:00.1"]["inventories"][RC][
+    assert len(inproc.attach_handles()) == handles - 2
+    assert inproc.provider_view()[f"{inproc.hostname}_0000:3b:00.1"]["inventories"][RC][
         "total"] == 2
 
 
-def test_two_reports_of_an_unchanged_host_are_identical(example: Stack) -> None:
+def test_two_reports_of_an_unchanged_host_are_identical(example: InProcessCloud) -> None:
     example.run_agent_cycle()
     (driver,) = example.agent._rt.acc_drivers
     assert isinstance(driver, SmartNicDriver)
@@ -115,30 +115,31 @@ def test_two_reports_of_an_unchanged_host_are_identical(example: Stack) -> None:
     assert first == second
 
 
-def test_a_broken_config_stops_the_agent_at_start(make_stack: Callable[..., Stack]) -> None:
+def test_a_broken_config_stops_the_agent_at_start(
+        make_inproc: Callable[..., InProcessCloud]) -> None:
     """stevedore's DriverManager re-raises what the driver's __init__ raised, so
     cyborg-agent dies at start with the one-line reason (before any report)."""
-    stack = make_stack(start_agent=False, pools={"dpdk": {"devices": "ens1f0#0-1",
+    inproc = make_inproc(start_agent=False, pools={"dpdk": {"devices": "ens1f0#0-1",
                                                            "resource_class": "FOO"}})
     with pytest.raises(ConfigError) as caught:
-        stack.start_agent()
+        inproc.start_agent()
     assert str(caught.value) == ("[smartnic_pool:dpdk] resource_class: 'FOO' is not a "
                                  "CUSTOM_* name (upper-case letters, digits and '_')")
-    assert stack.agent is None
-    assert stack.resource_providers() == []
+    assert inproc.agent is None
+    assert inproc.resource_providers() == []
 
 
 def test_one_unreadable_device_is_skipped_and_the_rest_reported(
-        make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture) -> None:
-    stack = make_stack()
-    tree = build_scenario(stack.sysfs_root, "cx6dx_switchdev")
+        make_inproc: Callable[..., InProcessCloud], caplog: pytest.LogCaptureFixture) -> None:
+    inproc = make_inproc()
+    tree = build_scenario(inproc.sysfs_root, "cx6dx_switchdev")
     tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "many\n")
     caplog.set_level(logging.INFO)
-    stack.run_agent_cycle()
-    assert list(stack.provider_view()) == [f"{stack.hostname}_0000:3b:00.0"]
+    inproc.run_agent_cycle()
+    assert list(inproc.provider_view()) == [f"{inproc.hostname}_0000:3b:00.0"]
     tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "8\n")
-    stack.run_agent_cycle()
-    assert len(stack.provider_view()) == 2
+    inproc.run_agent_cycle()
+    assert len(inproc.provider_view()) == 2
 
 
 def _lines(caplog: pytest.LogCaptureFixture, text: str) -> int:
@@ -146,51 +147,51 @@ def _lines(caplog: pytest.LogCaptureFixture, text: str) -> int:
 
 
 def test_a_skipped_device_is_logged_once_per_change(
-        make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture) -> None:
+        make_inproc: Callable[..., InProcessCloud], caplog: pytest.LogCaptureFixture) -> None:
     """docs/driver.md: skipped devices are logged once per change, not every 60 s."""
-    stack = make_stack()
-    tree = build_scenario(stack.sysfs_root, "cx6dx_switchdev")
+    inproc = make_inproc()
+    tree = build_scenario(inproc.sysfs_root, "cx6dx_switchdev")
     caplog.set_level(logging.INFO)
     tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "many\n")
     for _ in range(3):
-        stack.run_agent_cycle()
+        inproc.run_agent_cycle()
     assert _lines(caplog, "skipping 0000:3b:00.1") == 1
     tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "8\n")
-    stack.run_agent_cycle()
-    stack.run_agent_cycle()
+    inproc.run_agent_cycle()
+    inproc.run_agent_cycle()
     assert _lines(caplog, "0000:3b:00.1 is no longer skipped") == 1
     tree.set_attr("0000:3b:00.1", "sriov_totalvfs", "lots\n")  # a change: logged again
-    stack.run_agent_cycle()
-    stack.run_agent_cycle()
+    inproc.run_agent_cycle()
+    inproc.run_agent_cycle()
     assert _lines(caplog, "skipping 0000:3b:00.1") == 2
     assert _lines(caplog, "skipping 0000:3b:00.0") == 0
 
 
 def test_pools_without_a_physnet_are_warned_about_once_per_change(
-        make_stack: Callable[..., Stack], caplog: pytest.LogCaptureFixture) -> None:
-    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens1f0"})
-    tree = build_scenario(stack.sysfs_root, "cx6dx_switchdev")  # ens1f0 and ens1f1
+        make_inproc: Callable[..., InProcessCloud], caplog: pytest.LogCaptureFixture) -> None:
+    inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens1f0"})
+    tree = build_scenario(inproc.sysfs_root, "cx6dx_switchdev")  # ens1f0 and ens1f1
     caplog.set_level(logging.INFO)
-    stack.run_agent_cycle()
-    stack.run_agent_cycle()
+    inproc.run_agent_cycle()
+    inproc.run_agent_cycle()
     tree.set_num_vfs("0000:3b:00.1", 2)  # same pools, other VFs: nothing new to say
-    stack.run_agent_cycle()
+    inproc.run_agent_cycle()
     warnings = [r.getMessage() for r in caplog.records if "no physical network" in
                 r.getMessage()]
     assert warnings == [
-        f"smartnic: pool(s) {stack.hostname}_0000:3b:00.1 have no physical network "
+        f"smartnic: pool(s) {inproc.hostname}_0000:3b:00.1 have no physical network "
         "([smartnic] physical_device_mappings or [smartnic_pool:NAME] physnet): their "
         "attach handles carry no physical_network, so Neutron ports of vnic type "
         "accelerator-direct cannot use them"]
     assert all(r.levelname == "WARNING" for r in caplog.records
                if "no physical network" in r.getMessage())
-    handles = [json.loads(ah["attach_info"]) for ah in stack.attach_handles()
-               if ah["deployable"] == f"{stack.hostname}_0000:3b:00.1"]
+    handles = [json.loads(ah["attach_info"]) for ah in inproc.attach_handles()
+               if ah["deployable"] == f"{inproc.hostname}_0000:3b:00.1"]
     assert handles and all("physical_network" not in h for h in handles)
 
 
 def test_a_failed_scan_reports_nothing_and_changes_nothing(
-        example: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+        example: InProcessCloud, monkeypatch: pytest.MonkeyPatch) -> None:
     example.run_agent_cycle()
     before = example.provider_view()
     handles = example.attach_handles()
@@ -211,19 +212,19 @@ def test_a_failed_scan_reports_nothing_and_changes_nothing(
     assert example.attach_handles() == handles
 
 
-def test_explicit_pools_split_a_pf(make_stack: Callable[..., Stack]) -> None:
-    stack = make_stack(
+def test_explicit_pools_split_a_pf(make_inproc: Callable[..., InProcessCloud]) -> None:
+    inproc = make_inproc(
         smartnic={"physical_device_mappings": "physnet1:ens1f0", "extra_traits": "CUSTOM_RACK7"},
         pools={"dpdk": {"devices": "ens1f0#0-1", "resource_class": "CUSTOM_DPDK_VF",
                         "traits": "CUSTOM_DPDK", "physnet": "dpdknet"}})
-    tree = SysfsTree(stack.sysfs_root)
+    tree = SysfsTree(inproc.sysfs_root)
     tree.add_pf("0000:3b:00.0", vendor="15b3", device="101d", driver="mlx5_core",
                 netdev="ens1f0", total_vfs=8, num_vfs=6, vf_drivers={0: "vfio-pci",
                                                                      1: "vfio-pci"})
-    stack.run_agent_cycle()
-    view = stack.provider_view()
-    default = view[f"{stack.hostname}_0000:3b:00.0"]
-    dpdk = view[f"{stack.hostname}_0000:3b:00.0_dpdk"]
+    inproc.run_agent_cycle()
+    view = inproc.provider_view()
+    default = view[f"{inproc.hostname}_0000:3b:00.0"]
+    dpdk = view[f"{inproc.hostname}_0000:3b:00.0_dpdk"]
     assert default["inventories"] == {RC: {"total": 4, "max_unit": 4, "reserved": 0}}
     assert dpdk["inventories"] == {"CUSTOM_DPDK_VF": {"total": 2, "max_unit": 2,
                                                       "reserved": 0}}

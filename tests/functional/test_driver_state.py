@@ -27,7 +27,7 @@ import pytest
 
 from cyborg_smartnic.statefile import StateFileInUse
 from tests.fixtures.sysfs import SysfsTree
-from tests.functional.harness import Stack
+from tests.functional.harness import InProcessCloud
 from tests.functional.test_driver_inuse import (
     GROUP,
     PF,
@@ -42,70 +42,70 @@ from tests.functional.test_driver_inuse import (
 
 
 @pytest.fixture
-def bound(make_stack: Callable[..., Stack]) -> tuple[Stack, SysfsTree, Bound]:
-    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens1f0"})
-    tree = SysfsTree(stack.sysfs_root)
+def bound(make_inproc: Callable[..., InProcessCloud]) -> tuple[InProcessCloud, SysfsTree, Bound]:
+    inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens1f0"})
+    tree = SysfsTree(inproc.sysfs_root)
     tree.add_pf(PF, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
                 total_vfs=8, num_vfs=4, vf_driver="vfio-pci", eswitch="switchdev")
-    stack.run_agent_cycle()
-    stack.create_device_profile("physnet1", [GROUP])
-    return stack, tree, only_last_vf_in_use(stack, tree)
+    inproc.run_agent_cycle()
+    inproc.create_device_profile("physnet1", [GROUP])
+    return inproc, tree, only_last_vf_in_use(inproc, tree)
 
 
-def state_file(stack: Stack) -> Path:
-    return stack.workdir / "smartnic-state.json"
+def state_file(inproc: InProcessCloud) -> Path:
+    return inproc.workdir / "smartnic-state.json"
 
 
-def valid_state(stack: Stack) -> dict[str, object]:
-    data: dict[str, object] = json.loads(state_file(stack).read_text())
+def valid_state(inproc: InProcessCloud) -> dict[str, object]:
+    data: dict[str, object] = json.loads(state_file(inproc).read_text())
     return data
 
 
-def _infinity(stack: Stack) -> None:
-    text = json.dumps(valid_state(stack)).replace('"num_accelerators": 4',
+def _infinity(inproc: InProcessCloud) -> None:
+    text = json.dumps(valid_state(inproc)).replace('"num_accelerators": 4',
                                                   '"num_accelerators": Infinity')
     assert "Infinity" in text
-    state_file(stack).write_text(text)
+    state_file(inproc).write_text(text)
 
 
-def _nested(stack: Stack) -> None:
-    state_file(stack).write_text('{"version": 2, "report": ' + "[" * 200_000 + "]" * 200_000
+def _nested(inproc: InProcessCloud) -> None:
+    state_file(inproc).write_text('{"version": 2, "report": ' + "[" * 200_000 + "]" * 200_000
                                  + ', "ledger": {}}')
 
 
-def _wrong_types(stack: Stack) -> None:
-    data = valid_state(stack)
+def _wrong_types(inproc: InProcessCloud) -> None:
+    data = valid_state(inproc)
     data["report"][0]["deployable_list"][0]["num_accelerators"] = "4"  # type: ignore[index]
     data["ledger"] = list(data["ledger"])  # type: ignore[call-overload]
-    state_file(stack).write_text(json.dumps(data))
+    state_file(inproc).write_text(json.dumps(data))
 
 
-def _bad_json(stack: Stack) -> None:
-    state_file(stack).write_text(state_file(stack).read_text()[:-40])
+def _bad_json(inproc: InProcessCloud) -> None:
+    state_file(inproc).write_text(state_file(inproc).read_text()[:-40])
 
 
-def _directory(stack: Stack) -> None:
-    state_file(stack).unlink()
-    state_file(stack).mkdir()
+def _directory(inproc: InProcessCloud) -> None:
+    state_file(inproc).unlink()
+    state_file(inproc).mkdir()
 
 
-def _other_host(stack: Stack) -> None:
+def _other_host(inproc: InProcessCloud) -> None:
     """A well-formed file of another host (a shared or copied state directory)."""
-    text = state_file(stack).read_text().replace(stack.hostname, "compute2.example.org")
+    text = state_file(inproc).read_text().replace(inproc.hostname, "compute2.example.org")
     assert "compute2.example.org" in text
-    state_file(stack).write_text(text)
+    state_file(inproc).write_text(text)
 
 
-def _empty_report(stack: Stack) -> None:
+def _empty_report(inproc: InProcessCloud) -> None:
     """Well-formed but stale: says nothing was reported (e.g. copied from a fresh host)."""
-    state_file(stack).write_text(json.dumps({"version": 2, "report": [], "ledger": {}}))
+    state_file(inproc).write_text(json.dumps({"version": 2, "report": [], "ledger": {}}))
 
 
-def _missing(stack: Stack) -> None:
-    state_file(stack).unlink()
+def _missing(inproc: InProcessCloud) -> None:
+    state_file(inproc).unlink()
 
 
-CORRUPTIONS: dict[str, tuple[Callable[[Stack], None], str]] = {
+CORRUPTIONS: dict[str, tuple[Callable[[InProcessCloud], None], str]] = {
     "bad-json": (_bad_json, "not JSON"),
     "infinity": (_infinity, "Infinity is not a number JSON allows"),
     "deeply-nested": (_nested, "JSON nested too deeply"),
@@ -116,45 +116,45 @@ CORRUPTIONS: dict[str, tuple[Callable[[Stack], None], str]] = {
 }
 
 
-def _assert_bound_survives_and_host_converges(stack: Stack, tree: SysfsTree,
+def _assert_bound_survives_and_host_converges(inproc: InProcessCloud, tree: SysfsTree,
                                               last: Bound) -> None:
     vf1 = tree.vfs(PF)[1]
     tree.set_attr(vf1, "device", "junk\n")  # VF 1 is skipped by the scan from now on
-    stack.run_agent_cycle()
-    (driver,) = stack.agent._rt.acc_drivers
+    inproc.run_agent_cycle()
+    (driver,) = inproc.agent._rt.acc_drivers
     assert driver.stubs == (PF,)
-    arq = stack.get_arq(last.arq)
+    arq = inproc.get_arq(last.arq)
     assert arq["state"] == "Bound" and arq["attach_handle_info"] == last.attach_info
-    in_use = [ah for ah in stack.attach_handles() if ah["in_use"]]
+    in_use = [ah for ah in inproc.attach_handles() if ah["in_use"]]
     assert [address(json.loads(ah["attach_info"])) for ah in in_use] == [
         address(last.attach_info)]
-    stack.run_agent_cycle()  # still in use: still untouched
-    assert stack.get_arq(last.arq)["attach_handle_info"] == last.attach_info
+    inproc.run_agent_cycle()  # still in use: still untouched
+    assert inproc.get_arq(last.arq)["attach_handle_info"] == last.attach_info
 
     # The instance goes: the unused pool is rebuilt and the host converges.
-    delete_instance(stack, last)
-    stack.run_agent_cycle()
-    assert driver.stubs == () and driver.rebuilds == (pool_name(stack),)
-    stack.run_agent_cycle()
-    handles = sorted(address(json.loads(ah["attach_info"])) for ah in stack.attach_handles())
+    delete_instance(inproc, last)
+    inproc.run_agent_cycle()
+    assert driver.stubs == () and driver.rebuilds == (pool_name(inproc),)
+    inproc.run_agent_cycle()
+    handles = sorted(address(json.loads(ah["attach_info"])) for ah in inproc.attach_handles())
     assert handles == sorted(a for i, a in tree.vfs(PF).items() if i != 1)
-    view = stack.provider_view()
-    assert list(view) == [pool_name(stack)]
-    assert view[pool_name(stack)]["inventories"][RC]["total"] == 3
+    view = inproc.provider_view()
+    assert list(view) == [pool_name(inproc)]
+    assert view[pool_name(inproc)]["inventories"][RC]["total"] == 3
 
 
 @pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
 def test_an_unusable_state_file_never_costs_a_bound_vf_its_handle(
-        bound: tuple[Stack, SysfsTree, Bound], corruption: str,
+        bound: tuple[InProcessCloud, SysfsTree, Bound], corruption: str,
         caplog: pytest.LogCaptureFixture) -> None:
-    stack, tree, last = bound
+    inproc, tree, last = bound
     damage, reason = CORRUPTIONS[corruption]
-    damage(stack)
+    damage(inproc)
     caplog.set_level(logging.INFO, logger="cyborg_smartnic")
-    stack.restart_agent()  # the file is read when cyborg-agent loads the driver
+    inproc.restart_agent()  # the file is read when cyborg-agent loads the driver
     lines = [r.getMessage() for r in caplog.records if "state file" in r.getMessage()]
     assert len(lines) == 1 and reason in lines[0], lines
-    _assert_bound_survives_and_host_converges(stack, tree, last)
+    _assert_bound_survives_and_host_converges(inproc, tree, last)
 
 
 # CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: what lets root read a file whatever its mode.
@@ -188,50 +188,50 @@ def without_dac_override() -> Iterator[None]:
 
 
 def test_an_unreadable_state_file_never_costs_a_bound_vf_its_handle(
-        bound: tuple[Stack, SysfsTree, Bound], caplog: pytest.LogCaptureFixture) -> None:
-    stack, tree, last = bound
-    state_file(stack).chmod(0o000)
+        bound: tuple[InProcessCloud, SysfsTree, Bound], caplog: pytest.LogCaptureFixture) -> None:
+    inproc, tree, last = bound
+    state_file(inproc).chmod(0o000)
     caplog.set_level(logging.INFO, logger="cyborg_smartnic")
     with without_dac_override():
         with pytest.raises(PermissionError):
-            state_file(stack).read_bytes()
-        stack.restart_agent()
+            state_file(inproc).read_bytes()
+        inproc.restart_agent()
     lines = [r.getMessage() for r in caplog.records if "state file" in r.getMessage()]
     assert len(lines) == 1 and "Permission denied" in lines[0], lines
-    _assert_bound_survives_and_host_converges(stack, tree, last)
+    _assert_bound_survives_and_host_converges(inproc, tree, last)
 
 
 def test_without_a_state_file_a_restarted_agent_rereads_placement(
-        make_stack: Callable[..., Stack]) -> None:
+        make_inproc: Callable[..., InProcessCloud]) -> None:
     """Memory only (state_file empty): a physnet renamed under a running instance with an
     agent restart; the new agent re-reads Placement and leaves the in-use pool alone."""
-    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens1f0",
+    inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens1f0",
                                  "state_file": ""})
-    tree = SysfsTree(stack.sysfs_root)
+    tree = SysfsTree(inproc.sysfs_root)
     tree.add_pf(PF, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
                 total_vfs=8, num_vfs=2, vf_driver="vfio-pci", eswitch="switchdev")
-    stack.run_agent_cycle()
-    stack.create_device_profile("physnet1", [GROUP])
-    last = boot(stack)
-    stack.restart_agent(smartnic={"physical_device_mappings": "uplink:ens1f0",
+    inproc.run_agent_cycle()
+    inproc.create_device_profile("physnet1", [GROUP])
+    last = boot(inproc)
+    inproc.restart_agent(smartnic={"physical_device_mappings": "uplink:ens1f0",
                                   "state_file": ""})
-    stack.run_agent_cycle()
-    assert stack.get_arq(last.arq)["attach_handle_info"] == last.attach_info
-    assert [ah["in_use"] for ah in stack.attach_handles()].count(True) == 1
-    delete_instance(stack, last)
-    stack.run_agent_cycle()
-    stack.run_agent_cycle()
+    inproc.run_agent_cycle()
+    assert inproc.get_arq(last.arq)["attach_handle_info"] == last.attach_info
+    assert [ah["in_use"] for ah in inproc.attach_handles()].count(True) == 1
+    delete_instance(inproc, last)
+    inproc.run_agent_cycle()
+    inproc.run_agent_cycle()
     physnets = {json.loads(ah["attach_info"])["physical_network"]
-                for ah in stack.attach_handles()}
+                for ah in inproc.attach_handles()}
     assert physnets == {"uplink"}
-    assert "CUSTOM_PHYSNET_UPLINK" in stack.provider_view()[pool_name(stack)]["traits"]
+    assert "CUSTOM_PHYSNET_UPLINK" in inproc.provider_view()[pool_name(inproc)]["traits"]
 
 
 def test_a_second_agent_on_the_same_state_file_refuses_to_start(
-        bound: tuple[Stack, SysfsTree, Bound]) -> None:
+        bound: tuple[InProcessCloud, SysfsTree, Bound]) -> None:
     """Two cyborg-agents (two processes) with one state file would each take the other's
     report for what Cyborg holds. The second one stops at start with one line."""
-    stack, _tree, last = bound
+    inproc, _tree, last = bound
     program = (
         "import sys\n"
         "import cyborg.cmd\n"
@@ -243,16 +243,16 @@ def test_a_second_agent_on_the_same_state_file_refuses_to_start(
         "except Exception as exc:\n"
         "    print(type(exc).__name__, exc)\n"
         "    sys.exit(1)\n")
-    second = subprocess.run([sys.executable, "-c", program, str(stack.config_file)],
+    second = subprocess.run([sys.executable, "-c", program, str(inproc.config_file)],
                             capture_output=True, text=True, timeout=120, check=False)
     assert second.returncode == 1, second.stdout + second.stderr
     assert second.stdout.startswith(StateFileInUse.__name__)
-    assert f"{state_file(stack)} is in use by another cyborg-agent" in second.stdout
+    assert f"{state_file(inproc)} is in use by another cyborg-agent" in second.stdout
     # the first agent goes on as before
-    stack.run_agent_cycle()
-    assert stack.get_arq(last.arq)["attach_handle_info"] == last.attach_info
+    inproc.run_agent_cycle()
+    assert inproc.get_arq(last.arq)["attach_handle_info"] == last.attach_info
     # and once it stopped, an agent may take the file over
-    stack.stop_agent()
-    again = subprocess.run([sys.executable, "-c", program, str(stack.config_file)],
+    inproc.stop_agent()
+    again = subprocess.run([sys.executable, "-c", program, str(inproc.config_file)],
                            capture_output=True, text=True, timeout=120, check=False)
     assert again.returncode == 0, again.stdout + again.stderr

@@ -17,7 +17,7 @@ import pytest
 from cyborg_smartnic.cli.main import main
 from tests.fixtures.kernel import emulated_kernel
 from tests.fixtures.sysfs import SysfsTree
-from tests.functional.harness import Stack
+from tests.functional.harness import InProcessCloud
 
 X710 = "0000:18:00.0"
 RC = "CUSTOM_SMARTNIC_VF"
@@ -25,22 +25,22 @@ SDK_CYBORG_URL = "http://cyborg-sdk.test/accelerator"  # as in test_host_cyborg.
 
 
 def test_recheck_refuses_a_vf_cyborg_bound_after_the_plan(
-        make_stack: Callable[..., Stack], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        make_inproc: Callable[..., InProcessCloud], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens3f0"})
-    tree = SysfsTree(stack.sysfs_root)
+    inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens3f0"})
+    tree = SysfsTree(inproc.sysfs_root)
     tree.add_pf(X710, vendor="8086", device="1572", driver="i40e", netdev="ens3f0",
                 numa_node=0, total_vfs=8, num_vfs=2, eswitch="legacy", fw_version="9.20")
     tree.add_hugepages(node=0, size_kb=2048, total=0, free=0)
-    stack.run_agent_cycle()
-    profile = stack.create_device_profile("x710", [{f"resources:{RC}": "1"}])
+    inproc.run_agent_cycle()
+    profile = inproc.create_device_profile("x710", [{f"resources:{RC}": "1"}])
     from cyborg.api import app as api_app
     from wsgi_intercept import interceptor
 
     app = api_app.load_app()
     intercept = interceptor.RequestsInterceptor(lambda: app, url=SDK_CYBORG_URL)
     intercept.install_intercept()
-    stack.addCleanup(intercept.uninstall_intercept)
+    inproc.addCleanup(intercept.uninstall_intercept)
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text(
         "clouds:\n  test:\n    auth_type: admin_token\n    auth:\n"
@@ -51,16 +51,16 @@ def test_recheck_refuses_a_vf_cyborg_bound_after_the_plan(
     bound: list[str] = []
 
     def bind_one() -> None:  # what Nova does when an instance with this profile starts
-        (request,) = stack.allocation_candidates(profile["groups"])["allocation_requests"]
+        (request,) = inproc.allocation_candidates(profile["groups"])["allocation_requests"]
         instance = str(uuid.uuid4())
-        stack.claim(instance, request)
+        inproc.claim(instance, request)
         (device_rp,) = request["allocations"]
-        (arq,) = stack.create_arqs("x710")
-        stack.bind_arq(arq["uuid"], device_rp, instance)
+        (arq,) = inproc.create_arqs("x710")
+        inproc.bind_arq(arq["uuid"], device_rp, instance)
         bound.append(arq["uuid"])
 
     conf = tmp_path / "cyborg.conf"
-    conf.write_text(f"[smartnic]\nhostname = {stack.hostname}\n")
+    conf.write_text(f"[smartnic]\nhostname = {inproc.hostname}\n")
     config = tmp_path / "host.yaml"
     config.write_text(f'hugepages:\n  - {{node: 0, size: 2M, count: 64}}\n'
                       f'devices:\n  - address: "{X710}"\n    vf_count: 4\n')
@@ -74,7 +74,7 @@ def test_recheck_refuses_a_vf_cyborg_bound_after_the_plan(
 
         kernel.write = write_then_bind  # type: ignore[method-assign]
         code = main(["host", "apply", "--yes", "--os-cloud", "test", "--config-file",
-                     str(conf), "--sysfs-root", str(stack.sysfs_root), str(config)])
+                     str(conf), "--sysfs-root", str(inproc.sysfs_root), str(config)])
         out, err = capsys.readouterr()
         assert code == 1, out + err
         assert bound, "the ARQ was not bound during the apply"

@@ -19,7 +19,7 @@ from cyborg_smartnic.host import inuse
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan
 from tests.fixtures.sysfs import SysfsTree
-from tests.functional.harness import Stack
+from tests.functional.harness import InProcessCloud
 
 X710 = "0000:18:00.0"
 RC = "CUSTOM_SMARTNIC_VF"
@@ -29,22 +29,22 @@ SDK_CYBORG_URL = "http://cyborg-sdk.test/accelerator"
 
 
 @pytest.fixture
-def bound(make_stack: Callable[..., Stack], tmp_path: Path,
-          monkeypatch: pytest.MonkeyPatch) -> tuple[Stack, str, str, str]:
-    """A cloud with one ARQ bound to VF of the X710; returns (stack, VF, arq, instance)."""
-    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens3f0"})
-    SysfsTree(stack.sysfs_root).add_pf(
+def bound(make_inproc: Callable[..., InProcessCloud], tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> tuple[InProcessCloud, str, str, str]:
+    """A cloud with one ARQ bound to VF of the X710; returns (inproc, VF, arq, instance)."""
+    inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens3f0"})
+    SysfsTree(inproc.sysfs_root).add_pf(
         X710, vendor="8086", device="1572", driver="i40e", netdev="ens3f0", numa_node=0,
         total_vfs=8, num_vfs=2, eswitch="legacy", fw_version="9.20")
-    stack.run_agent_cycle()
-    profile = stack.create_device_profile("x710", [{f"resources:{RC}": "1"}])
-    (request,) = stack.allocation_candidates(profile["groups"])["allocation_requests"]
+    inproc.run_agent_cycle()
+    profile = inproc.create_device_profile("x710", [{f"resources:{RC}": "1"}])
+    (request,) = inproc.allocation_candidates(profile["groups"])["allocation_requests"]
     instance = str(uuid.uuid4())
-    stack.claim(instance, request)
+    inproc.claim(instance, request)
     (device_rp,) = request["allocations"]
-    (arq,) = stack.create_arqs("x710")
-    stack.bind_arq(arq["uuid"], device_rp, instance)
-    info = stack.get_arq(arq["uuid"])["attach_handle_info"]
+    (arq,) = inproc.create_arqs("x710")
+    inproc.bind_arq(arq["uuid"], device_rp, instance)
+    info = inproc.get_arq(arq["uuid"])["attach_handle_info"]
     vf = f"{info['domain']}:{info['bus']}:{info['device']}.{info['function']}"
     from cyborg.api import app as api_app
     from wsgi_intercept import interceptor
@@ -52,7 +52,7 @@ def bound(make_stack: Callable[..., Stack], tmp_path: Path,
     app = api_app.load_app()
     intercept = interceptor.RequestsInterceptor(lambda: app, url=SDK_CYBORG_URL)
     intercept.install_intercept()
-    stack.addCleanup(intercept.uninstall_intercept)
+    inproc.addCleanup(intercept.uninstall_intercept)
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text(
         "clouds:\n  test:\n    auth_type: admin_token\n    auth:\n"
@@ -60,18 +60,18 @@ def bound(make_stack: Callable[..., Stack], tmp_path: Path,
         f"    accelerator_endpoint_override: {SDK_CYBORG_URL}/v2\n"
         "    region_name: RegionOne\n")
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
-    return stack, vf, arq["uuid"], instance
+    return inproc, vf, arq["uuid"], instance
 
 
-def test_bound_arq_marks_its_vf_in_use(bound: tuple[Stack, str, str, str],
+def test_bound_arq_marks_its_vf_in_use(bound: tuple[InProcessCloud, str, str, str],
                                        tmp_path: Path) -> None:
-    stack, vf, arq, instance = bound
-    found = inuse.cyborg_in_use("test", stack.hostname)
+    inproc, vf, arq, instance = bound
+    found = inuse.cyborg_in_use("test", inproc.hostname)
     assert found.users == (inuse.VfUser(vf, f"Cyborg accelerator request {arq} is bound to "
                                             f"it (instance {instance})"),)
     assert inuse.cyborg_in_use("test", "another-host").users == ()
 
-    host = scan(stack.sysfs_root, ScanOptions(hostname=stack.hostname))
+    host = scan(inproc.sysfs_root, ScanOptions(hostname=inproc.hostname))
     config = tmp_path / "host.yaml"
     config.write_text(f'devices:\n  - address: "{X710}"\n    vf_count: 4\n')
     result = plan(load_host_config(config), host, found)
@@ -80,16 +80,16 @@ def test_bound_arq_marks_its_vf_in_use(bound: tuple[Stack, str, str, str],
         in str(refused.refused)
 
 
-def test_host_plan_asks_cyborg_with_os_cloud(bound: tuple[Stack, str, str, str],
+def test_host_plan_asks_cyborg_with_os_cloud(bound: tuple[InProcessCloud, str, str, str],
                                              tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    stack, vf, arq, _ = bound
+    inproc, vf, arq, _ = bound
     conf = tmp_path / "cyborg.conf"
-    conf.write_text(f"[smartnic]\nhostname = {stack.hostname}\n")
+    conf.write_text(f"[smartnic]\nhostname = {inproc.hostname}\n")
     config = tmp_path / "host.yaml"
     config.write_text(f'devices:\n  - address: "{X710}"\n    vf_count: 4\n')
     code = main(["host", "plan", "--os-cloud", "test", "--config-file", str(conf),
-                 "--sysfs-root", str(stack.sysfs_root), str(config)])
+                 "--sysfs-root", str(inproc.sysfs_root), str(config)])
     _, err = capsys.readouterr()
     assert code == 1
     assert err.startswith(f"cyborg-smartnic: error: 1 step(s) refused; first: {X710}: VF {vf} "

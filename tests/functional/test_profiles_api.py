@@ -18,20 +18,20 @@ from cyborg_smartnic.profiles.compiler import CompiledProfile, compile_all
 from cyborg_smartnic.profiles.loader import load_profiles
 from cyborg_smartnic.report import build_report, report_to_dicts
 from tests.fixtures.sysfs import build_scenario
-from tests.functional.harness import COMPUTE_HOST, Stack, request_groups_query
+from tests.functional.harness import COMPUTE_HOST, InProcessCloud, request_groups_query
 
 EXAMPLES = Path(__file__).parent.parent.parent / "profiles"
 
 
-def _started(make_stack: Callable[..., Stack], tmp_path: Path, scenario: str,
-             mappings: list[str] | None = None) -> tuple[Stack, Path, list[str]]:
+def _started(make_inproc: Callable[..., InProcessCloud], tmp_path: Path, scenario: str,
+             mappings: list[str] | None = None) -> tuple[InProcessCloud, Path, list[str]]:
     root = tmp_path / "host"
     tree = build_scenario(root, scenario)
     physnets = mappings if mappings is not None else tree.physnet_mappings()
-    stack = make_stack(sysfs_root=root,
+    inproc = make_inproc(sysfs_root=root,
                        smartnic={"physical_device_mappings": ",".join(physnets)})
-    stack.run_agent_cycle()
-    return stack, root, physnets
+    inproc.run_agent_cycle()
+    return inproc, root, physnets
 
 
 def _offline_verdicts(root: Path, physnets: list[str],
@@ -47,16 +47,16 @@ def _offline_verdicts(root: Path, physnets: list[str],
     return verdicts
 
 
-def _placement_matches(stack: Stack,
+def _placement_matches(inproc: InProcessCloud,
                        compiled: list[CompiledProfile]) -> dict[str, list[tuple[str, ...]]]:
     """Profile -> every distinct set of pools Placement offers for its groups."""
-    names = {view["uuid"]: name for name, view in stack.provider_view().items()}
+    names = {view["uuid"]: name for name, view in inproc.provider_view().items()}
     found = {}
     for profile in compiled:
-        body = stack.cyborg_api.get(f"/v2/device_profiles?name={profile.name}",
+        body = inproc.cyborg_api.get(f"/v2/device_profiles?name={profile.name}",
                                     expect=200).json()["device_profiles"]
         (stored,) = [p for p in body if p["name"] == profile.name]
-        response = stack.placement.get(
+        response = inproc.placement.get(
             f"/allocation_candidates?{request_groups_query(stored['groups'])}", expect=(200, 400))
         if response.status_code == 400:
             # Placement refuses traits nobody ever reported: nothing can match (Nova would
@@ -74,22 +74,22 @@ def _placement_matches(stack: Stack,
 
 
 def test_examples_through_the_api_match_what_check_says(
-        make_stack: Callable[..., Stack], tmp_path: Path) -> None:
-    stack, root, physnets = _started(make_stack, tmp_path, "example")
+        make_inproc: Callable[..., InProcessCloud], tmp_path: Path) -> None:
+    inproc, root, physnets = _started(make_inproc, tmp_path, "example")
     compiled = compile_all(load_profiles([EXAMPLES]))
     for profile in compiled:
         body = profile.device_profile
-        created = stack.create_device_profile(body["name"], [dict(g) for g in body["groups"]],
+        created = inproc.create_device_profile(body["name"], [dict(g) for g in body["groups"]],
                                               description=body["description"])
         assert created["name"] == profile.name
     listed = {p["name"]: p for p in
-              stack.cyborg_api.get("/v2/device_profiles", expect=200).json()["device_profiles"]}
+              inproc.cyborg_api.get("/v2/device_profiles", expect=200).json()["device_profiles"]}
     for profile in compiled:
         stored = listed[profile.name]
         assert stored["groups"] == [dict(g) for g in profile.device_profile["groups"]]
         assert stored["description"] == profile.device_profile["description"]
 
-    matches = _placement_matches(stack, compiled)
+    matches = _placement_matches(inproc, compiled)
     offline = _offline_verdicts(root, physnets, compiled)
     assert set(matches) == set(offline) == {
         "dpdk-vfio", "e810-comms-gtp", "ovs-offload", "upf-5g", "xdp-netdev"}
@@ -101,15 +101,15 @@ def test_examples_through_the_api_match_what_check_says(
 
 
 def test_a_host_without_the_hardware_matches_nothing_it_lacks(
-        make_stack: Callable[..., Stack], tmp_path: Path) -> None:
-    stack, root, physnets = _started(make_stack, tmp_path, "bluefield2_dpu",
+        make_inproc: Callable[..., InProcessCloud], tmp_path: Path) -> None:
+    inproc, root, physnets = _started(make_inproc, tmp_path, "bluefield2_dpu",
                                      mappings=["physnet6:0000:af:00.0"])
     compiled = compile_all(load_profiles([EXAMPLES]))
     for profile in compiled:
         body = profile.device_profile
-        stack.create_device_profile(body["name"], [dict(g) for g in body["groups"]],
+        inproc.create_device_profile(body["name"], [dict(g) for g in body["groups"]],
                                     description=body["description"])
-    matches = _placement_matches(stack, compiled)
+    matches = _placement_matches(inproc, compiled)
     offline = _offline_verdicts(root, physnets, compiled)
     assert set(matches) == set(offline) == {"bluefield-dpu-port"}
     assert matches["bluefield-dpu-port"] == [(f"{COMPUTE_HOST}_0000:af:00.0",)]

@@ -3,9 +3,9 @@ process) and the Nova stand-in (tests/functional/nova_standin.py), configured by
 clouds.yaml like an operator's. The stack tier applies the same profiles to the real Nova.
 
 openstacksdk talks HTTP with requests; wsgi-intercept routes ``cyborg-apply.test`` to a fresh
-instance of Cyborg's API app (same database and conductor as the stack) and ``nova-apply.test``
-to the Nova stand-in. Each is wrapped to count requests and, for the fault tests, to
-answer chosen requests with an error before or after the real app ran.
+instance of Cyborg's API app (same database and conductor as the in-process cloud) and
+``nova-apply.test`` to the Nova stand-in. Each is wrapped to count requests and, for the
+fault tests, to answer chosen requests with an error before or after the real app ran.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from wsgi_intercept import interceptor
 
 from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.profiles.plan import MARK_KEYS, MARK_PROFILE
-from tests.functional.harness import RequestLog, Stack
+from tests.functional.harness import InProcessCloud, RequestLog
 
 EXAMPLES = Path(__file__).parent.parent.parent / "profiles"
 CYBORG = "http://cyborg-apply.test/accelerator"
@@ -66,7 +66,7 @@ class Faulty:
 
 @dataclass
 class Cloud:
-    stack: Stack
+    inproc: InProcessCloud
     clouds_yaml: Path
     cyborg_log: RequestLog
     nova_log: RequestLog
@@ -76,20 +76,21 @@ class Cloud:
         return self.cyborg_log.writes() + self.nova_log.writes()
 
     def profiles(self) -> dict[str, dict[str, Any]]:
-        data = self.stack.cyborg_api.get("/v2/device_profiles", expect=200).json()
+        data = self.inproc.cyborg_api.get("/v2/device_profiles", expect=200).json()
         return {p["name"]: p for p in data["device_profiles"]}
 
     def flavor_specs(self) -> dict[str, dict[str, str]]:
-        return {f.name: dict(f.extra_specs) for f in self.stack.nova.flavors.values()}
+        return {f.name: dict(f.extra_specs) for f in self.inproc.nova.flavors.values()}
 
 
 @pytest.fixture
-def cloud(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
+def cloud(inproc: InProcessCloud, tmp_path: Path,
+          monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
     from cyborg.api import app as api_app
 
     cyborg_log, nova_log, faults = RequestLog(), RequestLog(), Faulty()
     cyborg_app = cyborg_log.wrap(faults.wrap(api_app.load_app()))
-    nova_app = nova_log.wrap(faults.wrap(stack.nova))
+    nova_app = nova_log.wrap(faults.wrap(inproc.nova))
     intercepts = [interceptor.RequestsInterceptor(lambda: cyborg_app, url=CYBORG),
                   interceptor.RequestsInterceptor(lambda: nova_app, url=NOVA)]
     for item in intercepts:
@@ -102,7 +103,7 @@ def cloud(stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     }}}))
     monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
     try:
-        yield Cloud(stack, clouds, cyborg_log, nova_log, faults)
+        yield Cloud(inproc, clouds, cyborg_log, nova_log, faults)
     finally:
         for item in intercepts:
             item.uninstall_intercept()
@@ -149,7 +150,7 @@ def test_apply_creates_then_second_run_writes_nothing(
         MARK_PROFILE: "upf-5g",
         MARK_KEYS: "accel:device_profile,group_policy,hw:cpu_policy,hw:mem_page_size,"
                    "hw:numa_nodes"}
-    flavor = next(f for f in cloud.stack.nova.flavors.values() if f.name == "dpdk.large")
+    flavor = next(f for f in cloud.inproc.nova.flavors.values() if f.name == "dpdk.large")
     assert (flavor.vcpus, flavor.ram, flavor.disk) == (8, 8192, 20)
     assert sorted(m for m, _, _ in cloud.writes()) == ["POST"] * 14
 
@@ -165,7 +166,7 @@ def test_change_replaces_and_unsets_only_what_it_set(
         cloud: Cloud, files: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _apply(capsys, "--yes", str(files))[0] == 0
     old_uuid = cloud.profiles()["dpdk-vfio"]["uuid"]
-    flavor = next(f for f in cloud.stack.nova.flavors.values() if f.name == "dpdk.large")
+    flavor = next(f for f in cloud.inproc.nova.flavors.values() if f.name == "dpdk.large")
     flavor.extra_specs["hw:watchdog_action"] = "reset"  # an operator's own key
     dpdk = files / "dpdk.yaml"
     dpdk.write_text(dpdk.read_text().replace("vf_count: 2", "vf_count: 3")
@@ -190,7 +191,7 @@ def test_change_replaces_and_unsets_only_what_it_set(
 def test_profile_in_use_is_not_replaced(cloud: Cloud, files: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
     assert _apply(capsys, "--yes", str(files))[0] == 0
-    arqs = cloud.stack.create_arqs("dpdk-vfio")
+    arqs = cloud.inproc.create_arqs("dpdk-vfio")
     assert len(arqs) == 2
     dpdk = files / "dpdk.yaml"
     dpdk.write_text(dpdk.read_text().replace("vf_count: 2", "vf_count: 1"))
@@ -209,7 +210,7 @@ def test_profile_in_use_is_not_replaced(cloud: Cloud, files: Path,
 def test_prune_deletes_only_managed_profiles(cloud: Cloud, files: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     assert _apply(capsys, "--yes", str(files))[0] == 0
-    cloud.stack.create_device_profile("by-hand", [{"resources:CUSTOM_SMARTNIC_VF": "1"}],
+    cloud.inproc.create_device_profile("by-hand", [{"resources:CUSTOM_SMARTNIC_VF": "1"}],
                                       description="someone else's")
     (files / "xdp.yaml").unlink()
     mark = cloud.cyborg_log.mark()
@@ -230,7 +231,7 @@ def test_prune_deletes_only_managed_profiles(cloud: Cloud, files: Path,
 
 def test_foreign_profile_with_the_same_name_is_left_alone(
         cloud: Cloud, files: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cloud.stack.create_device_profile("xdp-netdev", [{"resources:CUSTOM_SMARTNIC_VF": "1"}])
+    cloud.inproc.create_device_profile("xdp-netdev", [{"resources:CUSTOM_SMARTNIC_VF": "1"}])
     code, out, _ = _apply(capsys, "--yes", str(files / "xdp.yaml"))
     assert code == 1
     assert "! profile xdp-netdev: a device profile with this name exists and was not created " \
@@ -251,7 +252,7 @@ def test_transient_faults_are_retried_without_duplicates(
                                         "ovs-offload", "upf-5g", "xdp-netdev"]
     posts = [p for m, p, _ in cloud.cyborg_log.writes() if m == "POST"]
     assert len(posts) == 7  # 6 profiles + 1 retry of the refused one, none for the lost answer
-    assert len([f for f in cloud.stack.nova.flavors.values()]) == 4
+    assert len([f for f in cloud.inproc.nova.flavors.values()]) == 4
     mark = (cloud.cyborg_log.mark(), cloud.nova_log.mark())
     assert _apply(capsys, "--yes", str(files))[1].rstrip().endswith("Nothing to change.")
     assert cloud.cyborg_log.writes(mark[0]) == [] and cloud.nova_log.writes(mark[1]) == []
