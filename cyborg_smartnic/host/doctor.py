@@ -16,6 +16,7 @@ from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.sysfs import open_regular
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig
+from cyborg_smartnic.host.ovs import plan as ovs_plan
 from cyborg_smartnic.host.plan import FW_DPU
 from cyborg_smartnic.host.requirements import Finding
 
@@ -154,11 +155,17 @@ def _plan(plan: S.Plan) -> Check:
         if pending:
             parts.append(f"{len(pending)} change(s) pending")
         if manual:
-            parts.append(f"{len(manual)} manual step(s) (firmware)")
+            kinds = sorted({"OVS" if _is_ovs_step(s) else "firmware" for s in manual})
+            parts.append(f"{len(manual)} manual step(s) ({', '.join(kinds)})")
         return Check("host.yaml", FAIL, "host does not match host.yaml: " + ", ".join(parts),
                      "cyborg-smartnic host apply --yes HOST.yaml"
                      + ("; then the manual steps `host plan` lists" if manual else ""))
     return Check("host.yaml", OK, "host matches host.yaml")
+
+
+def _is_ovs_step(step: S.Step) -> bool:
+    """A manual step of host.yaml's ``ovs:`` section (restart, uplink), not firmware."""
+    return step.target == ovs_plan.VSWITCHD or step.reason.startswith("uplink ")
 
 
 def _read(path: str) -> str | None:
