@@ -17,13 +17,16 @@ Witnesses, each naming the user:
 
 Detection is ``blind`` when its view of processes may be incomplete: a process's open files
 could not be read, /proc is mounted with ``hidepid`` and we may not see other users'
-processes, we run in a PID namespace other than the host's, or /proc lists clearly fewer
-threads than the kernel counts (``/proc/loadavg``). A blind answer makes every destroying
-step refuse: finding no holder proves nothing when holders can be hidden.
+processes, we run in a PID namespace other than the host's, /proc lists clearly fewer
+threads than the kernel counts (``/proc/loadavg``), or the kernel counts more open vfio/uio
+devices (the driver module's ``refcnt``) than the visible holders account for. A blind
+answer makes every destroying step refuse: finding no holder proves nothing when holders can
+be hidden.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import re
 from collections.abc import Iterable, Mapping
@@ -33,7 +36,12 @@ from typing import TYPE_CHECKING, Any
 from cyborg_smartnic.catalog import BUILTIN_MODELS
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.procfs import CAP_SYS_PTRACE, ProcReader, ProcUnreadable
-from cyborg_smartnic.discovery.sysfs import SysfsReader, UnreadableAttribute
+from cyborg_smartnic.discovery.sysfs import (
+    MalformedAttribute,
+    SysfsReader,
+    UnreadableAttribute,
+    parse_int,
+)
 from cyborg_smartnic.pci import PciAddress
 
 if TYPE_CHECKING:
@@ -52,6 +60,10 @@ _NODE_DIRS = (("vfio-dev", "/dev/vfio/devices/", re.compile(r"vfio\d+")),
               ("uio", "/dev/", re.compile(r"uio\d+")),
               ("infiniband_verbs", "/dev/infiniband/", re.compile(r"uverbs\d+")),
               ("infiniband_mad", "/dev/infiniband/", re.compile(r"(?:umad|issm)\d+")))
+_VFIO_GROUP_NODE = re.compile(r"/dev/vfio/(?:noiommu-)?(\d+)")
+# Modules whose refcnt counts what user space holds open, and the driver they provide.
+_OPEN_COUNTING_MODULES = (("vfio_pci", "vfio-pci"), ("uio_pci_generic", "uio_pci_generic"),
+                          ("igb_uio", "igb_uio"))
 # Drivers whose functions always register a netdev: such a VF without one in our network
 # namespace has most likely been moved to another (a container, a VM's network namespace).
 NETDEV_DRIVERS = frozenset(
@@ -113,6 +125,7 @@ class Holder:
     pid: int
     comm: str
     target: str  # as the fd link reads, e.g. "/dev/vfio/45 (deleted)"
+    fds: int = 1  # how many of its fds point there
 
 
 @dataclass(frozen=True)
@@ -152,6 +165,10 @@ def detect(root: str, host: Host, *, proc: ProcReader | None = None,
     else:
         blind.append(f"{proc.shown(proc.proc)}/self is not there: this tree records no view of "
                      f"the host's processes (a snapshot?), so nothing says which VFs are held")
+    try:
+        blind.extend(_kernel_open_counts(sysfs, devices))
+    except (UnreadableAttribute, MalformedAttribute) as exc:
+        blind.append(f"{exc}: cannot compare what the kernel counts open with what /proc shows")
     text = "; ".join(dict.fromkeys(blind)) or None
     return _vf_scan(sysfs, host, devices, InUse(notes=tuple(dict.fromkeys(blind)), blind=text))
 
@@ -171,12 +188,12 @@ def open_devices(proc: ProcReader) -> OpenDevices:
         if targets is None:
             continue  # exited meanwhile
         threads += proc.threads(pid)
-        nodes = {t.removesuffix(_DELETED): t for t in targets
-                 if t.startswith(_DEVICE_NODE_PREFIXES)}
+        nodes = collections.Counter(t for t in targets if t.startswith(_DEVICE_NODE_PREFIXES))
         if nodes:
             comm = proc.comm(pid)
-            for node, target in sorted(nodes.items()):
-                holders.setdefault(node, []).append(Holder(pid, comm, target))
+            for target, fds in sorted(nodes.items()):
+                holders.setdefault(target.removesuffix(_DELETED), []).append(
+                    Holder(pid, comm, target, fds))
     return OpenDevices({k: tuple(v) for k, v in holders.items()}, tuple(unreadable), threads)
 
 
@@ -186,6 +203,55 @@ def _unreadable_reason(processes: tuple[Holder, ...]) -> str:
     return (f"could not read the open files of {len(processes)} process(es) ({named}{more}; "
             f"not root, or denied even to root by ptrace rules or a security module): a VF "
             f"they hold would not be seen as in use")
+
+
+def _kernel_open_counts(sysfs: SysfsReader, devices: OpenDevices) -> list[str]:
+    """Compare what the kernel says is open with the holders /proc shows.
+
+    A loadable module's ``refcnt`` counts the references user space holds: vfio takes one on
+    the driver's module per device it opens (``vfio-pci``), uio one per open of a
+    ``/dev/uioN``. More of them than the visible holders of such devices account for means
+    a holder is hidden from this view, whatever the reason."""
+    reasons = []
+    for module, driver in _OPEN_COUNTING_MODULES:
+        text = sysfs.read(f"{sysfs.sys}/module/{module}/refcnt")
+        if text is None:
+            continue  # not loaded, or built in (no count to compare)
+        count = parse_int(text, f"/sys/module/{module}/refcnt", 0, 1 << 31)
+        if count == 0:
+            continue
+        held = _held_by_driver(sysfs, devices, driver)
+        if count > held:
+            reasons.append(f"the kernel counts {count} open {driver} device(s) (/sys/module/"
+                           f"{module}/refcnt) but processes visible here hold {held}: a "
+                           f"holder is hidden from this view")
+    return reasons
+
+
+def _held_by_driver(sysfs: SysfsReader, devices: OpenDevices, driver: str) -> int:
+    """vfio: devices bound to ``driver`` in the groups and cdevs held; uio: fds held on
+    nodes of devices bound to ``driver`` (each open counts)."""
+    count = 0
+    vfio_devices: set[str] = set()
+    for node, holders in devices.holders.items():
+        group = _VFIO_GROUP_NODE.fullmatch(node)
+        if group is not None:
+            members = sysfs.listdir(f"{sysfs.sys}/kernel/iommu_groups/{group[1]}/devices")
+        elif node.startswith("/dev/vfio/devices/"):
+            members = [sysfs.link_name(f"{sysfs.sys}/class/vfio-dev/{node[18:]}/device") or ""]
+        elif node.startswith("/dev/uio"):
+            owner = sysfs.link_name(f"{sysfs.sys}/class/uio/{node[5:]}/device")
+            if owner is not None and _driver_of(sysfs, owner) == driver:
+                count += sum(h.fds for h in holders)
+            continue
+        else:
+            continue
+        vfio_devices.update(m for m in members if m and _driver_of(sysfs, m) == driver)
+    return count + len(vfio_devices)
+
+
+def _driver_of(sysfs: SysfsReader, address: str) -> str | None:
+    return sysfs.link_name(f"{sysfs.sys}/bus/pci/devices/{address}/driver")
 
 
 def _kernel_threads(proc: ProcReader, blind: list[str]) -> int | None:

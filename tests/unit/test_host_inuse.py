@@ -363,6 +363,16 @@ def _fifo_loadavg(tree: SysfsTree) -> None:
     os.mkfifo(tree.root / "proc/loadavg")  # reading it would block forever
 
 
+def _vfio_open_nobody_holds(tree: SysfsTree) -> None:
+    tree.set_module_refcnt("vfio_pci", 1)  # a device is open, no visible process holds one
+
+
+def _more_uio_opens_than_holders(tree: SysfsTree) -> None:
+    node = tree.add_uio(tree.vfs(X710_PF)[1], 3)
+    tree.add_process(4300, "dpdk-l3fwd", [node])
+    tree.set_module_refcnt("uio_pci_generic", 2)  # a second open of a uio node is hidden
+
+
 BLIND_CASES = [
     BlindCase("hidepid=2-not-root", _hidepid("2"), "/proc is mounted with hidepid=2"),
     BlindCase("hidepid=invisible-not-root", _hidepid("invisible"),
@@ -377,6 +387,12 @@ BLIND_CASES = [
     BlindCase("pid-namespace-unknown", _no_namespace_link, "cannot read /proc/self/ns/pid"),
     BlindCase("mount-options-unknown", _no_mountinfo, "cannot read /proc/self/mountinfo"),
     BlindCase("thread-count-unknown", _no_loadavg, "cannot read /proc/loadavg"),
+    BlindCase("vfio-open-count-above-holders", _vfio_open_nobody_holds,
+              "the kernel counts 1 open vfio-pci device(s) (/sys/module/vfio_pci/refcnt) but "
+              "processes visible here hold 0"),
+    BlindCase("uio-open-count-above-holders", _more_uio_opens_than_holders,
+              "the kernel counts 2 open uio_pci_generic device(s) (/sys/module/uio_pci_generic/"
+              "refcnt) but processes visible here hold 1"),
     BlindCase("fifo-in-a-tree", _fifo_loadavg,
               "cannot read /proc/loadavg (not a regular file)"),
 ]
@@ -427,3 +443,21 @@ def test_unreadable_fd_links_make_detection_blind(tmp_path: Path) -> None:
     assert found.reason_for(vf) is None
     assert found.blind is not None and found.blind.startswith(
         "could not read the open files of 1 process(es)")
+
+
+def test_kernel_open_counts_matched_by_visible_holders_are_not_blind(tmp_path: Path) -> None:
+    tree = _two_nic_host(tmp_path)
+    vfio_vf = tree.vfs(MLX_PF)[0]  # on vfio-pci
+    tree.add_process(4400, "qemu-kvm", [f"/dev/vfio/{tree.iommu_group_of(vfio_vf)}"])
+    cdev = tree.add_vfio_cdev(tree.vfs(MLX_PF)[1], 4)
+    tree.add_process(4401, "qemu-kvm", [cdev])
+    uio = tree.add_uio(tree.vfs(X710_PF)[1], 3)
+    tree.add_process(4402, "dpdk-l3fwd", [uio, uio])  # two opens of the node
+    tree.set_module_refcnt("vfio_pci", 2)
+    tree.set_module_refcnt("uio_pci_generic", 2)
+    tree.set_module_refcnt("igb_uio", 0)
+    root = str(tmp_path)
+    found = inuse.detect(root, scan(root))
+    assert found.blind is None
+    assert found.addresses() == tuple(sorted([vfio_vf, tree.vfs(MLX_PF)[1],
+                                              tree.vfs(X710_PF)[1]]))
