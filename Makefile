@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/discovery/run.py
 	$(BIN)/python bench/report/run.py
 	$(BIN)/python bench/host/run.py
+	$(BIN)/python bench/host/inuse.py
 	$(BIN)/python bench/stack/run.py
 
 docs: install
