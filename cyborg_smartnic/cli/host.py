@@ -2,7 +2,7 @@
 
 ``plan`` only reads; ``apply`` shows the plan, asks (or needs ``--yes``), re-plans to be
 sure nothing moved meanwhile, then runs it through the privsep daemon; ``doctor`` runs the
-preflight checks; ``conf`` prints the matching ``[smartnic]`` cyborg.conf snippet.
+preflight checks; ``conf`` prints the matching cyborg.conf and nova.conf lines.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from cyborg_smartnic.cli import common, hostreport
 from cyborg_smartnic.cli import ovs as ovs_cli
+from cyborg_smartnic.cli import owners as owners_cli
 from cyborg_smartnic.discovery.model import Host, HugepagePool
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import doctor as doctor_mod
@@ -91,10 +92,13 @@ def register(subparsers: Any) -> None:
     doctor_p.add_argument("host_config", metavar="HOST.yaml", nargs="?",
                           help="also check the host against this host config")
     ovs_cli.add_ovs_arguments(doctor_p)
+    owners_cli.add_doctor_arguments(doctor_p)
     doctor_p.set_defaults(func=common.with_example_host(doctor_command))
 
-    conf_p = sub.add_parser("conf", help="print the [smartnic] cyborg.conf lines for host.yaml")
+    conf_p = sub.add_parser("conf", help="print the cyborg.conf [smartnic] and nova.conf "
+                                         "[pci] device_spec lines for host.yaml")
     _common(conf_p)
+    owners_cli.add_conf_arguments(conf_p)
     conf_p.add_argument("host_config", metavar="HOST.yaml")
     conf_p.set_defaults(func=common.with_example_host(conf_command))
 
@@ -422,6 +426,7 @@ def doctor_command(args: argparse.Namespace) -> int:
     checks = doctor_mod.run_checks(host, vfio=doctor_mod.vfio_state(root), config=config,
                                    plan=plan, findings=findings)
     checks = (*checks, *ovs_cli.doctor_checks(args, root, config, host))
+    checks = (*checks, *owners_cli.doctor_checks(args, root, config, host))
     checks = (*checks, *hostreport.doctor_checks(args))
     common.emit([c.to_dict() for c in checks], args.format, lambda: doctor_text(checks))
     failed = [c for c in checks if c.status == doctor_mod.FAIL]
@@ -442,9 +447,7 @@ def doctor_text(checks: tuple[doctor_mod.Check, ...]) -> str:
 
 
 def conf_command(args: argparse.Namespace) -> int:
-    from cyborg_smartnic.host.snippet import cyborg_conf  # noqa: PLC0415
-
     config = load_host_config(args.host_config)
-    host = HostReader(args, config).read()
-    sys.stdout.write(cyborg_conf(config, host))
+    reader = HostReader(args, config)
+    owners_cli.print_conf(args, config, reader.read(), reader.root)
     return 0

@@ -29,6 +29,12 @@ _RANGES_RE = re.compile(_RANGES_PATTERN)
 _SELECTORS = ("address", "netdev", "select")
 #: The names profiles accept for vf_driver, plus ``default``.
 _VF_DRIVERS = (*known_vf_drivers(), DEFAULT_DRIVER)
+#: Who schedules a VF: Cyborg (our pools, [smartnic] in cyborg.conf) or Nova's PCI tracker
+#: ([pci] device_spec in nova.conf). Never both: each would hand the VF to a different guest.
+OWNER_CYBORG = "cyborg"
+OWNER_NOVA = "nova"
+OWNERS = (OWNER_CYBORG, OWNER_NOVA)
+OWNER_RESERVED = "reserved"  # reserved_vfs: held back from both, for the host itself
 
 
 class InvalidHostConfig(SourceErrors):
@@ -59,6 +65,13 @@ class VfDriverRange:
 
 
 @dataclass(frozen=True, slots=True)
+class VfOwnerRange:
+    indices: tuple[int, ...]
+    owner: str  # OWNER_CYBORG / OWNER_NOVA
+    text: str  # the range as written, for messages
+
+
+@dataclass(frozen=True, slots=True)
 class DeviceConfig:
     """Desired state of the PFs one entry selects (by address, netdev or selector)."""
 
@@ -73,6 +86,17 @@ class DeviceConfig:
     flow_steering_mode: str | None = None
     firmware_mode: str | None = None
     physnet: str | None = None
+    vf_owners: tuple[VfOwnerRange, ...] = ()
+    remote_managed: bool = False  # Nova's device_spec tag for a DPU-mode BlueField's VFs
+
+    def owner_of(self, index: int) -> str:
+        """``reserved`` for reserved_vfs, else the range's owner, else Cyborg (the default)."""
+        if index in self.reserved_vfs:
+            return OWNER_RESERVED
+        for entry in self.vf_owners:
+            if index in entry.indices:
+                return entry.owner
+        return OWNER_CYBORG
 
     @property
     def selector_text(self) -> str:
@@ -163,6 +187,14 @@ _DEVICE_SCHEMA: dict[str, Any] = {
                                        "(like nic, dpu, comms, os_default)"},
         "physnet": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$",
                     "x-message": "a physical network name is 1-64 of A-Z a-z 0-9 _ . -"},
+        "vf_owners": {
+            "type": "object",
+            "additionalProperties": {
+                "enum": list(OWNERS),
+                "x-message": "who schedules these VFs: cyborg (the default) or nova "
+                             "(Nova's PCI tracker, [pci] device_spec)"},
+        },
+        "remote_managed": {"type": "boolean"},
     },
 }
 
@@ -312,12 +344,49 @@ def _device(doc: yamlsource.Document, index: int, found: list[SourceError]) -> D
         except ValueError as exc:
             found.append(doc.error((*base, "reserved_vfs"), str(exc)))
         _check_inside(doc, (*base, "reserved_vfs"), reserved, vf_count, found)
+    owners = _vf_owners(doc, base, entry, reserved, found)
     return DeviceConfig(
         origin=origin, address=address, netdev=entry.get("netdev"), select=select,
         vf_count=vf_count, vf_drivers=drivers, reserved_vfs=reserved,
         eswitch_mode=entry.get("eswitch_mode"),
         flow_steering_mode=entry.get("flow_steering_mode"),
-        firmware_mode=entry.get("firmware_mode"), physnet=entry.get("physnet"))
+        firmware_mode=entry.get("firmware_mode"), physnet=entry.get("physnet"),
+        vf_owners=owners, remote_managed=bool(entry.get("remote_managed", False)))
+
+
+def _vf_owners(doc: yamlsource.Document, base: yamlsource.JsonPath, entry: dict[str, Any],
+               reserved: tuple[int, ...], found: list[SourceError]
+               ) -> tuple[VfOwnerRange, ...]:
+    """``vf_owners``: ranges -> cyborg|nova, with the rules Nova's PCI tracker imposes."""
+    result: list[VfOwnerRange] = []
+    seen: dict[int, str] = {}
+    for text, owner in entry.get("vf_owners", {}).items():
+        path = (*base, "vf_owners", text)
+        try:
+            indices = parse_ranges(text)
+        except ValueError as exc:
+            found.append(doc.error(path, str(exc)))
+            continue
+        clash = sorted({seen[i] for i in indices if i in seen})
+        if clash:
+            found.append(doc.error(path, f"overlaps the range {clash[0]!r}"))
+        seen.update((i, text) for i in indices)
+        _check_inside(doc, path, indices, entry.get("vf_count"), found)
+        held = sorted(set(indices) & set(reserved))
+        if held:
+            found.append(doc.error(path, f"VF {held[0]} is in reserved_vfs (held back from "
+                                         f"Cyborg and Nova alike): drop it from one of them"))
+        if owner == OWNER_NOVA and not entry.get("physnet"):
+            found.append(doc.error(path, "Nova's PCI tracker gives a VF only to a port whose "
+                                         "network's physical_network equals the device_spec's: "
+                                         "set physnet on this entry"))
+        result.append(VfOwnerRange(indices, owner, text))
+    if entry.get("remote_managed") and not any(r.owner == OWNER_NOVA for r in result):
+        found.append(doc.error((*base, "remote_managed"),
+                               "remote_managed tags Nova's [pci] device_spec (a DPU-mode "
+                               "BlueField's VFs for remote-managed ports), but no VF of this "
+                               "entry is Nova's: add vf_owners, e.g. \"0-7\": nova"))
+    return tuple(result)
 
 
 def _vf_drivers(doc: yamlsource.Document, base: yamlsource.JsonPath, raw: dict[str, str],
