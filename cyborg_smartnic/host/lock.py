@@ -138,7 +138,7 @@ def as_last_reported(current: Sequence[DeviceSpec], last: Sequence[DeviceSpec],
 def _open(path: str) -> int:
     try:
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o664)
     except OSError as exc:
         hint = (" (run as root, or create it writable for this user, e.g. with the "
                 "tmpfiles.d line in deploy/systemd)"
