@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import logging
 import os
 import shlex
@@ -378,6 +379,9 @@ def prepare_privsep(config_files: list[str], timeout: float) -> None:
              use_env=False)
     privileged.context.timeout = timeout
     _start_helpers_detached(privileged.context)
+    _fail_calls_when_the_daemon_vanishes()
+    if not LOG.isEnabledFor(logging.DEBUG):  # its warnings repeat what the step reports
+        logging.getLogger("oslo_privsep.comm").setLevel(logging.ERROR)
     if os.geteuid() != 0:
         from cyborg_smartnic.host import privsep_helper  # noqa: PLC0415
         privsep_helper.use_sudo(cfg.CONF, privileged.CONFIG_SECTION)
@@ -401,6 +405,41 @@ def _start_helpers_detached(context: Any) -> None:
     context.helper_command = detached
 
 
+def _fail_calls_when_the_daemon_vanishes() -> None:
+    """Treat a reset privsep connection like its EOF.
+
+    When the daemon dies mid-conversation, oslo.privsep's reader thread can end on
+    ``ConnectionResetError`` instead of EOF: it then prints a traceback and leaves the calls
+    in flight waiting forever (or until their timeout). This hook, for that thread only, does
+    what the reader does at EOF: fail the waiting calls (ECONNRESET) and mark the channel
+    down, so the step fails at once and the rollback starts a new daemon.
+    """
+    import threading  # noqa: PLC0415
+
+    from cyborg_smartnic.host import privileged  # noqa: PLC0415
+
+    previous = threading.excepthook
+    if getattr(previous, "_cyborg_smartnic", False):
+        return
+
+    def hook(exc: threading.ExceptHookArgs) -> None:
+        channel = privileged.context.channel
+        if (channel is None or exc.thread is not getattr(channel, "reader_thread", None)
+                or not isinstance(exc.exc_value, OSError)):
+            previous(exc)
+            return
+        LOG.info("the privsep daemon's connection broke: %s", exc.exc_value)
+        lost = OSError(errno.ECONNRESET, "the privsep daemon's connection was reset (the "
+                                         "daemon died)")
+        with channel.lock:
+            for waiting in channel.outstanding_msgs.values():
+                waiting.set_exception(lost)
+            channel.running = False
+
+    hook._cyborg_smartnic = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 def revive_privsep() -> None:
     """Forget a privsep daemon that died (its reader thread ended), so the next call starts
     a new one: the rollback must not depend on the daemon that was running when we failed."""
@@ -413,7 +452,10 @@ def revive_privsep() -> None:
     if channel.running and reader is not None and reader.is_alive():
         return
     LOG.info("the privsep daemon is gone; starting a new one")
-    privileged.context.stop()  # joins the reader thread, which has ended
+    try:
+        privileged.context.stop()  # half-closes the socket, joins the ended reader thread
+    except OSError:  # the socket is already reset: nothing left to close politely
+        privileged.context.channel = None
 
 
 def doctor_command(args: argparse.Namespace) -> int:

@@ -205,8 +205,7 @@ class Executor:
                         not_restored.append(Outcome(step, f"not attempted: {blocked}"))
                         continue
                     try:
-                        self.revive()
-                        outcome = Outcome(step, self._run(step))
+                        outcome = self._undo(step)
                     except (SmartNicError, OSError, ValueError) as exc:
                         error = _explain(exc)
                         LOG.info("rollback step %s not done: %s", describe(step), error)
@@ -222,6 +221,20 @@ class Executor:
         finally:
             self._rolling_back = False
         return tuple(restored), tuple(not_restored)
+
+    def _undo(self, step: S.Step) -> Outcome:
+        """One undo step; if the privileged helper turns out to be gone, once more with a
+        new one (the rollback must not depend on the daemon that was there when we failed)."""
+        self.revive()
+        try:
+            return Outcome(step, self._run(step))
+        except OSError as exc:
+            if not _helper_gone(exc):
+                raise
+            LOG.info("the privileged helper is gone (%s); starting a new one", exc)
+            self.sleep(self.options.poll_interval)
+            self.revive()
+            return Outcome(step, self._run(step))
 
     def _read(self, step: S.Step) -> Host:
         """What ``step`` can change and must check: its PF, its pools, or else the host."""
@@ -487,6 +500,13 @@ def affected_vfs(step: S.Step, host: Host) -> tuple[str, ...]:
     vf = _vf(pf, step)
     want = None if step.to_value is None else str(step.to_value)
     return (str(vf.address),) if vf is not None and vf.driver not in (None, want) else ()
+
+
+def _helper_gone(exc: OSError) -> bool:
+    """The privsep channel broke (the daemon died), rather than the kernel saying no."""
+    if exc.errno is None:
+        return "eof" in str(exc).lower()
+    return exc.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF)
 
 
 def _explain(exc: BaseException) -> str:

@@ -114,9 +114,12 @@ class Apply:
 
 
 @pytest.mark.parametrize(("signo", "kill_daemon"), [
-    (signal.SIGINT, False), (signal.SIGTERM, False), (signal.SIGTERM, True)])
+    (signal.SIGINT, ""), (signal.SIGTERM, ""), (signal.SIGTERM, "then signal"),
+    (signal.SIGTERM, "and signal at once")])
 def test_a_signal_to_the_process_group_rolls_back(tmp_path: Path, signo: signal.Signals,
-                                                  kill_daemon: bool) -> None:
+                                                  kill_daemon: str) -> None:
+    """Also with the daemon killed first (systemd's control-group kill, an OOM kill): the
+    rollback starts a new one, whether or not the CLI noticed the death before."""
     run = Apply(tmp_path)
     before = state(run.root)
     try:
@@ -124,9 +127,12 @@ def test_a_signal_to_the_process_group_rolls_back(tmp_path: Path, signo: signal.
         time.sleep(1.0)  # the write is done, the CLI polls
         (daemon,) = run.daemons()
         assert os.getsid(daemon) != os.getsid(run.process.pid), "daemon in our session"
-        if kill_daemon:  # systemd's control-group kill, or an OOM kill
+        if kill_daemon:
             os.kill(daemon, signal.SIGKILL)
-            time.sleep(0.5)
+            deadline = time.monotonic() + BOUND
+            while (kill_daemon == "then signal" and daemon in run.daemons()
+                   and time.monotonic() < deadline):
+                time.sleep(0.1)
         os.killpg(run.process.pid, signo)
     finally:
         code, out, err = run.finish()
