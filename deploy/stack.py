@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -235,6 +236,9 @@ def _start_openstack(st: Starter, plan: Plan) -> None:
     upgrade = cyborg.start_schema_upgrade(BIN, Path(state["cyborg_config"]), logs,
                                           _service_env())
     syncs = nova.start_schema_syncs(manage, st.work / "nova" / "nova-cell0.conf")
+    report = (cyborg.start_expected_deployables(BIN, Path(state["cyborg_config"]),
+                                                Path(state["sysfs_root"]), _service_env())
+              if state["driver"] == "smartnic_driver" else None)
 
     procs.wait_http_ok(state["placement_url"] + "/", place, st.remaining())
     state["compute_rp_uuid"] = placement.ensure_compute_node(state["placement_url"],
@@ -244,11 +248,11 @@ def _start_openstack(st: Starter, plan: Plan) -> None:
     st.mark("rabbitmq up")
     cyborg.finish_schema_upgrade(upgrade, st.remaining())
     st.mark("cyborg database migrated")
+    _spawn_cyborg(st, state)  # Cyborg starts while Nova's cells are being mapped
     nova.map_cells(manage, syncs, plan.database.url("nova_cell0"), st.remaining())
     st.mark("nova databases synced, cell0 and cell1 mapped")
-
-    _spawn_services(st, state)
-    _wait_cyborg(st, plan)
+    _spawn_nova(st, state)
+    _wait_cyborg(st, plan, report)
     _wait_nova(st, plan, manage)
 
 
@@ -260,16 +264,20 @@ def _port(url: str) -> int:
     return int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
 
 
-def _spawn_services(st: Starter, state: dict[str, Any]) -> None:
-    """Every RPC and API service at once (the agent comes later: it needs the conductor)."""
+def _spawn_cyborg(st: Starter, state: dict[str, Any]) -> None:
+    """Cyborg's conductor and API (the agent comes later: it needs the conductor)."""
     cyborg_conf = state["cyborg_config"]
-    nova_conf = state["nova_config"]
     st.spawn("cyborg-conductor", [str(BIN / "cyborg-conductor"), "--config-file", cyborg_conf],
              _service_env())
     st.spawn("cyborg-api", _gunicorn("cyborg-api", "stacklib.cyborg_wsgi:application",
                                      _port(state["cyborg_url"]),
                                      ["--pythonpath", str(DEPLOY_DIR)]),
              _service_env(CYBORG_STACK_CONFIG=cyborg_conf, SCRIPT_NAME="/accelerator"))
+
+
+def _spawn_nova(st: Starter, state: dict[str, Any]) -> None:
+    """Every Nova service at once; nova-compute adopts the compute node provider."""
+    nova_conf = state["nova_config"]
     for service in ("nova-conductor", "nova-scheduler"):
         st.spawn(service, [str(BIN / service), "--config-file", nova_conf], _service_env())
     st.spawn("nova-api", _gunicorn("nova-api", "stacklib.nova_wsgi:application",
@@ -280,7 +288,7 @@ def _spawn_services(st: Starter, state: dict[str, Any]) -> None:
              _service_env())
 
 
-def _wait_cyborg(st: Starter, plan: Plan) -> None:
+def _wait_cyborg(st: Starter, plan: Plan, report: subprocess.Popen[str] | None) -> None:
     state = plan.state
     conductor = st.by_name("cyborg-conductor")
     api = st.by_name("cyborg-api")
@@ -294,9 +302,7 @@ def _wait_cyborg(st: Starter, plan: Plan) -> None:
         api, f"waiting for an authenticated GET {profiles_url}", st.remaining())
     st.mark("cyborg-api up")
     cyborg_conf = Path(state["cyborg_config"])
-    expected = (cyborg.expected_deployables(BIN, cyborg_conf, Path(state["sysfs_root"]),
-                                            _service_env())
-                if state["driver"] == "smartnic_driver" else None)
+    expected = cyborg.expected_deployables(report) if report is not None else None
     agent = st.spawn("cyborg-agent", [str(BIN / "cyborg-agent"), "--config-file",
                                       str(cyborg_conf)], _service_env())
     names = cyborg.wait_reported(state, agent, conductor, expected, st.remaining())

@@ -38,18 +38,27 @@ def finish_schema_upgrade(started: tuple[subprocess.Popen[bytes], Path],
                          f"last lines of {log}:\n{procs.log_tail(log)}")
 
 
-def expected_deployables(bin_dir: Path, conf: Path, sysfs_root: Path,
-                         env: Mapping[str, str]) -> set[str]:
-    """Deployable names the smartnic driver will report, from `cyborg-smartnic report`."""
-    done = subprocess.run(
+def start_expected_deployables(bin_dir: Path, conf: Path, sysfs_root: Path,
+                                env: Mapping[str, str]) -> subprocess.Popen[str]:
+    """`cyborg-smartnic report` for the deployable names the smartnic driver will report;
+    started early, read with expected_deployables()."""
+    return subprocess.Popen(
         [str(bin_dir / "cyborg-smartnic"), "report", "--sysfs-root", str(sysfs_root),
-         "--config-file", str(conf), "-f", "json"], capture_output=True, text=True,
-        stdin=subprocess.DEVNULL,
-        timeout=60, check=False, env=dict(env))
-    if done.returncode != 0:
-        raise StackError(f"cyborg-smartnic report failed: {done.stderr.strip()[-500:]}")
+         "--config-file", str(conf), "-f", "json"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=dict(env))
+
+
+def expected_deployables(report: subprocess.Popen[str], timeout: float = 120) -> set[str]:
     try:
-        devices = json.loads(done.stdout)
+        stdout, stderr = report.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        report.kill()
+        report.communicate()
+        raise StackError(f"cyborg-smartnic report gave no answer in {timeout:.0f} s") from exc
+    if report.returncode != 0:
+        raise StackError(f"cyborg-smartnic report failed: {stderr.strip()[-500:]}")
+    try:
+        devices = json.loads(stdout)
         return {str(d["name"]) for dev in devices for d in dev["deployable_list"]}
     except (ValueError, KeyError, TypeError) as exc:
         raise StackError(f"cyborg-smartnic report printed no device list: {exc}") from exc

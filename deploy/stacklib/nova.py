@@ -91,13 +91,16 @@ def start_schema_syncs(manage: Manage, cell0_conf: Path
 
 def map_cells(manage: Manage, syncs: Sequence[tuple[str, subprocess.Popen[bytes], Path]],
               cell0_url: str, timeout: float) -> None:
-    """After the schema syncs: map cell0 and create cell1 (from [database] and
-    transport_url) side by side; each adds its own row to the API database."""
-    _wait_all(syncs, timeout)
-    _wait_all([manage.popen("map_cell0", ["cell_v2", "map_cell0", "--database_connection",
-                                          cell0_url]),
-               manage.popen("create_cell", ["cell_v2", "create_cell", "--name", CELL,
-                                            "--verbose"])], timeout)
+    """Map cell0 and create cell1 (from [database] and transport_url) as soon as the API
+    schema is there, while the cells' schemas may still be syncing; each adds its own row
+    to the API database. Returns when everything is done."""
+    api_sync = [s for s in syncs if s[0] == "api_db-sync"]
+    _wait_all(api_sync, timeout)
+    cells = [manage.popen("map_cell0", ["cell_v2", "map_cell0", "--database_connection",
+                                        cell0_url]),
+             manage.popen("create_cell", ["cell_v2", "create_cell", "--name", CELL,
+                                          "--verbose"])]
+    _wait_all([s for s in syncs if s not in api_sync] + cells, timeout)
 
 
 def write_node_identity(state_path: Path, compute_rp_uuid: str) -> None:
