@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
 import stat
@@ -18,16 +19,29 @@ from prettytable import PrettyTable
 from cyborg_smartnic import conf as smartnic_conf
 from cyborg_smartnic.discovery.example import example_conf_path, unpack_example_host
 from cyborg_smartnic.discovery.snapshot import recorded_config
-from cyborg_smartnic.errors import ConfigError
+from cyborg_smartnic.errors import ConfigError, SmartNicError
 from cyborg_smartnic.yamlsource import decode_utf8
 
-FORMATS = ("table", "json", "yaml")
+FORMATS = ("table", "json", "yaml", "value")
+#: Version of every JSON/YAML document the commands print (``"format": 1``), like
+#: snapshot.json's: bumped when a field changes meaning or goes away, not when one is added.
+FORMAT_VERSION = 1
+
+
+class UsageError(SmartNicError):
+    """A command line that cannot work (exit 2, like argparse's own usage errors)."""
+
+    msg_fmt = "%(reason)s"
 
 
 def add_format_argument(parser: argparse.ArgumentParser,
                         choices: Sequence[str] = FORMATS, default: str = "table") -> None:
+    """``-f FORMAT`` and ``-c COLUMN`` (repeatable), as the ``openstack`` client has them."""
     parser.add_argument("-f", "--format", choices=choices, default=default,
                         help=f"output format (default {default})")
+    parser.add_argument("-c", "--column", action="append", default=[], metavar="COLUMN",
+                        help="show only this field of each row (repeatable; the field names "
+                             "are the JSON keys)")
 
 
 def add_host_arguments(parser: argparse.ArgumentParser, *, example_host: bool = False) -> None:
@@ -185,3 +199,76 @@ def retry_policy(args: argparse.Namespace) -> Any:
 
     return RetryPolicy(attempts=args.attempts, first_delay=max(0.0, args.retry_delay),
                        timeout=args.api_timeout)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple) and all(not isinstance(v, dict | list) for v in value):
+        return "\n".join(str(v) for v in value)
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _select(rows: list[Any], columns: Sequence[str]) -> list[dict[str, Any]]:
+    known = list(dict.fromkeys(k for row in rows if isinstance(row, dict) for k in row))
+    unknown = [c for c in columns if c not in known]
+    if unknown:
+        raise UsageError(reason=f"-c {unknown[0]}: no such field; choose from "
+                                f"{', '.join(known) or '(none: nothing to show)'}")
+    return [{c: row.get(c) for c in columns} for row in rows if isinstance(row, dict)]
+
+
+def versioned(data: Any, wrap: str | None = None) -> Any:
+    """``data`` with ``"format": FORMAT_VERSION`` first; a list is wrapped as ``{wrap: data}``
+    (kept a bare list when ``wrap`` is None: ``report``'s list of Cyborg objects)."""
+    if isinstance(data, dict):
+        return {"format": FORMAT_VERSION, **data}
+    if wrap is not None:
+        return {"format": FORMAT_VERSION, wrap: data}
+    return data
+
+
+def show(args: argparse.Namespace, data: Any, table: Callable[[], str], *,
+         rows: str | None = None, wrap: str | None = None, out: TextIO | None = None) -> None:
+    """Print ``data`` the way ``-f`` and ``-c`` ask.
+
+    ``rows`` names the list inside a dict ``data`` that ``-c``/``-f value`` work on (a list
+    ``data`` is its own rows; a dict without ``rows`` is one row). JSON/YAML carry
+    ``"format"`` (see ``versioned``); ``-c`` prints just the chosen fields of each row
+    (a table of them, their values, or a JSON/YAML list); ``-f table`` without ``-c`` is the
+    command's own view, ``table()``.
+    """
+    stream = out or sys.stdout
+    fmt = getattr(args, "format", "table")
+    columns = list(getattr(args, "column", None) or [])
+    if isinstance(data, list):
+        items: list[Any] = data
+    elif rows is not None:
+        items = list(data.get(rows) or [])
+    else:
+        items = [data]
+    if columns or fmt == "value":
+        picked = _select(items, columns) if columns else [r for r in items if isinstance(r, dict)]
+        if fmt == "value":
+            stream.write("".join(" ".join(_cell(v).replace("\n", ",") for v in row.values())
+                                 + "\n" for row in picked))
+            return
+        if fmt == "table":
+            headers = list(picked[0]) if picked else columns
+            stream.write(render_table(headers, [[_cell(row.get(h)) for h in headers]
+                                                for row in picked]) + "\n")
+            return
+        single = not isinstance(data, list) and rows is None
+        emit(picked[0] if single and picked else picked, fmt, table, stream)
+        return
+    emit(versioned(data, wrap) if fmt in ("json", "yaml") else data, fmt, table, stream)
+
+
+def ini_sections(text: str) -> dict[str, dict[str, str]]:
+    """INI text (``host conf``'s snippet) as ``{section: {option: value}}`` for JSON/YAML."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(text)
+    return {name: dict(parser[name]) for name in parser.sections()}

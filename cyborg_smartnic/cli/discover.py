@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
         description=__doc__)
     common.add_host_arguments(parser, example_host=True)
     common.add_format_argument(parser)
-    parser.add_argument("-v", "--verbose", action="store_true", help="list every VF (table)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="list every VF (table)")
     watch_cli.add_arguments(parser)
     parser.set_defaults(func=_handler(parser))
 
@@ -44,7 +45,8 @@ def _handler(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], 
 
 def run(args: argparse.Namespace) -> int:
     host = discover(args)
-    common.emit(host_to_dict(host), args.format, lambda: render(host, args.verbose))
+    common.show(args, host_to_dict(host), lambda: render(host, args.verbose),
+                rows="physical_functions")
     return 0
 
 

@@ -25,6 +25,5 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     found = examples.find()
     data = {"profiles": str(found.profiles), "host_config": str(found.host_config)}
-    common.emit(data, args.format,
-                lambda: common.render_table(["Example", "Path"], list(data.items())))
+    common.show(args, data, lambda: common.render_table(["Example", "Path"], list(data.items())))
     return 0

@@ -252,7 +252,8 @@ def plan_command(args: argparse.Namespace) -> int:
     plan = make_plan(config, host, _in_use(args, root, host),
                      ovs=ovs_cli.ovs_input(args, root, config))
     findings = _findings(args.profiles, config, host)
-    common.emit(_plan_data(plan, findings), args.format, lambda: plan_table(plan, findings))
+    common.show(args, _plan_data(plan, findings), lambda: plan_table(plan, findings),
+                rows="steps")
     if plan.refused:
         first = plan.refused[0]
         raise ApplyRefused(reason=f"{len(plan.refused)} step(s) refused; first: "
@@ -294,8 +295,9 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
             raise ApplyRefused(reason=f"refusing to apply: {len(plan.refused)} step(s) "
                                       f"refused; first: {first.target}: {first.refused}")
         if not plan.actions:
-            common.emit({"ok": True, "done": [], "manual": [s.to_dict() for s in plan.manual]},
-                        args.format, lambda: "No changes applied.")
+            common.show(args, {"ok": True, "done": [],
+                               "manual": [s.to_dict() for s in plan.manual]},
+                        lambda: "No changes applied.", rows="done")
             return 0
         if not args.yes:
             _confirm(len(plan.actions), stdin, progress_out)
@@ -314,7 +316,7 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
                             stop_requested=stop.requested, revive=revive_privsep)
         stop.defer()  # from here on a signal stops between writes and rolls back
         result = executor.apply(plan)
-    common.emit(result.to_dict(), args.format, lambda: _result_text(result))
+    common.show(args, result.to_dict(), lambda: _result_text(result), rows="done")
     if result.failed is not None:
         undone = sum(1 for o in result.restored if o.changed)
         summary = (f"rolled back {undone} change(s), {len(result.not_restored)} could not be "
@@ -470,7 +472,7 @@ def doctor_command(args: argparse.Namespace) -> int:
     checks = (*checks, *ovs_cli.doctor_checks(args, root, config, host))
     checks = (*checks, *owners_cli.doctor_checks(args, root, config, host))
     checks = (*checks, *hostreport.doctor_checks(args))
-    common.emit([c.to_dict() for c in checks], args.format, lambda: doctor_text(checks))
+    common.show(args, [c.to_dict() for c in checks], lambda: doctor_text(checks), wrap="checks")
     failed = [c for c in checks if c.status == doctor_mod.FAIL]
     if failed:
         raise DoctorFailed(count=len(failed), names=", ".join(sorted({c.name for c in failed})))

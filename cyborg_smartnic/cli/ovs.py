@@ -205,7 +205,7 @@ def ovs_cost_command(args: argparse.Namespace) -> int:
             sys.stdout.write(text.decode())
             return 0
         _write_atomically(args.prometheus, text)
-    common.emit(result.to_dict(), args.format, lambda: cost_table(result))
+    common.show(args, result.to_dict(), lambda: cost_table(result))
     return 0
 
 

@@ -101,4 +101,4 @@ def print_conf(args: argparse.Namespace, config: HostConfig, host: Host, root: s
         data.pop("nova.conf")
     elif args.service == "nova":
         data.pop("cyborg.conf")
-    common.emit(data, args.format, lambda: "")
+    common.show(args, data, lambda: "")

@@ -27,11 +27,13 @@ def register(subparsers: Any) -> None:
 
     validate = sub.add_parser("validate", help="check profile files; exit 1 on any error")
     _add_paths(validate)
+    common.add_format_argument(validate)
     validate.set_defaults(func=run_validate)
 
     render = sub.add_parser("render", help="print what the profiles compile to")
     _add_paths(render)
-    common.add_format_argument(render, choices=render_mod.FORMATS, default="json")
+    common.add_format_argument(render, choices=(*common.FORMATS, *render_mod.FORMATS[2:]),
+                               default="json")
     render.set_defaults(func=run_render)
 
     apply = sub.add_parser(
@@ -47,6 +49,7 @@ def register(subparsers: Any) -> None:
                        help="apply without asking (needed when stdin is not a terminal)")
     common.add_cloud_arguments(apply, os_cloud_help="cloud in clouds.yaml (default "
                                                     "$OS_CLOUD, else OS_* variables)")
+    common.add_format_argument(apply)
     apply.set_defaults(func=run_apply)
 
     check = sub.add_parser(
@@ -67,15 +70,34 @@ def _add_paths(parser: argparse.ArgumentParser) -> None:
 def run_validate(args: argparse.Namespace) -> int:
     profiles = load_profiles(args.paths)
     files = len({p.source.rsplit(":", 1)[0] for p in profiles})
-    print(f"{len(profiles)} profile(s) in {files} file(s): valid")
+    data = {"valid": True, "files": files,
+            "profiles": [{"name": p.name, "source": p.source} for p in profiles]}
+    common.show(args, data, lambda: f"{len(profiles)} profile(s) in {files} file(s): valid",
+                rows="profiles")
     return 0
 
 
 def run_render(args: argparse.Namespace) -> int:
     compiled = compile_all(load_profiles(args.paths))
-    sys.stdout.write(render_mod.render(compiled, args.format))
+    if args.format in render_mod.FORMATS[2:]:  # shell: the openstack commands
+        sys.stdout.write(render_mod.render(compiled, args.format))
+    else:
+        common.show(args, [c.to_dict() for c in compiled], lambda: _render_table(compiled),
+                    wrap="profiles")
     _warn_nova_rules(compiled)
     return 0
+
+
+def _render_table(compiled: list[Any]) -> str:
+    rows = []
+    for item in compiled:
+        groups = "\n--\n".join("\n".join(f"{k}={v}" for k, v in g.items())
+                               for g in item.device_profile["groups"])
+        specs = "\n".join(f"{k}={v}" for k, v in item.flavor_extra_specs.items())
+        rows.append([item.name, groups, specs, "\n".join(f.name for f in item.flavors),
+                     " ".join(item.port_arguments)])
+    return common.render_table(["Profile", "Device profile groups", "Flavor extra specs",
+                                "Flavors", "Port"], rows)
 
 
 def _warn_nova_rules(compiled: Sequence[Any]) -> None:
@@ -100,6 +122,9 @@ def run_apply(args: argparse.Namespace) -> int:
     from cyborg_smartnic.profiles.cloud import connect  # noqa: PLC0415
     from cyborg_smartnic.profiles.plan import make_plan  # noqa: PLC0415
 
+    # -f table: the plan and progress are the output; else they go to stderr, the document
+    # (plan, what was done) to stdout at the end.
+    say = print if args.format == "table" else (lambda line: print(line, file=sys.stderr))
     compiled = compile_all(load_profiles(args.paths))
     policy = common.retry_policy(args)
     cloud = connect(args.os_cloud, policy)
@@ -107,21 +132,27 @@ def run_apply(args: argparse.Namespace) -> int:
                  cloud.read_state, policy)
     plan = make_plan(compiled, state, prune=args.prune)
     for line in plan.lines():
-        print(line)
+        say(line)
+    result = {"plan": [{"kind": s.kind, "target": s.target, "detail": s.detail}
+                       for s in plan.steps],
+              "unchanged": list(plan.unchanged), "conflicts": list(plan.conflicts),
+              "leftovers": list(plan.leftovers), "dry_run": args.dry_run, "applied": 0}
     if plan.conflicts:
         raise ApplyRefused(reason=f"{len(plan.conflicts)} conflict(s) (lines starting with "
                                   f"'!'); nothing was changed")
     if not plan.has_changes:
-        print("Nothing to change.")
+        common.show(args, result, lambda: "Nothing to change.", rows="plan")
         return 0
     if args.dry_run:
-        print(f"Dry run: {len(plan.steps)} change(s) not applied.")
+        common.show(args, result, lambda: f"Dry run: {len(plan.steps)} change(s) not applied.",
+                    rows="plan")
         return 0
     if not args.yes and not _confirm(len(plan.steps)):
         raise ApplyRefused(reason="not confirmed; nothing was changed (use --yes to apply "
                                   "without asking)")
-    apply_mod.apply_plan(cloud, plan, policy=policy, report=print)
-    print(f"Applied {len(plan.steps)} change(s).")
+    apply_mod.apply_plan(cloud, plan, policy=policy, report=say)
+    result["applied"] = len(plan.steps)
+    common.show(args, result, lambda: f"Applied {len(plan.steps)} change(s).", rows="plan")
     return 0
 
 
@@ -139,7 +170,7 @@ def run_check(args: argparse.Namespace) -> int:
     offers, hugepages = host_offers(args)
     verdicts = check_all([c.host for c in compiled], offers, hugepages)
     data = [v.to_dict() for v in verdicts]
-    common.emit(data, args.format, lambda: _check_table(verdicts))
+    common.show(args, data, lambda: _check_table(verdicts), wrap="profiles")
     _warn_nova_rules([c for c, v in zip(compiled, verdicts, strict=True) if v.servable])
     missing = [v.profile for v in verdicts if not v.servable]
     if args.require_all and missing:

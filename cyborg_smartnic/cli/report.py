@@ -30,7 +30,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     built = hostreport.build(args)
-    common.emit(built.devices, args.format, lambda: render(built.devices, built.provider))
+    common.show(args, built.devices, lambda: render(built.devices, built.provider))
     for warning in built.warnings():
         common.warn(warning)
     return 0

@@ -29,6 +29,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-o", "--output", metavar="FILE.tar.gz", required=True,
                         help="archive to write (replaced atomically, mode 0600)")
     common.add_host_arguments(parser)
+    common.add_format_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -43,8 +44,14 @@ def run(args: argparse.Namespace) -> int:
     host = taken.host
     vfs = sum(len(pf.virtual_functions) for pf in host.physical_functions)
     omitted = f", {len(taken.omitted)} left out (see warnings)" if taken.omitted else ""
-    print(f"wrote {args.output} ({size} bytes): {host.hostname}, "
-          f"{len(host.physical_functions)} PFs, {vfs} VFs; {taken.count(snap.FILE)} files, "
-          f"{taken.count(snap.LINK)} links, {taken.count(snap.DIR)} directories{omitted}; "
-          f"unpacks to {taken.top}/")
+    data = {"path": args.output, "bytes": size, "hostname": host.hostname,
+            "physical_functions": len(host.physical_functions), "virtual_functions": vfs,
+            "files": taken.count(snap.FILE), "links": taken.count(snap.LINK),
+            "directories": taken.count(snap.DIR), "omitted": len(taken.omitted),
+            "top": taken.top}
+    common.show(args, data, lambda: (
+        f"wrote {args.output} ({size} bytes): {host.hostname}, "
+        f"{len(host.physical_functions)} PFs, {vfs} VFs; {taken.count(snap.FILE)} files, "
+        f"{taken.count(snap.LINK)} links, {taken.count(snap.DIR)} directories{omitted}; "
+        f"unpacks to {taken.top}/"))
     return 0

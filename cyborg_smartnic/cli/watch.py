@@ -77,8 +77,9 @@ def requested(args: argparse.Namespace, parser: argparse.ArgumentParser) -> bool
         return False
     if getattr(args, "example_host", False):
         parser.error("--watch needs the live host, not --example-host")
-    if args.format == "yaml" or getattr(args, "verbose", False):
-        parser.error("--watch prints JSON lines: -f yaml and -v do not apply")
+    if args.format in ("yaml", "value") or getattr(args, "verbose", False) or \
+            getattr(args, "column", None):
+        parser.error("--watch prints JSON lines: -f yaml/value, -c and -v do not apply")
     return True
 
 

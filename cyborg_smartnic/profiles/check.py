@@ -42,8 +42,12 @@ class ProfileVerdict:
     problems: tuple[str, ...]  # one line per missing trait/capacity, empty when servable
 
     def to_dict(self) -> dict[str, Any]:
+        """``pools``: the pool chosen for each group, in group order; empty when the groups
+        could not all be placed (never ``null`` entries)."""
+        placed = all(p is not None for p in self.assignment)
         return {"profile": self.profile, "servable": self.servable,
-                "pools": list(self.assignment), "problems": list(self.problems)}
+                "pools": [str(p) for p in self.assignment] if placed else [],
+                "problems": list(self.problems)}
 
 
 def offers_from_report(devices: Iterable[Mapping[str, Any]]) -> list[PoolOffer]:

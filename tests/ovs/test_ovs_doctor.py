@@ -50,7 +50,7 @@ def wired(ovs: PrivateOvs, tmp_path: Path) -> tuple[list[str], PrivateOvs]:
 def _run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, dict]]:
     os.environ.pop("OS_CLOUD", None)
     code = main(args)
-    return code, {r["check"]: r for r in json.loads(capsys.readouterr().out)}
+    return code, {r["check"]: r for r in json.loads(capsys.readouterr().out)["checks"]}
 
 
 def test_offload_set_while_running_is_not_in_effect_until_restart(

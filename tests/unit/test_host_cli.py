@@ -175,7 +175,7 @@ def test_doctor_passes_on_the_example_and_fails_without_iommu(
     code, out, err = run(capsys, "host", "doctor", "-f", "json", "--sysfs-root",
                          str(tmp_path / "bare"), str(config))
     assert code == 1
-    checks = {c["check"]: c for c in json.loads(out)}
+    checks = {c["check"]: c for c in json.loads(out)["checks"]}
     assert checks["iommu"]["status"] == "fail"
     assert "intel_iommu=on iommu=pt" in checks["iommu"]["remedy"]
     assert checks["vfio-pci"]["status"] == "fail"  # host.yaml asks for vfio-pci VFs

@@ -36,7 +36,7 @@ def _host(tmp_path: Path, *, healthy: bool, set_after_start: bool = False) -> tu
 def _doctor(root: str, config: str, capsys: pytest.CaptureFixture[str]
             ) -> tuple[int, dict[str, dict[str, str]]]:
     code = main(["host", "doctor", "-f", "json", "--sysfs-root", root, config])
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["checks"]
     return code, {r["check"]: r for r in rows}
 
 
@@ -107,7 +107,7 @@ def test_host_without_ovs_config_or_recording_gets_no_ovs_checks(
     root = tmp_path / "root"
     build_scenario(root, "cx6dx_switchdev")
     main(["host", "doctor", "-f", "json", "--sysfs-root", str(root)])
-    rows = json.loads(capsys.readouterr().out)
+    rows = json.loads(capsys.readouterr().out)["checks"]
     assert not [r for r in rows if r["check"].startswith("ovs")]
 
 

@@ -80,7 +80,7 @@ def test_installed_tool_finds_its_examples(wheel: tuple[Path, str], tmp_path: Pa
 
     where = json.loads(tool("examples", "-f", "json"))
     share = prefix / "share/cyborg-smartnic"
-    assert where == {"profiles": str(share / "profiles"),
+    assert where == {"format": 1, "profiles": str(share / "profiles"),
                      "host_config": str(share / "host.example.yaml")}
     assert "profile(s) in" in tool("profile", "validate", where["profiles"])
     assert "Host compute-0.example.org" in tool("discover", "--example-host")

@@ -178,10 +178,14 @@ def test_hugepages() -> None:
 
 def test_cli_check_example_host(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", "check", "--example-host", "-f", "json", str(EXAMPLES)]) == 0
-    data = json.loads(capsys.readouterr().out)
-    assert [(d["profile"], d["servable"]) for d in data] == [
-        ("bluefield-dpu-port", False), ("dpdk-vfio", True), ("e810-comms-gtp", True),
-        ("ovs-offload", True), ("upf-5g", True), ("xdp-netdev", True)]
+    document = json.loads(capsys.readouterr().out)
+    assert document["format"] == 1
+    data = document["profiles"]
+    assert all(None not in d["pools"] for d in data)  # no null pools
+    assert [(d["profile"], d["servable"], bool(d["pools"])) for d in data] == [
+        ("bluefield-dpu-port", False, False), ("dpdk-vfio", True, True),
+        ("e810-comms-gtp", True, True), ("ovs-offload", True, True), ("upf-5g", True, True),
+        ("xdp-netdev", True, True)]
     assert main(["profile", "check", "--example-host", "--require-all", str(EXAMPLES)]) == 1
     err = capsys.readouterr().err  # Nova's rules are warned first (test_profiles_nova_rules)
     assert err.strip().splitlines()[-1] == ("cyborg-smartnic: error: this host cannot serve 1 "

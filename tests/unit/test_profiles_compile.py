@@ -173,7 +173,8 @@ def test_cli_validate_and_render(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out == "6 profile(s) in 6 file(s): valid\n"
     assert main(["profile", "render", "-f", "json", str(EXAMPLES / "xdp.yaml")]) == 0
     rendered = json.loads(capsys.readouterr().out)
-    assert [p["name"] for p in rendered] == ["xdp-netdev"]
+    assert rendered["format"] == 1
+    assert [p["name"] for p in rendered["profiles"]] == ["xdp-netdev"]
 
 
 def test_cli_validate_errors_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -94,7 +94,7 @@ def test_pools_without_a_physnet_are_warned_in_report_and_doctor(
                         "physical_device_mappings, or set physnet in its [smartnic_pool:NAME] "
                         "group"]
     code = main(["host", "doctor", *root, "-f", "json"])
-    checks = [c for c in json.loads(capsys.readouterr().out) if c["check"] == "physnet"]
+    checks = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["check"] == "physnet"]
     assert [(c["status"], c["detail"].split(" (")[0]) for c in checks] == [
         ("warn", "pool cn7_0000:3b:00.1 has no physnet")]
     path.write_text("[smartnic]\nhostname = cn7\n"

@@ -79,7 +79,7 @@ def test_snapshot_then_every_command_on_it(work: Path, example: tuple[Path, Path
                == bool(s["destroys_vfs"]) for s in recorded_steps)
     manifest = json.loads((unpacked / "snapshot.json").read_text())
     assert manifest["created"] == "2024-05-17T09:30:00Z"
-    assert manifest["discover"] == results["discover"]
+    assert {"format": 1, **manifest["discover"]} == results["discover"]
     report = results["report"]
     assert isinstance(report, list) and len(report) == 6
     assert results["host"]  # a real plan: the example host.yaml changes VF counts

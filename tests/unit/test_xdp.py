@@ -63,7 +63,7 @@ def test_profile_check_refuses_native_xdp_on_iavf(tmp_path: Path) -> None:
 def test_profile_check_cli_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "p.yaml").write_text(PROFILES)
     code = main(["profile", "check", "--example-host", "-f", "json", str(tmp_path / "p.yaml")])
-    verdicts = {v["profile"]: v for v in json.loads(capsys.readouterr().out)}
+    verdicts = {v["profile"]: v for v in json.loads(capsys.readouterr().out)["profiles"]}
     assert code in (0, 1)
     assert not verdicts["xdp-on-x710"]["servable"]
     assert "iavf has no native XDP" in verdicts["xdp-on-x710"]["problems"][0]
@@ -113,7 +113,7 @@ def test_doctor_runs_the_xdp_checks_for_a_profile_that_asks(
     (tmp_path / "p.yaml").write_text(PROFILES)
     code = main(["host", "doctor", "--example-host", "-f", "json", "--profiles",
                  str(tmp_path / "p.yaml")])
-    rows = {r["check"]: r for r in json.loads(capsys.readouterr().out)}
+    rows = {r["check"]: r for r in json.loads(capsys.readouterr().out)["checks"]}
     assert code == 1
     assert rows["xdp xdp-on-cx6"]["status"] == "ok"
     assert rows["xdp xdp-on-x710"]["status"] == "fail"
