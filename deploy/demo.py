@@ -243,7 +243,7 @@ def check_profiles(stack: StackInfo, out: TextIO) -> dict[str, dict[str, Any]]:
     """`profile check` on the stack's host: which profiles it can serve, and why not."""
     args = ["profile", "check", *host_args(stack), str(PROFILES_DIR)]
     out.write(run_tool(args, "profile check"))
-    rows = json.loads(run_tool([*args, "-f", "json"], "profile check"))
+    rows = json.loads(run_tool([*args, "-f", "json"], "profile check"))["profiles"]
     return {str(row["profile"]): dict(row) for row in rows}
 
 

@@ -209,5 +209,6 @@ def test_sigint_exits_0_quietly() -> None:
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0
-    assert out == ""
+    # SIGINT may come before or after the first scan: at most the initial line, no change
+    assert [json.loads(line)["event"] for line in out.splitlines()] in ([], ["initial"])
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
