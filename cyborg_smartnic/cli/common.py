@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import configparser
 import json
 import os
 import stat
@@ -265,10 +264,3 @@ def show(args: argparse.Namespace, data: Any, table: Callable[[], str], *,
         return
     emit(versioned(data, wrap) if fmt in ("json", "yaml") else data, fmt, table, stream)
 
-
-def ini_sections(text: str) -> dict[str, dict[str, str]]:
-    """INI text (``host conf``'s snippet) as ``{section: {option: value}}`` for JSON/YAML."""
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    parser.read_string(text)
-    return {name: dict(parser[name]) for name in parser.sections()}

@@ -315,7 +315,7 @@ def _doctor(capsys: pytest.CaptureFixture[str], tree: Path, nova: Path, cyborg: 
             *extra: str) -> tuple[int, list[dict[str, str]]]:
     code = main(["host", "doctor", "-f", "json", "--sysfs-root", str(tree), "--nova-conf",
                  str(nova), "--cyborg-conf", str(cyborg), *extra])
-    checks = [c for c in json.loads(capsys.readouterr().out) if c["check"] == "vf owners"]
+    checks = [c for c in json.loads(capsys.readouterr().out)["checks"] if c["check"] == "vf owners"]
     return code, checks
 
 
