@@ -28,6 +28,11 @@ class NicModel:
     switchdev: bool = False  # supports eswitch switchdev mode (OVS offload)
     ddp: bool = False  # ice DDP packages (COMMS for GTP/PFCP)
     dpu: bool = False  # has its own Arm cores (DPU vs NIC mode)
+    # firmware facts (host.firmware): NV config through mstconfig/mlxconfig (SRIOV_EN,
+    # NUM_OF_VFS, the BlueField INTERNAL_CPU_* mode keys), and whether a firmware reset
+    # (mlxfwreset --level 3 / devlink reload fw_activate) activates it without a reboot
+    nv_config: bool = False
+    fw_reset: bool = False
 
 
 VENDORS: dict[str, str] = {
@@ -56,6 +61,8 @@ class _Family:
     switchdev: bool = False
     ddp: bool = False
     dpu: bool = False
+    nv_config: bool = False
+    fw_reset: bool = False
 
 
 _MLX = "mlx5_core"
@@ -71,23 +78,28 @@ _FAMILIES: tuple[_Family, ...] = (
             max_vfs=256, switchdev=True, ddp=True),
     _Family("8086", "12d2 12d3", "E830", "E830", "1889", "ice", "iavf",
             max_vfs=256, switchdev=True, ddp=True),
-    _Family("15b3", "1013", "ConnectX-4", "CONNECTX_4", "1014", _MLX, _MLX, switchdev=True),
+    _Family("15b3", "1013", "ConnectX-4", "CONNECTX_4", "1014", _MLX, _MLX,
+            switchdev=True, nv_config=True),
     _Family("15b3", "1015", "ConnectX-4 Lx", "CONNECTX_4_LX", "1016", _MLX, _MLX,
-            switchdev=True),
-    _Family("15b3", "1017", "ConnectX-5", "CONNECTX_5", "1018", _MLX, _MLX, switchdev=True),
+            switchdev=True, nv_config=True),
+    _Family("15b3", "1017", "ConnectX-5", "CONNECTX_5", "1018", _MLX, _MLX,
+            switchdev=True, nv_config=True, fw_reset=True),
     _Family("15b3", "1019", "ConnectX-5 Ex", "CONNECTX_5_EX", "101a", _MLX, _MLX,
-            switchdev=True),
-    _Family("15b3", "101b", "ConnectX-6", "CONNECTX_6", "101c", _MLX, _MLX, switchdev=True),
+            switchdev=True, nv_config=True, fw_reset=True),
+    _Family("15b3", "101b", "ConnectX-6", "CONNECTX_6", "101c", _MLX, _MLX,
+            switchdev=True, nv_config=True, fw_reset=True),
     _Family("15b3", "101d", "ConnectX-6 Dx", "CONNECTX_6_DX", "101e", _MLX, _MLX,
-            switchdev=True),
+            switchdev=True, nv_config=True, fw_reset=True),
     _Family("15b3", "101f", "ConnectX-6 Lx", "CONNECTX_6_LX", "101e", _MLX, _MLX,
-            switchdev=True),
-    _Family("15b3", "1021", "ConnectX-7", "CONNECTX_7", "101e", _MLX, _MLX, switchdev=True),
-    _Family("15b3", "1023", "ConnectX-8", "CONNECTX_8", "101e", _MLX, _MLX, switchdev=True),
+            switchdev=True, nv_config=True, fw_reset=True),
+    _Family("15b3", "1021", "ConnectX-7", "CONNECTX_7", "101e", _MLX, _MLX,
+            switchdev=True, nv_config=True, fw_reset=True),
+    _Family("15b3", "1023", "ConnectX-8", "CONNECTX_8", "101e", _MLX, _MLX,
+            switchdev=True, nv_config=True, fw_reset=True),
     _Family("15b3", "a2d6", "BlueField-2", "BLUEFIELD_2", "101e", _MLX, _MLX,
-            switchdev=True, dpu=True),
+            switchdev=True, dpu=True, nv_config=True, fw_reset=True),
     _Family("15b3", "a2dc", "BlueField-3", "BLUEFIELD_3", "101e", _MLX, _MLX,
-            switchdev=True, dpu=True),
+            switchdev=True, dpu=True, nv_config=True, fw_reset=True),
     _Family("14e4", "16d7", "BCM57414", "BCM57414", "16dc", "bnxt_en", "bnxt_en",
             switchdev=True),
     _Family("14e4", "1750", "BCM57508", "BCM57508", "1806", "bnxt_en", "bnxt_en",
@@ -133,7 +145,8 @@ def xdp_support(driver: str | None) -> str | None:
 def _expand(families: tuple[_Family, ...]) -> tuple[NicModel, ...]:
     return tuple(
         NicModel(f.vendor_id, device, VENDORS[f.vendor_id], f.name, f.key, f.vf_device_id,
-                 f.pf_driver, f.vf_driver, f.max_vfs, f.switchdev, f.ddp, f.dpu)
+                 f.pf_driver, f.vf_driver, f.max_vfs, f.switchdev, f.ddp, f.dpu,
+                 f.nv_config, f.fw_reset)
         for f in families for device in f.device_ids.split())
 
 

@@ -33,6 +33,7 @@ from cyborg_smartnic.discovery.model import (
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import guard, privileged
 from cyborg_smartnic.host import steps as S
+from cyborg_smartnic.host.firmware_apply import FirmwareRunner
 from cyborg_smartnic.host.inuse import InUse
 from cyborg_smartnic.host.ovs.apply import OvsRunner
 
@@ -105,6 +106,8 @@ class ApplyResult:
     error: str | None = None
     restored: tuple[Outcome, ...] = ()
     not_restored: tuple[Outcome, ...] = ()
+    # a reboot step stopped the apply here: these steps (the reboot first) wait for the boot
+    after_reboot: tuple[S.Step, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -123,6 +126,8 @@ class ApplyResult:
             "error": self.error,
             "restored": outcomes(self.restored),
             "not_restored": outcomes(self.not_restored),
+            "reboot_required": bool(self.after_reboot),
+            "after_reboot": [step.to_dict() for step in self.after_reboot],
         }
 
 
@@ -151,6 +156,7 @@ class Executor:
     stop_requested: Callable[[], str | None] = lambda: None
     # make sure the privileged helper answers (respawn it if it died) before rolling back
     revive: Callable[[], None] = lambda: None
+    firmware: FirmwareRunner | None = None  # runs the firmware steps (host.firmware_apply)
     _rolling_back: bool = field(default=False, init=False, repr=False)
 
     def apply(self, plan: S.Plan) -> ApplyResult:
@@ -163,6 +169,10 @@ class Executor:
         undo: list[list[S.Step]] = []
         actions = plan.actions
         for number, step in enumerate(actions, 1):
+            if step.kind == S.REBOOT:  # ends the apply: the boot unit resumes it
+                self.progress(f"[{number}/{len(actions)}] {describe(step)}: stopping here, "
+                              f"reboot to continue")
+                return ApplyResult(tuple(done), plan.manual, after_reboot=actions[number - 1:])
             try:
                 self._check_stop(step)
                 self.progress(f"[{number}/{len(actions)}] {describe(step)}")
@@ -240,6 +250,8 @@ class Executor:
         """What ``step`` can change and must check: its PF, its pools, or else the host."""
         if step.kind in S.OVS_KINDS:  # OVS steps read OVSDB themselves (OvsRunner)
             return Host(hostname="", physical_functions=(), skipped=())
+        if step.kind in S.FIRMWARE_KINDS:  # a reset or reload disturbs more than its PF
+            return self.scan()
         if step.kind == S.SET_HUGEPAGES and self.scan_hugepages is not None:
             return Host(hostname="", physical_functions=(), skipped=(),
                         hugepages=self.scan_hugepages())
@@ -252,6 +264,8 @@ class Executor:
         why = f"rollback of: {describe(step)}"
         if step.kind in S.OVS_KINDS:
             return self._ovs_runner(step).undo_for(step)
+        if step.kind in S.FIRMWARE_KINDS:
+            return []  # see host.firmware_apply: firmware changes are not rolled back
         if step.kind == S.SET_HUGEPAGES:
             pool = _pool(host, step)
             if pool is None:
@@ -297,7 +311,14 @@ class Executor:
             return self._hugepages(step, host)
         if step.kind in S.OVS_KINDS:
             return self._ovs_runner(step).run(step)
+        if step.kind in S.FIRMWARE_KINDS:
+            return self._firmware_runner().run(step, host)
         raise StepFailed(target=step.target, reason=f"unknown step kind {step.kind!r}")
+
+    def _firmware_runner(self) -> FirmwareRunner:
+        if self.firmware is None:
+            self.firmware = FirmwareRunner(self.root, self.scan, self.sleep, self.clock)
+        return self.firmware
 
     def _ovs_runner(self, step: S.Step) -> OvsRunner:
         if self.ovs is None:

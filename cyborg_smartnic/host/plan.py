@@ -1,7 +1,8 @@
 """Diff the desired host config against the discovered host into ordered steps (pure).
 
 The order encodes what the kernel and the drivers demand (see notes/sysfs-and-nics.md):
-hugepages first; per PF a firmware mode change is a manual step; ``sriov_numvfs`` N->M
+hugepages first; firmware steps next (``host.firmware``: NV config and its firmware reset,
+the ice DDP package and its reload, a reboot last); ``sriov_numvfs`` N->M
 goes through 0; ice changes eswitch mode only with 0 VFs, mlx5 only with its VFs unbound;
 mlx5 ``flow_steering_mode`` only changes in legacy mode; VF drivers are bound after the VFs
 exist. A step that would destroy or rebind a VF in use, or change a BlueField in DPU mode
@@ -10,6 +11,7 @@ from the host, is kept in the plan but marked refused, so the operator sees why.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cyborg_smartnic.catalog import Catalog, NicModel
@@ -22,7 +24,7 @@ from cyborg_smartnic.discovery.model import (
     VirtualFunction,
 )
 from cyborg_smartnic.errors import SourceError
-from cyborg_smartnic.host import guard
+from cyborg_smartnic.host import firmware, guard
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import (
     DEFAULT_DRIVER,
@@ -40,12 +42,17 @@ FW_DPU = "dpu"
 
 
 def plan(desired: HostConfig, current: Host, in_use: InUse,
-         catalog: Catalog | None = None, ovs: ovs_plan.OvsInput | None = None) -> S.Plan:
+         catalog: Catalog | None = None, ovs: ovs_plan.OvsInput | None = None, *,
+         firmware_facts: Mapping[str, firmware.FirmwareFacts] | None = None,
+         root: str | None = None) -> S.Plan:
     """The steps from ``current`` to ``desired``; never touches the host.
 
     ``ovs`` is the running Open vSwitch, for host.yaml's ``ovs:`` section (its steps come
-    after every PF step). Raises ``InvalidHostConfig`` when an entry names a PF (or an OVS
-    uplink) this host does not have.
+    after every PF step). ``firmware_facts`` (NV config per PF, ``firmware.read_host_facts``)
+    and ``root`` (where DDP packages are found) feed the firmware steps, which come first;
+    the PF steps after them are planned on the host as the firmware activation leaves it,
+    and a reboot, when one is needed, is the last step. Raises ``InvalidHostConfig`` when an
+    entry names a PF (or an OVS uplink) this host does not have.
     """
     models = catalog or Catalog()
     pairs = match_devices(desired, current)
@@ -54,12 +61,24 @@ def plan(desired: HostConfig, current: Host, in_use: InUse,
     for pool in desired.hugepages:
         steps.extend(_hugepage_steps(pool, current))
         notes.extend(_hugepage_shortfall(pool, current))
+    fw = firmware.plan_firmware(pairs, current, in_use, models, firmware_facts or {},
+                                root=root)
+    steps.extend(fw.steps)
+    notes.extend(fw.notes)
+    after = {str(pf.address): pf for pf in (fw.host or current).physical_functions}
     for device, pf in pairs:
         model = models.lookup_pf(pf.vendor_id, pf.device_id)
-        steps.extend(_PfPlanner(device, pf, in_use, model).run())
+        if str(pf.address) in fw.held:
+            notes.append(f"{pf.address}: {fw.held[str(pf.address)]}; `host apply --resume` "
+                         f"plans its VFs, drivers and eswitch after the boot")
+            continue
+        steps.extend(_PfPlanner(device, after.get(str(pf.address), pf), in_use, model).run())
         if device.reserved_vfs:
             notes.append(f"{pf.address}: reserved VFs ({_ranges(device.reserved_vfs)}) are "
                          f"held back from Cyborg (see `host conf` for the [smartnic] lines)")
+    if fw.host is not None:
+        steps.extend(firmware.restore_steps(current, fw.host,
+                                            {str(pf.address) for _, pf in pairs}))
     if desired.ovs is not None:
         if ovs is None:
             notes.append("ovs: Open vSwitch was not read; its settings are not planned")
@@ -67,6 +86,8 @@ def plan(desired: HostConfig, current: Host, in_use: InUse,
             ovs_steps, ovs_notes = ovs_plan.steps(desired.ovs, current, ovs, steps)
             steps.extend(ovs_steps)
             notes.extend(ovs_notes)
+    if fw.reboot is not None:
+        steps.append(fw.reboot)
     return S.Plan(tuple(steps), tuple(notes))
 
 
@@ -159,7 +180,6 @@ class _PfPlanner:
         pf, device = self.pf, self.device
         vfs = {vf.index: vf for vf in pf.virtual_functions}
         target_count = device.vf_count if device.vf_count is not None else pf.num_vfs
-        self._firmware()
         modes = self._mode_sequence()
         is_mlx5 = pf.driver == MLX5
         destroy = pf.num_vfs > 0 and (
@@ -268,27 +288,6 @@ class _PfPlanner:
         return sequence
 
     # ----------------------------------------------------------------- steps
-
-    def _firmware(self) -> None:
-        want = self.device.firmware_mode
-        have = self.pf.firmware.mode
-        if want is None or want == have:
-            return
-        self.steps.append(S.Step(S.MANUAL, self.addr, reason=self._firmware_howto(want),
-                                 from_value=have, to_value=want, pf=self.addr))
-
-    def _firmware_howto(self, want: str) -> str:
-        model = self.model
-        if model is not None and model.dpu and model.vendor == "nvidia":
-            setting = ("INTERNAL_CPU_MODEL=1 INTERNAL_CPU_OFFLOAD_ENGINE=0" if want == FW_DPU
-                       else "INTERNAL_CPU_OFFLOAD_ENGINE=1")
-            return (f"firmware mode needs a firmware tool and a power cycle: "
-                    f"`mlxconfig -d {self.addr} s {setting}`, then cold reboot the host")
-        if model is not None and model.ddp:
-            return (f"DDP package needs installing and a driver reload: put the {want} "
-                    f"package at /lib/firmware/updates/intel/ice/ddp/ice.pkg, then reload "
-                    f"ice or reboot")
-        return "firmware mode needs the vendor's firmware tool and a reboot"
 
     def _refusal_for(self, destroys: tuple[str, ...]) -> str | None:
         return guard.refusal(self.in_use, destroys)  # the executor re-checks with it too

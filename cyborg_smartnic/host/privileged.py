@@ -16,7 +16,8 @@ The context keeps three capabilities: CAP_DAC_OVERRIDE (sysfs attributes are roo
 0200 files; the daemon may run as a non-root user), CAP_NET_ADMIN (devlink's netlink
 commands are admin-only) and CAP_SYS_PTRACE (reading which device another user's process,
 e.g. qemu as libvirt-qemu, holds open: ``/proc/<pid>/fd`` links need it). Nothing here
-needs CAP_SYS_ADMIN.
+needs CAP_SYS_ADMIN, except the firmware tools (``firmware_privileged``: CAP_SYS_ADMIN,
+CAP_SYS_RAWIO, CAP_SYS_MODULE).
 
 Writes go through ``KernelIO`` so tests can put a kernel emulator behind the same
 validation (``use_kernel``); the entry points never see the difference.
@@ -55,7 +56,10 @@ context = priv_context.PrivContext(
     "cyborg_smartnic",
     cfg_section=CONFIG_SECTION,
     pypath=__name__ + ".context",
-    capabilities=[caps.CAP_DAC_OVERRIDE, caps.CAP_NET_ADMIN, caps.CAP_SYS_PTRACE],
+    capabilities=[caps.CAP_DAC_OVERRIDE, caps.CAP_NET_ADMIN, caps.CAP_SYS_PTRACE,
+                  # firmware tools (host.firmware_privileged): PCI config space and device
+                  # reset (mstconfig, mlxfwreset), and modprobe for reloading ice
+                  caps.CAP_SYS_ADMIN, caps.CAP_SYS_RAWIO, caps.CAP_SYS_MODULE],
 )
 
 MAX_VFS = 4096
@@ -67,6 +71,17 @@ DEVLINK_PARAMS: dict[str, frozenset[str]] = {
 }
 DEVLINK_PATHS = ("/usr/sbin/devlink", "/sbin/devlink", "/usr/bin/devlink", "/bin/devlink")
 DEVLINK_TIMEOUT = 60.0
+# Every tool the daemon runs, by argv[0], and where it may live (the firmware tools are run by
+# host.firmware_privileged); each from a fixed path with an argv list, never through a shell.
+TOOL_PATHS: dict[str, tuple[str, ...]] = {
+    "devlink": DEVLINK_PATHS,
+    "mstconfig": ("/usr/bin/mstconfig", "/usr/sbin/mstconfig", "/usr/local/bin/mstconfig"),
+    "mlxconfig": ("/usr/bin/mlxconfig", "/usr/sbin/mlxconfig", "/usr/local/bin/mlxconfig"),
+    "mlxfwreset": ("/usr/bin/mlxfwreset", "/usr/sbin/mlxfwreset", "/usr/local/bin/mlxfwreset"),
+    "modprobe": ("/usr/sbin/modprobe", "/sbin/modprobe", "/usr/bin/modprobe"),
+}
+TOOL_TIMEOUTS: dict[str, float] = {"mlxfwreset": 300.0, "mstconfig": 120.0, "mlxconfig": 120.0,
+                                   "modprobe": 120.0}
 _DRIVER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 _ERRNO_BY_TEXT = {os.strerror(code): code for code in (
     errno.EBUSY, errno.EINVAL, errno.EOPNOTSUPP, errno.ENODEV, errno.ENOENT, errno.EPERM,
@@ -91,16 +106,21 @@ class SystemKernel:
         finally:
             os.close(fd)
 
+    def has_tool(self, name: str) -> bool:
+        return any(os.access(p, os.X_OK) for p in TOOL_PATHS.get(name, ()))
+
     def run(self, argv: list[str]) -> None:
-        binary = next((p for p in DEVLINK_PATHS if os.access(p, os.X_OK)), None)
+        binary = next((p for p in TOOL_PATHS.get(argv[0], ()) if os.access(p, os.X_OK)), None)
         if binary is None:
-            raise OSError(errno.ENOENT, "devlink (iproute2) is not installed")
+            raise OSError(errno.ENOENT, f"{argv[0]} is not installed"
+                          + (" (iproute2)" if argv[0] == "devlink" else ""))
+        timeout = TOOL_TIMEOUTS.get(argv[0], DEVLINK_TIMEOUT)
         try:
             done = subprocess.run([binary, *argv[1:]], capture_output=True, text=True,
-                                  timeout=DEVLINK_TIMEOUT, check=False)
+                                  timeout=timeout, check=False)
         except subprocess.TimeoutExpired as exc:
             raise OSError(errno.ETIMEDOUT, f"{' '.join(argv)}: no answer in "
-                                           f"{DEVLINK_TIMEOUT:.0f}s") from exc
+                                           f"{timeout:.0f}s") from exc
         if done.returncode != 0:
             text = (done.stderr or done.stdout or "").strip().splitlines()
             message = text[-1] if text else f"exit status {done.returncode}"
@@ -109,6 +129,11 @@ class SystemKernel:
 
 
 _kernel: KernelIO = SystemKernel()
+
+
+def current_kernel() -> KernelIO:
+    """Where writes land now (the firmware entry points ask it which tools exist)."""
+    return _kernel
 
 
 def use_kernel(kernel: KernelIO) -> KernelIO:

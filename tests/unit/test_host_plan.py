@@ -214,20 +214,32 @@ def test_bluefield_in_nic_mode_behaves_like_connectx() -> None:
     assert kinds(result) == [(S.SET_NUMVFS, 0, 2)] and result.refused == ()
 
 
-def test_firmware_mode_change_is_a_manual_step_naming_the_tool() -> None:
+def test_firmware_mode_change_is_nv_config_then_a_reboot() -> None:
     current = host(make_pf(kind="bluefield", fw_mode="dpu", total_vfs=16))
-    result = plan(config(device(firmware_mode="nic")), current, InUse())
-    (step,) = result.steps
-    assert step.kind == S.MANUAL and "mlxconfig -d 0000:3b:00.0" in step.reason
-    assert result.actions == () and result.refused == ()
+    result = plan(config(device(firmware_mode="nic", vf_count=4)), current, InUse())
+    nv = [s for s in result.steps if s.kind == S.SET_NV_CONFIG]
+    assert {s.param: s.to_value for s in nv}["INTERNAL_CPU_PAGE_SUPPLIER"] == 1
+    assert result.steps[-1].kind == S.REBOOT and result.steps[-1].disruption == "reboot"
+    assert not any(s.kind == S.SET_NUMVFS for s in result.steps)  # after the reboot
+    assert result.manual == () and result.refused == ()
+    assert any("--resume" in note for note in result.notes)
     ice = plan(config(device(firmware_mode="comms")),
                host(make_pf(kind="ice", fw_mode="os_default")), InUse())
-    assert "ice.pkg" in ice.steps[0].reason
+    # no package directory was given: the install is planned but refused, saying why
+    assert ice.steps[0].kind == S.INSTALL_DDP and ice.steps[0].refused
+    assert ice.steps[1].kind == S.RELOAD_DRIVER and ice.steps[1].disruption == "driver-reload"
 
 
 def test_too_many_vfs_and_no_pf_driver_are_refused() -> None:
-    result = plan(config(device(vf_count=9)), host(make_pf(total_vfs=8)), InUse())
+    result = plan(config(device(vf_count=9)), host(make_pf(kind="i40e", total_vfs=8)),
+                  InUse())
     assert "sriov_totalvfs is 8" in str(result.refused[0].refused)
+    # mlx5: the VF limit is NV config, raised and activated by a firmware reset first
+    result = plan(config(device(vf_count=9)), host(make_pf(total_vfs=8)), InUse())
+    assert [(s.kind, s.param, s.to_value) for s in result.steps] == [
+        (S.SET_NV_CONFIG, "SRIOV_EN", 1), (S.SET_NV_CONFIG, "NUM_OF_VFS", 9),
+        (S.FW_RESET, None, "active"), (S.SET_NUMVFS, None, 9)]
+    assert result.refused == () and result.disruption == "fw-reset"
     result = plan(config(device(vf_count=2)), host(make_pf(driver=None)), InUse())
     assert "no PF driver" in str(result.refused[0].refused)
 
