@@ -38,7 +38,9 @@ ICE_DDP_MODES = {
 # report the NVM version as "fw.psid.api" (what ethtool -i shows first) and the management
 # firmware as "fw.mgmt".
 _VERSION_KEYS = ("fw", "fw.version", "fw.psid.api", "fw.mgmt")
-_MSTCONFIG_LINE = re.compile(r"^\s*(?P<key>[A-Z0-9_]+)\s+(?P<value>\S+)\s*$")
+# ``KEY VALUE`` (``q``), or ``[*] KEY DEFAULT CURRENT NEXT_BOOT`` (``-e q``): the current one
+_MSTCONFIG_LINE = re.compile(r"^\s*\*?\s*(?P<key>[A-Z0-9_]+)\s+(?:\S+\s+)?(?P<value>\S+)"
+                             r"(?:\s+\S+)?\s*$")
 _PORT_UPLINK = re.compile(r"p\d+")
 _PORT_REPRESENTOR = re.compile(r"(?:c\d+)?pf\d+(?:vf\d+|sf\d+)?")
 
