@@ -76,6 +76,12 @@ SMARTNIC_OPTS = [
              "(/run/cyborg-smartnic/host-apply.lock on a real host). The agent and the host "
              "tool must see the same file (bind-mount /run/cyborg-smartnic into a "
              "containerised agent)."),
+    cfg.StrOpt(
+        "apply_state_dir",
+        help="Directory where `cyborg-smartnic host apply` records the plan left when a "
+             "firmware change needs a reboot (host-apply-resume.json), for `host apply "
+             "--resume` at boot. Default: var/lib/cyborg-smartnic under sysfs_root "
+             "(/var/lib/cyborg-smartnic on a real host)."),
     cfg.FloatOpt(
         "privileged_call_timeout", default=90.0, min=1.0,
         help="Seconds `host apply` waits for one call to its privsep daemon (a sysfs write, "

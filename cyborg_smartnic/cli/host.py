@@ -24,7 +24,7 @@ from cyborg_smartnic.cli import owners as owners_cli
 from cyborg_smartnic.discovery.model import Host, HugepagePool
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import doctor as doctor_mod
-from cyborg_smartnic.host import guard, inuse
+from cyborg_smartnic.host import firmware_resume, guard, inuse
 from cyborg_smartnic.host import lock as host_lock
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig, load_host_config
@@ -81,7 +81,11 @@ def register(subparsers: Any) -> None:
     apply_p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                          help="when another host apply is running, wait up to this long for "
                               "it to finish (default 0: fail at once, naming it)")
-    apply_p.add_argument("host_config", metavar="HOST.yaml")
+    apply_p.add_argument("--resume", action="store_true",
+                         help="continue the apply a reboot interrupted (the record in "
+                              "[smartnic] apply_state_dir names its host.yaml); without a "
+                              "record, a normal apply of HOST.yaml (what the boot unit runs)")
+    apply_p.add_argument("host_config", metavar="HOST.yaml", nargs="?")
     ovs_cli.add_ovs_arguments(apply_p, restart=True)
     apply_p.set_defaults(func=apply_command)
 
@@ -136,6 +140,8 @@ class HostReader:
         self.config = config
         self.hostname = self.options.hostname or ""
         self.lock_path = host_lock.lock_path(conf.smartnic.apply_lock_file, self.root)
+        self.state_dir = str(conf.smartnic.apply_state_dir
+                             or os.path.join(self.root, "var/lib/cyborg-smartnic"))
         self.call_timeout = float(conf.smartnic.privileged_call_timeout)
 
     def read(self) -> Host:
@@ -204,6 +210,8 @@ def plan_rows(plan: S.Plan) -> list[list[str]]:
             flags.append("MANUAL")
         if step.disruptive:
             flags.append("DISRUPTIVE")
+        if step.disruption not in (S.DISRUPTION_NONE, S.DISRUPTION_VFS):
+            flags.append(step.disruption.upper())
         reason = f"{step.refused} (wanted: {step.reason})" if step.refused else step.reason
         if step.destroys_vfs and not step.refused:
             reason += f" [affects {len(step.destroys_vfs)} VF(s)]"
@@ -222,6 +230,8 @@ def plan_table(plan: S.Plan, findings: tuple[Finding, ...] = ()) -> str:
         text += (f"\n{len(plan.actions)} change(s), {len(plan.manual)} manual, "
                  f"{len(plan.refused)} refused; VFs destroyed or disturbed: "
                  f"{len(plan.destroys_vfs)}")
+        if plan.disruption not in (S.DISRUPTION_NONE, S.DISRUPTION_VFS):
+            text += f"; worst disruption: {plan.disruption}"
     for note in plan.notes:
         text += f"\nnote: {note}"
     for finding in findings:
@@ -250,7 +260,7 @@ def plan_command(args: argparse.Namespace) -> int:
     reader = HostReader(args, config)
     root, host = reader.root, reader.read()
     plan = make_plan(config, host, _in_use(args, root, host),
-                     ovs=ovs_cli.ovs_input(args, root, config))
+                     ovs=ovs_cli.ovs_input(args, root, config), **_firmware(root, host))
     findings = _findings(args.profiles, config, host)
     common.show(args, _plan_data(plan, findings), lambda: plan_table(plan, findings),
                 rows="steps")
@@ -278,7 +288,8 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
         warnings.filterwarnings("ignore", message=EVENTLET_WARNING)
         from cyborg_smartnic.host.apply import ApplyOptions, Executor  # noqa: PLC0415
 
-    config = load_host_config(args.host_config)
+    resuming, host_config = _resume_target(args)
+    config = load_host_config(host_config)
     reader = HostReader(args, config)
     progress_out = sys.stdout if args.format == "table" else sys.stderr
 
@@ -288,13 +299,19 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
     with host_lock.hold(reader.lock_path, args.wait, progress) as held:
         root, host = reader.root, reader.read()
         plan = make_plan(config, host, _in_use(args, root, host),
-                         ovs=ovs_cli.ovs_input(args, root, config))
+                         ovs=ovs_cli.ovs_input(args, root, config), **_firmware(root, host))
         print(plan_table(plan), file=progress_out)
+        if resuming is not None and plan.steps and plan.steps[-1].kind == S.REBOOT:
+            raise ApplyRefused(reason=f"resuming after a reboot, but the firmware change is "
+                                      f"still not active ({plan.steps[-1].reason}); a BlueField "
+                                      f"mode change needs a cold power cycle, not a warm "
+                                      f"reboot. The record stays in {reader.state_dir}")
         if plan.refused:
             first = plan.refused[0]
             raise ApplyRefused(reason=f"refusing to apply: {len(plan.refused)} step(s) "
                                       f"refused; first: {first.target}: {first.refused}")
         if not plan.actions:
+            _finish_resume(reader.state_dir, resuming, progress_out)
             common.show(args, {"ok": True, "done": [],
                                "manual": [s.to_dict() for s in plan.manual]},
                         lambda: "No changes applied.", rows="done")
@@ -303,7 +320,8 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
             _confirm(len(plan.actions), stdin, progress_out)
             host = reader.read()
             again = make_plan(config, host, _in_use(args, root, host),
-                              ovs=ovs_cli.ovs_input(args, root, config))
+                              ovs=ovs_cli.ovs_input(args, root, config),
+                              **_firmware(root, host))
             if again != plan:
                 raise ApplyRefused(reason="the host changed while waiting for confirmation; "
                                           "nothing was done: run host apply again")
@@ -328,7 +346,51 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
         error = str(result.error).removeprefix(f"{result.failed.target}: ")
         raise ApplyRefused(reason=f"apply failed at {result.failed.target}: {error}; "
                                   f"{summary}")
+    if result.after_reboot:
+        where = firmware_resume.record(reader.state_dir, host_config, reader.hostname,
+                                       result.after_reboot)
+        print(f"reboot required: {result.after_reboot[0].reason}. Recorded in {where}; after "
+              f"the reboot `cyborg-smartnic host apply --resume` (the boot unit) finishes it.",
+              file=progress_out)
+    else:
+        _finish_resume(reader.state_dir, resuming, progress_out)
     return 0
+
+
+def _firmware(root: str, host: Host) -> dict[str, Any]:
+    """The firmware facts and package root every plan of this host gets (host.firmware)."""
+    from cyborg_smartnic.host import firmware  # noqa: PLC0415
+
+    return {"firmware_facts": firmware.read_host_facts(root, host), "root": root}
+
+
+def _resume_target(args: argparse.Namespace) -> tuple[Any, str]:
+    """(the resume record or None, the host.yaml to apply): with ``--resume`` and a record,
+    the record's host.yaml; else HOST.yaml, which is then required."""
+    record = None
+    if getattr(args, "resume", False):
+        reader_conf = common.load_config(args)
+        state_dir = str(reader_conf.smartnic.apply_state_dir or os.path.join(
+            str(reader_conf.smartnic.sysfs_root), "var/lib/cyborg-smartnic"))
+        try:
+            record = firmware_resume.load(state_dir)
+        except firmware_resume.BadRecord as exc:
+            raise ApplyRefused(reason=f"cannot resume: {exc}") from exc
+    if record is not None:
+        if args.host_config and os.path.abspath(args.host_config) != record.host_config:
+            LOG.warning("resuming the apply of %s (recorded before the reboot), not %s",
+                        record.host_config, args.host_config)
+        return record, record.host_config
+    if not args.host_config:
+        raise ApplyRefused(reason="HOST.yaml is required (no resume record to continue)")
+    return None, str(args.host_config)
+
+
+def _finish_resume(state_dir: str, resuming: Any, out: TextIO) -> None:
+    """The host matches host.yaml: a record of an earlier reboot is done with."""
+    if firmware_resume.clear(state_dir) and resuming is not None:
+        print(f"resumed after the reboot: {len(resuming.pending)} step(s) were pending; the "
+              f"host now matches {resuming.host_config}", file=out)
 
 
 def _result_text(result: ApplyResult) -> str:
@@ -465,7 +527,8 @@ def doctor_command(args: argparse.Namespace) -> int:
     reader = HostReader(args, config)
     root, host = reader.root, reader.read()
     plan = make_plan(config, host, _in_use(args, root, host),
-                     ovs=ovs_cli.ovs_input(args, root, config)) if config else None
+                     ovs=ovs_cli.ovs_input(args, root, config),
+                     **_firmware(root, host)) if config else None
     findings = _findings(args.profiles, config, host)
     checks = doctor_mod.run_checks(host, vfio=doctor_mod.vfio_state(root), config=config,
                                    plan=plan, findings=findings)

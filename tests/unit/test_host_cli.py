@@ -64,7 +64,7 @@ def test_plan_json(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
         "kind": "set_hugepages", "target": "node0 1048576kB", "from": 8, "to": 16,
         "reason": "reserve hugepages", "disruptive": False, "destroys_vfs": [],
         "refused": None, "pf": None, "vf_index": None, "numa_node": 0, "size_kb": 1048576,
-        "param": None}
+        "param": None, "disruption": "none", "disturbs_pfs": []}
     assert data["destroys_vfs"] == ["0000:3b:00.2", "0000:3b:00.3", "0000:3b:00.4",
                                     "0000:3b:00.5"]
 

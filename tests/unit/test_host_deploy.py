@@ -32,7 +32,8 @@ def test_unit_runs_apply_once_before_the_consumers() -> None:
     entries = unit_entries()
     assert entries["Type"] == ["oneshot"] and entries["RemainAfterExit"] == ["yes"]
     # found in systemd's search path, not pinned to /usr/bin (a venv install uses a drop-in)
-    assert entries["ExecStart"] == ["cyborg-smartnic", "host", "apply", "--yes",
+    # --resume finishes an apply a firmware reboot interrupted (host.firmware_resume)
+    assert entries["ExecStart"] == ["cyborg-smartnic", "host", "apply", "--yes", "--resume",
                                     "/etc/cyborg-smartnic/host.yaml"]
     assert {"openvswitch-switch.service", "ovs-vswitchd.service", "nova-compute.service",
             "cyborg-agent.service", "devstack@cyborg-agent.service",

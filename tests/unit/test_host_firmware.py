@@ -338,3 +338,61 @@ def test_recorded_dev_info_follows_the_reload(ice: KernelEmulator) -> None:
     data = json.loads((ice.tree.root / "devlink" / f"dev-info-{ICE0}.json").read_text())
     assert data["info"][f"pci/{ICE0}"]["versions"]["running"]["fw.app.name"] == \
         "ICE OS Default Package"
+
+
+# ---------------------------------------------------------------------------- CLI resume
+def test_cli_apply_stops_at_the_reboot_and_resume_finishes_it(
+        cx: KernelEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cyborg_smartnic.cli.main import main  # noqa: PLC0415
+    from cyborg_smartnic.host import firmware_resume  # noqa: PLC0415
+
+    for address in (CX0, CX1):
+        write_reset_query(cx.tree.root, address, level3=False)
+    host_yaml = tmp_path / "host.yaml"
+    host_yaml.write_text(CX_16)
+    root = str(cx.tree.root)
+    state_dir = cx.tree.root / "var/lib/cyborg-smartnic"
+
+    assert main(["host", "apply", "--resume", "--sysfs-root", root]) == 1  # nothing to resume
+    assert "HOST.yaml is required" in capsys.readouterr().err
+
+    assert main(["host", "plan", "--sysfs-root", root, str(host_yaml)]) == 0
+    out = capsys.readouterr().out
+    assert "REBOOT" in out and "worst disruption: reboot" in out
+
+    assert main(["host", "apply", "--yes", "--sysfs-root", root, str(host_yaml)]) == 0
+    out = capsys.readouterr().out
+    assert "reboot required" in out and "--resume" in out
+    record = firmware_resume.load(str(state_dir))
+    assert record is not None and record.host_config == str(host_yaml)
+    assert record.pending[0]["kind"] == S.REBOOT
+
+    # a warm boot that did not activate the change: resume says so and keeps the record
+    assert main(["host", "apply", "--resume", "--sysfs-root", root]) == 1
+    assert "still not active" in capsys.readouterr().err
+    assert firmware_resume.load(str(state_dir)) is not None
+
+    cx.firmware.reboot()
+    assert main(["host", "apply", "--resume", "--yes", "--sysfs-root", root]) == 0
+    out = capsys.readouterr().out
+    assert "resumed after the reboot: 1 step(s) were pending" in out
+    assert firmware_resume.load(str(state_dir)) is None
+    assert cx.num_vfs(CX0) == 16
+    assert main(["host", "apply", "--resume", "--yes", "--sysfs-root", root,
+                 str(host_yaml)]) == 0
+    assert "No changes applied." in capsys.readouterr().out
+
+
+def test_resume_record_is_atomic_and_bad_ones_are_reported(tmp_path: Path) -> None:
+    from cyborg_smartnic.host import firmware_resume  # noqa: PLC0415
+
+    step = S.Step(S.REBOOT, "host", reason="x", disruption=S.DISRUPTION_REBOOT)
+    path = firmware_resume.record(str(tmp_path / "state"), "host.yaml", "node1", (step,))
+    assert [p.name for p in path.parent.iterdir()] == [firmware_resume.FILE_NAME]
+    loaded = firmware_resume.load(str(tmp_path / "state"))
+    assert loaded is not None and loaded.pending[0]["disruption"] == "reboot"
+    path.write_text("{not json")
+    with pytest.raises(firmware_resume.BadRecord, match="not JSON"):
+        firmware_resume.load(str(tmp_path / "state"))
+    assert firmware_resume.clear(str(tmp_path / "state"))
+    assert not firmware_resume.clear(str(tmp_path / "state"))
