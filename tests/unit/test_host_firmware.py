@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.scan import scan
-from cyborg_smartnic.host import firmware, firmware_privileged, inuse
+from cyborg_smartnic.host import firmware, firmware_privileged, firmware_resume, inuse
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.apply import ApplyOptions, Executor
 from cyborg_smartnic.host.config import HostConfig, load_host_config
@@ -343,9 +344,6 @@ def test_recorded_dev_info_follows_the_reload(ice: KernelEmulator) -> None:
 # ---------------------------------------------------------------------------- CLI resume
 def test_cli_apply_stops_at_the_reboot_and_resume_finishes_it(
         cx: KernelEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from cyborg_smartnic.cli.main import main  # noqa: PLC0415
-    from cyborg_smartnic.host import firmware_resume  # noqa: PLC0415
-
     for address in (CX0, CX1):
         write_reset_query(cx.tree.root, address, level3=False)
     host_yaml = tmp_path / "host.yaml"
@@ -384,8 +382,6 @@ def test_cli_apply_stops_at_the_reboot_and_resume_finishes_it(
 
 
 def test_resume_record_is_atomic_and_bad_ones_are_reported(tmp_path: Path) -> None:
-    from cyborg_smartnic.host import firmware_resume  # noqa: PLC0415
-
     step = S.Step(S.REBOOT, "host", reason="x", disruption=S.DISRUPTION_REBOOT)
     path = firmware_resume.record(str(tmp_path / "state"), "host.yaml", "node1", (step,))
     assert [p.name for p in path.parent.iterdir()] == [firmware_resume.FILE_NAME]
