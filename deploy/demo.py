@@ -242,7 +242,11 @@ def apply_profiles(stack: StackInfo, clients: Clients, out: TextIO) -> dict[str,
 def check_profiles(stack: StackInfo, out: TextIO) -> dict[str, dict[str, Any]]:
     """`profile check` on the stack's host: which profiles it can serve, and why not."""
     args = ["profile", "check", *host_args(stack), str(PROFILES_DIR)]
-    out.write(run_tool(args, "profile check"))
+    done = tool(args)
+    if done.returncode != 0:
+        raise DemoError(step="profile check", reason=_last_line(done.stderr))
+    out.write(done.stdout)
+    out.write(done.stderr)  # what Nova will refuse for servers of each servable profile
     rows = json.loads(run_tool([*args, "-f", "json"], "profile check"))["profiles"]
     return {str(row["profile"]): dict(row) for row in rows}
 
@@ -541,7 +545,7 @@ def main(argv: Sequence[str] | None = None,
         errors.write("demo: interrupted\n")
         return 130
     stream.write(_timing_table(result.timings) + "\n")
-    last = result.boots[-1]
+    last = next(b for b in reversed(result.boots) if b.profile != PLAN_PROFILE)
     stream.write(f"demo: OK: server demo-{last.profile} ({last.server_id}) ran ACTIVE on "
                  f"{last.vfs[0].summary()}\n")
     return 0
