@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install test unit functional lint demo bench docs clean
+.PHONY: install test unit functional lint demo bench docs man clean
 
 install: $(STAMP)
 
@@ -37,7 +37,10 @@ bench: install
 	$(BIN)/python bench/host/inuse.py
 	$(BIN)/python bench/stack/run.py
 
-docs: install
+man: install
+	$(BIN)/python -m cyborg_smartnic.cli.manpage > docs/cyborg-smartnic.1
+
+docs: install man
 	$(BIN)/oslo-config-generator --namespace cyborg_smartnic > docs/cyborg-smartnic.conf.sample
 
 clean:

@@ -18,6 +18,7 @@ from cyborg_smartnic.traits import DEFAULT_RESOURCE_CLASS
 
 GROUP = "smartnic"
 POOL_GROUP_PREFIX = "smartnic_pool:"
+SAMPLE_POOL = "dpdk"  # the pool name the generated sample shows (oslo lowercases group names)
 PRIVSEP_GROUP = "cyborg_smartnic_privileged"  # oslo.privsep's options for `host apply`
 
 SMARTNIC_OPTS = [
@@ -47,8 +48,9 @@ SMARTNIC_OPTS = [
         help="CUSTOM_* traits added to every pool this host reports."),
     cfg.ListOpt(
         "pools", default=[],
-        help="Names of explicit VF pools; each has a [smartnic_pool:NAME] group. VFs not in "
-             "any explicit pool stay in their PF's default pool."),
+        help="Names of explicit VF pools; each has a [smartnic_pool:NAME] group (e.g. pools = "
+             "dpdk and [smartnic_pool:dpdk]). VFs not in any explicit pool stay in their PF's "
+             "default pool."),
     cfg.ListOpt(
         "extra_models", default=[],
         help="Extra NIC models, 'VVVV:DDDD[:VFDEV]=Model name' (PF vendor and device id, "
@@ -118,7 +120,9 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     # Imported here: oslo.privsep pulls in eventlet, which only `host apply` needs.
     from oslo_privsep import priv_context  # noqa: PLC0415
 
-    return [(GROUP, SMARTNIC_OPTS), (POOL_GROUP_PREFIX + "NAME", POOL_OPTS),
+    # The sample shows one pool group under an example name: oslo.config lowercases group
+    # names, so a placeholder such as NAME would read as a pool called "name".
+    return [(GROUP, SMARTNIC_OPTS), (POOL_GROUP_PREFIX + SAMPLE_POOL, POOL_OPTS),
             (PRIVSEP_GROUP, copy.deepcopy(priv_context.OPTS))]
 
 
@@ -177,10 +181,11 @@ def unknown_options(files: list[str], pools: list[str]) -> list[str]:
         reported: set[str] = set()
         for section, key, key_line in parser.found:
             head = f"{path}:{parser.section_lines.get(section, key_line)}: [{section}]"
-            if section == GROUP or section.startswith(POOL_GROUP_PREFIX):
-                known = opts[GROUP if section == GROUP else POOL_GROUP_PREFIX]
+            group = section.lower()  # oslo.config matches group names case-insensitively
+            if group == GROUP or group.startswith(POOL_GROUP_PREFIX):
+                known = opts[GROUP if group == GROUP else POOL_GROUP_PREFIX]
                 name = section[len(POOL_GROUP_PREFIX):]
-                if section != GROUP and name not in pools:
+                if group != GROUP and name.lower() not in {p.lower() for p in pools}:
                     if section not in reported:
                         reported.add(section)
                         problems.append(f"{head}: pool {name!r} is not in [{GROUP}] pools, "

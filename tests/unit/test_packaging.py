@@ -34,6 +34,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     shutil.copytree(REPO / "profiles", src / "profiles")
     (src / "deploy").mkdir()
     shutil.copy(REPO / "deploy/host.example.yaml", src / "deploy/host.example.yaml")
+    (src / "docs").mkdir()
+    shutil.copy(REPO / "docs/cyborg-smartnic.1", src / "docs/cyborg-smartnic.1")
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "-w", str(tmp / "dist"),
          str(src)], capture_output=True, text=True, check=False, timeout=300)
@@ -54,7 +56,8 @@ def test_wheel_ships_the_example_host_profiles_and_host_yaml(wheel: tuple[Path, 
     names = set(zipfile.ZipFile(path).namelist())
     assert {"cyborg_smartnic/data/example-host.tar.gz",
             "cyborg_smartnic/data/example-host.conf",
-            f"{SHARE}/host.example.yaml"} <= names
+            f"{SHARE}/host.example.yaml",
+            "cyborg_smartnic-0.1.0.data/data/share/man/man1/cyborg-smartnic.1"} <= names
     profiles = {p.name for p in (REPO / "profiles").glob("*.yaml")}
     assert profiles and {f"{SHARE}/profiles/{name}" for name in profiles} <= names
     metadata = zipfile.ZipFile(path).read("cyborg_smartnic-0.1.0.dist-info/METADATA").decode()
