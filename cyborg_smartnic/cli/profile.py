@@ -164,11 +164,15 @@ def _confirm(count: int) -> bool:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from cyborg_smartnic.profiles.check import check_all  # noqa: PLC0415
+    from cyborg_smartnic.cli import hostreport  # noqa: PLC0415
+    from cyborg_smartnic.host import firmware  # noqa: PLC0415
+    from cyborg_smartnic.profiles.check import check_all, offers_from_report  # noqa: PLC0415
 
     compiled = compile_all(load_profiles(args.paths))
-    offers, hugepages = host_offers(args)
-    verdicts = check_all([c.host for c in compiled], offers, hugepages)
+    built = hostreport.build(args)
+    offers, hugepages = offers_from_report(built.devices), built.host.hugepages
+    verdicts = check_all([c.host for c in compiled], offers, hugepages,
+                         lambda mode: firmware.firmware_hint(mode, built.host))
     data = [v.to_dict() for v in verdicts]
     common.show(args, data, lambda: _check_table(verdicts), wrap="profiles")
     _warn_nova_rules([c for c, v in zip(compiled, verdicts, strict=True) if v.servable])

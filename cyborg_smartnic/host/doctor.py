@@ -132,7 +132,9 @@ def _dpus(host: Host, catalog: Catalog) -> list[Check]:
         if mode == FW_DPU:
             checks.append(Check("dpu", WARN, f"{pf.address} ({model.name}) is in DPU mode: "
                                              f"host-side eswitch and VF changes are refused",
-                                "configure its eswitch from the Arm side"))
+                                "configure its eswitch from the Arm side, or set firmware_mode: "
+                                "nic in host.yaml (host apply writes the NV config; it takes "
+                                "effect after a reboot)"))
         elif mode is None:
             checks.append(Check("dpu", WARN, f"{pf.address} ({model.name}): DPU or NIC mode "
                                              f"unknown; host-side changes are refused",

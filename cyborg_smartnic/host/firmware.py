@@ -463,3 +463,38 @@ def restore_steps(before: Host, after: Host, configured: set[str]) -> list[S.Ste
                           to_value=pf.num_vfs,
                           reason="recreate the VFs the firmware activation removes"))
     return out
+
+
+# ---------------------------------------------------------------------------- hints
+def firmware_hint(mode: str, host: Host, catalog: Catalog | None = None) -> str | None:
+    """Which firmware change would give ``mode`` on this host, and what it disturbs: for
+    ``profile check`` and ``host doctor`` when a profile asks for a firmware mode no PF has.
+    None when no PF here can be put in that mode."""
+    models = catalog or Catalog()
+    ice_ports = [pf for pf in host.physical_functions if pf.driver == DDP_DRIVER]
+    for pf in host.physical_functions:
+        model = models.lookup_pf(pf.vendor_id, pf.device_id)
+        if model is None or pf.firmware.mode == mode:
+            continue
+        if model.ddp and mode in dl.ICE_DDP_MODES.values():
+            return (f"firmware_mode: {mode} on {pf.address} ({model.name}) in host.yaml would "
+                    f"serve it: host apply installs the {mode} DDP package and reloads ice "
+                    f"({S.DISRUPTION_DRIVER}: every ice port, {len(ice_ports)} here, loses "
+                    f"its VFs)")
+        if model.dpu and model.nv_config and mode in BLUEFIELD_MODES:
+            return (f"firmware_mode: {mode} on {pf.address} ({model.name}) in host.yaml would "
+                    f"serve it: host apply writes the INTERNAL_CPU_* NV config, then needs a "
+                    f"{S.DISRUPTION_REBOOT} (host apply --resume finishes after it)")
+    return None
+
+
+def sriov_hint(host: Host, catalog: Catalog | None = None) -> str | None:
+    """A PF whose firmware has SR-IOV off (no VFs possible) that NV config can turn on."""
+    models = catalog or Catalog()
+    for pf in host.physical_functions:
+        model = models.lookup_pf(pf.vendor_id, pf.device_id)
+        if model is not None and model.nv_config and pf.total_vfs == 0:
+            how = S.DISRUPTION_FW_RESET if model.fw_reset else S.DISRUPTION_REBOOT
+            return (f"{pf.address} ({model.name}) has SR-IOV off in firmware: a vf_count in "
+                    f"host.yaml makes host apply set SRIOV_EN=1 and NUM_OF_VFS, then a {how}")
+    return None

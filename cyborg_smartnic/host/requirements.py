@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from cyborg_smartnic.catalog import USERSPACE_DRIVERS, XDP_NATIVE, Catalog, xdp_support
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
+from cyborg_smartnic.host import firmware
 from cyborg_smartnic.host.config import DEFAULT_DRIVER, DeviceConfig, HostConfig
 from cyborg_smartnic.host.plan import selects
 from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements
@@ -134,7 +135,19 @@ def _group(profile: str, group: GroupRequirement, pfs: tuple[PfOutcome, ...],
         return Finding(profile, True, f"profile {profile} needs {wants}; {best[1]} gives "
                                       f"{best[0]}")
     gives = f"{source} gives {best[0]}" + (f" (best: {best[1]})" if best[1] else "")
-    return Finding(profile, False, f"profile {profile} needs {wants}; {gives}")
+    hint = _firmware_hint(group, pfs, models, best[0])
+    return Finding(profile, False, f"profile {profile} needs {wants}; {gives}"
+                   + (f"; {hint}" if hint else ""))
+
+
+def _firmware_hint(group: GroupRequirement, pfs: tuple[PfOutcome, ...],
+                   models: Catalog, best: int) -> str | None:
+    """The firmware change that would serve ``group`` (host.firmware), when one would."""
+    host = Host(hostname="", physical_functions=tuple(out.pf for out in pfs), skipped=())
+    if group.firmware_mode and not any(out.firmware_mode == group.firmware_mode
+                                       for out in pfs):
+        return firmware.firmware_hint(group.firmware_mode, host, models)
+    return firmware.sriov_hint(host, models) if best == 0 else None
 
 
 def _hugepages(needs: HostRequirements, config: HostConfig | None, host: Host,

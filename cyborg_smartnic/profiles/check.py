@@ -12,7 +12,7 @@ discovered host.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,13 +193,20 @@ def hugepage_problems(req: HostRequirements, pools: Sequence[HugepagePool]) -> l
 
 
 def check_profile(req: HostRequirements, offers: Sequence[PoolOffer],
-                  hugepages: Sequence[HugepagePool] = ()) -> ProfileVerdict:
+                  hugepages: Sequence[HugepagePool] = (),
+                  firmware_hint: Callable[[str], str | None] | None = None) -> ProfileVerdict:
+    """``firmware_hint``: for a group asking a firmware mode no pool has, which firmware
+    change on this host would give it (``host.firmware.firmware_hint``)."""
     candidates = [[o for o in offers if not group_gaps(g, o)] for g in req.groups]
     problems: list[str] = []
     assignment: list[str | None] = [None] * len(req.groups)
     for index, (group, found) in enumerate(zip(req.groups, candidates, strict=True)):
         if not found:
             problems += _explain_group(index, group, offers)
+            hint = (firmware_hint(group.firmware_mode) if firmware_hint is not None
+                    and group.firmware_mode else None)
+            if hint:
+                problems.append(f"{_describe(index, group)}: {hint}")
     if not problems:
         isolate = req.group_policy == "isolate"
         chosen = _assign(req.groups, candidates, {o.name: o.capacity for o in offers},
@@ -218,5 +225,6 @@ def check_profile(req: HostRequirements, offers: Sequence[PoolOffer],
 
 
 def check_all(requirements: Iterable[HostRequirements], offers: Sequence[PoolOffer],
-              hugepages: Sequence[HugepagePool] = ()) -> list[ProfileVerdict]:
-    return [check_profile(r, offers, hugepages) for r in requirements]
+              hugepages: Sequence[HugepagePool] = (),
+              firmware_hint: Callable[[str], str | None] | None = None) -> list[ProfileVerdict]:
+    return [check_profile(r, offers, hugepages, firmware_hint) for r in requirements]

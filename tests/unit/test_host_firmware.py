@@ -20,6 +20,9 @@ from cyborg_smartnic.host.apply import ApplyOptions, Executor
 from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan
+from cyborg_smartnic.host.requirements import check
+from cyborg_smartnic.profiles.compiler import compile_all
+from cyborg_smartnic.profiles.loader import load_profiles
 from tests.fixtures.firmware import (
     read_nv,
     write_ddp_packages,
@@ -392,3 +395,50 @@ def test_resume_record_is_atomic_and_bad_ones_are_reported(tmp_path: Path) -> No
         firmware_resume.load(str(tmp_path / "state"))
     assert firmware_resume.clear(str(tmp_path / "state"))
     assert not firmware_resume.clear(str(tmp_path / "state"))
+
+
+# ---------------------------------------------------------------------------- hints (item 4)
+def _os_default_e810(root: Path) -> SysfsTree:
+    tree = SysfsTree(root)
+    tree.add_pf(ICE0, vendor="8086", device="1592", driver="ice", netdev="ens2f0",
+                numa_node=1, total_vfs=128, num_vfs=4, vf_driver="vfio-pci",
+                fw_version="4.40", fw_mode="os_default", physnet="physnet3")
+    tree.add_pf(ICE1, vendor="8086", device="1592", driver="ice", netdev="ens2f1",
+                numa_node=1, total_vfs=128, num_vfs=0, fw_version="4.40",
+                fw_mode="os_default", physnet="physnet4")
+    tree.add_pf("0000:af:00.0", vendor="15b3", device="a2d6", driver="mlx5_core",
+                netdev="ens5f0np0", total_vfs=16, num_vfs=0, fw_version="24.35.2000",
+                fw_mode="nic", eswitch="legacy")
+    return tree
+
+
+def test_profile_check_and_doctor_name_the_firmware_change(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tree = _os_default_e810(tmp_path / "host")
+    host = read(tree.root)
+    comms = firmware.firmware_hint("comms", host)
+    assert comms is not None and f"firmware_mode: comms on {ICE0} (E810)" in comms
+    assert "driver-reload" in comms and "2 here" in comms
+    dpu = firmware.firmware_hint("dpu", host)
+    assert dpu is not None and "0000:af:00.0 (BlueField-2)" in dpu and "reboot" in dpu
+    assert firmware.firmware_hint("comms", Host("n", (), ())) is None
+
+    profiles = Path(__file__).parents[2] / "profiles" / "e810-comms-gtp.yaml"
+    needs = [c.host for c in compile_all(load_profiles([profiles]))]
+    finding = next(f for f in check(needs, None, host) if "VFs" in f.message)
+    assert not finding.ok and "host apply installs the comms DDP package" in finding.message
+
+    # profile check (the driver's report of this host) says the same
+    code = main(["profile", "check", "--sysfs-root", str(tree.root), "-f", "json",
+                 str(profiles)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    problems = json.loads(out)["profiles"][0]["problems"]
+    assert any("firmware_mode: comms on 0000:5e:00.0" in p and "driver-reload" in p
+               for p in problems), problems
+
+    # host doctor with the profiles: the failed profile check carries the hint
+    code = main(["host", "doctor", "--sysfs-root", str(tree.root), "--profiles",
+                 str(profiles)])
+    out = capsys.readouterr().out
+    assert code == 1 and "host apply installs the comms DDP package" in out
