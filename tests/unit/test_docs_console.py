@@ -4,8 +4,9 @@ guides cannot drift from what the tool prints.
 A block is a sequence of ``$ COMMAND`` lines, each followed by the output it shows. Commands
 run in-process from the repository root: ``cyborg-smartnic ...`` through ``main()`` (stdout,
 then stderr; ``warning:`` lines on stderr are only compared when the block shows some), and
-``echo $?`` prints the previous command's exit code; a shown line ``[exit N]`` is the
-command's exit code (when not 0). A line ``...`` in the shown output
+``echo $?`` prints the previous command's exit code, ``cat FILE`` followed by its content
+creates that file (so a guide can show the input it runs on); a shown line ``[exit N]`` is the
+command's exit code. A line ``...`` in the shown output
 matches any number of lines. The output must match exactly otherwise (trailing blanks aside).
 
 A block that cannot run here (it needs a live cloud, root, a real NIC or files the guide only
@@ -87,10 +88,14 @@ ALL = blocks()
 
 @pytest.mark.parametrize("block", ALL, ids=[b.name for b in ALL])
 def test_console_block(block: Block, capsys: pytest.CaptureFixture[str],
-                       monkeypatch: pytest.MonkeyPatch) -> None:
+                       monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     if block.skip:
         pytest.skip(f"marked in {block.name}: {block.skip}")
-    monkeypatch.chdir(REPO)
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("profiles", "deploy", "docs", "tests"):
+        (work / name).symlink_to(REPO / name)
+    monkeypatch.chdir(work)
     steps: list[tuple[str, list[str]]] = []
     for line in block.lines:
         if line.startswith(PROMPT):
@@ -102,12 +107,15 @@ def test_console_block(block: Block, capsys: pytest.CaptureFixture[str],
     for command, shown in steps:
         if command.strip() == "echo $?":
             actual = [str(last)]
+        elif command.startswith("cat "):
+            (work / command.split(None, 1)[1].strip()).write_text("\n".join(shown) + "\n")
+            actual = list(shown)
         else:
             last, out, err = _run(command, capsys)
             if not any("warning:" in line for line in shown):
                 err = [line for line in err if "warning:" not in line]
             actual = [line.rstrip() for line in out + err]
-            if last or any(re.fullmatch(r"\[exit \d+\]", line) for line in shown):
+            if any(re.fullmatch(r"\[exit \d+\]", line) for line in shown):
                 actual.append(f"[exit {last}]")
         while shown and not shown[-1]:
             shown.pop()
