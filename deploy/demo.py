@@ -57,8 +57,8 @@ BIN = Path(sys.executable).parent
 # makes a throwaway flavor for two of them: one whose VF sits on the PF that
 # deploy/host.example.yaml resizes (so `host plan` has a bound VF to refuse to disturb),
 # and one the example host cannot serve.
-PLAN_PROFILE = "ovs-offload"
-UNSERVABLE_PROFILE = "bluefield-dpu-port"
+PLAN_PROFILE = "sriov-port"  # a Cyborg port profile: its VF is on the PF host.example.yaml resizes
+UNSERVABLE_PROFILE = "bluefield-nic-vfs"
 
 
 class DemoError(SmartNicError):

@@ -105,7 +105,9 @@ def _warn_nova_rules(compiled: Sequence[Any]) -> None:
     from cyborg_smartnic.profiles.nova_rules import warning  # noqa: PLC0415
 
     for profile in compiled:
-        sys.stderr.write(f"warning: {warning(profile)}\n")
+        text = warning(profile)
+        if text:
+            sys.stderr.write(f"warning: {text}\n")
 
 
 class ApplyRefused(SmartNicError):
@@ -176,7 +178,7 @@ def run_check(args: argparse.Namespace) -> int:
     data = [v.to_dict() for v in verdicts]
     common.show(args, data, lambda: _check_table(verdicts), wrap="profiles")
     _warn_nova_rules([c for c, v in zip(compiled, verdicts, strict=True) if v.servable])
-    missing = [v.profile for v in verdicts if not v.servable]
+    missing = [v.profile for v in verdicts if v.servable is False]
     if args.require_all and missing:
         raise ProfilesNotServable(count=len(missing), names=", ".join(missing))
     return 0
@@ -192,9 +194,12 @@ def host_offers(args: argparse.Namespace) -> tuple[list[Any], tuple[Any, ...]]:
 
 
 def _check_table(verdicts: list[Any]) -> str:
-    rows = [[v.profile, "yes" if v.servable else "no",
+    rows = [[v.profile, {True: "yes", False: "no", None: "n/a"}[v.servable],
              "\n".join(p or "-" for p in v.assignment) if v.servable else "",
              "\n".join(v.problems)] for v in verdicts]
     served = sum(1 for v in verdicts if v.servable)
-    return (f"{served} of {len(verdicts)} profile(s) can be served by this host\n"
+    judged = sum(1 for v in verdicts if v.servable is not None)
+    return (f"{served} of {judged} profile(s) can be served by this host's Cyborg pools"
+            + (f" ({len(verdicts) - judged} take their VF from Nova's PCI tracker)"
+               if judged < len(verdicts) else "") + "\n"
             + common.render_table(["Profile", "Servable", "Pools", "Missing"], rows))

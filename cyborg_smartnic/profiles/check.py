@@ -19,7 +19,7 @@ from typing import Any
 from cyborg_smartnic import catalog, traits
 from cyborg_smartnic.discovery.model import HugepagePool
 from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements
-from cyborg_smartnic.profiles.spec import format_page_size
+from cyborg_smartnic.profiles.spec import PATH_CYBORG, format_page_size
 
 RC_KEY = "rc"
 
@@ -34,18 +34,25 @@ class PoolOffer:
     capacity: int
 
 
+#: Why ``check`` does not judge a profile whose VF Nova's PCI tracker picks.
+NOVA_PCI_NOTE = ("its VF comes from Nova's PCI tracker, not from Cyborg's pools: check the "
+                 "host with `host doctor --nova-conf` (VFs host.yaml gives to Nova)")
+
+
 @dataclass(frozen=True)
 class ProfileVerdict:
     profile: str
-    servable: bool
+    servable: bool | None  # None: not Cyborg's to serve (path nova-pci)
     assignment: tuple[str | None, ...]  # pool chosen per group (None when not served)
     problems: tuple[str, ...]  # one line per missing trait/capacity, empty when servable
+    path: str = PATH_CYBORG
 
     def to_dict(self) -> dict[str, Any]:
         """``pools``: the pool chosen for each group, in group order; empty when the groups
-        could not all be placed (never ``null`` entries)."""
+        could not all be placed (never ``null`` entries). ``servable`` is null for a profile
+        whose VF Nova's PCI tracker picks (``path`` nova-pci)."""
         placed = all(p is not None for p in self.assignment)
-        return {"profile": self.profile, "servable": self.servable,
+        return {"profile": self.profile, "path": self.path, "servable": self.servable,
                 "pools": [str(p) for p in self.assignment] if placed else [],
                 "problems": list(self.problems)}
 
@@ -197,6 +204,10 @@ def check_profile(req: HostRequirements, offers: Sequence[PoolOffer],
                   firmware_hint: Callable[[str], str | None] | None = None) -> ProfileVerdict:
     """``firmware_hint``: for a group asking a firmware mode no pool has, which firmware
     change on this host would give it (``host.firmware.firmware_hint``)."""
+    if req.path != PATH_CYBORG:
+        return ProfileVerdict(profile=req.profile, servable=None, assignment=(),
+                              problems=(NOVA_PCI_NOTE, *hugepage_problems(req, hugepages)),
+                              path=req.path)
     candidates = [[o for o in offers if not group_gaps(g, o)] for g in req.groups]
     problems: list[str] = []
     assignment: list[str | None] = [None] * len(req.groups)

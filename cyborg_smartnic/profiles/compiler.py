@@ -2,7 +2,10 @@
 
 * the Cyborg device profile body, exactly what ``POST /v2/device_profiles`` takes (one item);
 * the Nova flavor extra specs (``accel:device_profile`` plus ``hw:*``);
-* the Neutron port arguments (``--vnic-type accelerator-direct --device-profile NAME``);
+* the Neutron port arguments: ``--vnic-type accelerator-direct --device-profile NAME`` when
+  Cyborg schedules the VF, ``--vnic-type direct --binding-profile {"capabilities":
+  ["switchdev"]}`` (OVS offload) or ``--vnic-type remote-managed`` (DPU) when Nova's PCI
+  tracker does; those have no Cyborg device profile (``device_profile`` is None);
 * ``HostRequirements``, what a compute node must offer (the host helper plans from it).
 
 Every trait and resource class name comes from ``cyborg_smartnic.traits``, the same code the
@@ -11,6 +14,7 @@ driver reports with, so a profile never asks for a spelling no host reports.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -18,6 +22,7 @@ from typing import Any
 
 from cyborg_smartnic.profiles import schema
 from cyborg_smartnic.profiles.spec import (
+    PATH_CYBORG,
     FlavorSpec,
     GroupSpec,
     PortSpec,
@@ -58,6 +63,7 @@ class HostRequirements:
     cpu_policy: str | None = None
     numa_nodes: int | None = None
     group_policy: str = "isolate"  # isolate: every group from a different pool
+    path: str = PATH_CYBORG  # PATH_NOVA_PCI: the VF comes from Nova's PCI tracker
 
     @property
     def total_vfs(self) -> int:
@@ -68,30 +74,66 @@ class HostRequirements:
 class CompiledProfile:
     name: str
     source: str
-    device_profile: Mapping[str, Any]  # {"name", "description", "groups": [...]}
+    #: {"name", "description", "groups": [...]}; None when Cyborg has no part (a port whose
+    #: VF Nova's PCI tracker picks)
+    device_profile: Mapping[str, Any] | None
     flavor_extra_specs: Mapping[str, str]
     flavors: tuple[FlavorSpec, ...]
     port: PortSpec | None
     host: HostRequirements
 
     @property
+    def path(self) -> str:
+        return self.port.path if self.port is not None else PATH_CYBORG
+
+    @property
     def port_arguments(self) -> tuple[str, ...]:
-        """``openstack port create`` arguments, or () for a flavor profile."""
+        """``openstack port create`` arguments (without the port name), or () for a flavor
+        profile. A Cyborg port names its device profile; a Nova-PCI port carries its
+        binding profile capabilities instead."""
         if self.port is None:
             return ()
-        return ("--vnic-type", self.port.vnic_type, "--device-profile", self.name,
-                "--network", self.port.network)
+        if self.port.path == PATH_CYBORG:
+            return ("--vnic-type", self.port.vnic_type, "--device-profile", self.name,
+                    "--network", self.port.network)
+        found: tuple[str, ...] = ("--vnic-type", self.port.vnic_type,
+                                  "--network", self.port.network)
+        if self.port.binding_profile:
+            found += ("--binding-profile", json.dumps(self.port.binding_profile))
+        return found
+
+    @property
+    def server_arguments(self) -> tuple[str, ...]:
+        """``openstack server create`` arguments (without the server name): the profile's
+        first flavor (FLAVOR when it names none), IMAGE, and the port (PORT_NAME) or, for a
+        flavor profile, a network (NETWORK) for the guest's own interface."""
+        flavor = self.flavors[0].name if self.flavors else "FLAVOR"
+        nic = ("--port", "PORT_NAME") if self.port is not None else ("--network", "NETWORK")
+        return ("--flavor", flavor, "--image", "IMAGE", *nic)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for ``profile render -f json|yaml``."""
+        device_profile = None if self.device_profile is None else {
+            **self.device_profile, "groups": [dict(g) for g in self.device_profile["groups"]]}
+        shape = self.port.shape if self.port is not None else None
         return {
             "name": self.name,
             "source": self.source,
-            "device_profile": {**self.device_profile,
-                               "groups": [dict(g) for g in self.device_profile["groups"]]},
+            "path": self.path,
+            "device_profile": device_profile,
             "flavor_extra_specs": dict(self.flavor_extra_specs),
             "flavors": [_flavor_dict(f) for f in self.flavors],
+            "port": None if self.port is None else {
+                "network": self.port.network, "vnic_type": self.port.vnic_type,
+                "binding_profile": self.port.binding_profile,
+                "device_profile": self.name if self.device_profile is not None else None,
+                "scheduler": shape.scheduler if shape else None,
+                "neutron_binds": shape.neutron_binds if shape else None},
             "port_arguments": list(self.port_arguments) or None,
+            "port_create": (["openstack", "port", "create", *self.port_arguments, "PORT_NAME"]
+                            if self.port is not None else None),
+            "server_create": ["openstack", "server", "create", *self.server_arguments,
+                              "SERVER_NAME"],
             "host_requirements": _host_dict(self.host),
         }
 
@@ -171,15 +213,18 @@ def host_requirements(profile: ProfileSpec) -> HostRequirements:
     return HostRequirements(profile=profile.name, groups=tuple(groups), hugepage_size_kb=size,
                             hugepages_per_instance=pages, cpu_policy=profile.instance.cpu_policy,
                             numa_nodes=profile.instance.numa_nodes,
-                            group_policy=profile.group_policy)
+                            group_policy=profile.group_policy,
+                            path=profile.port.path if profile.port else PATH_CYBORG)
 
 
 def compile_profile(profile: ProfileSpec) -> CompiledProfile:
-    device_profile = {
-        "name": profile.name,
-        "description": managed_description(profile.description),
-        "groups": [device_profile_group(g) for g in profile.groups],
-    }
+    device_profile = None
+    if profile.port is None or profile.port.path == PATH_CYBORG:
+        device_profile = {
+            "name": profile.name,
+            "description": managed_description(profile.description),
+            "groups": [device_profile_group(g) for g in profile.groups],
+        }
     return CompiledProfile(
         name=profile.name, source=profile.source, device_profile=device_profile,
         flavor_extra_specs=flavor_extra_specs(profile), flavors=profile.flavors,

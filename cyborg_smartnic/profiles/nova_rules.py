@@ -20,6 +20,7 @@ Pure functions of the compiled profile; nothing here talks to Nova.
 from __future__ import annotations
 
 from cyborg_smartnic.profiles.compiler import CompiledProfile
+from cyborg_smartnic.profiles.spec import PATH_CYBORG
 
 NOVA_RELEASE = "Nova 34 (2026.2)"
 FLAVOR_REFUSED = ("resize", "cold migration", "live migration", "suspend")
@@ -28,12 +29,18 @@ PORT_REFUSED = ("resize", "cold migration", "live migration", "suspend", "shelve
 
 
 def refused_operations(profile: CompiledProfile) -> tuple[str, ...]:
-    """Server operations Nova refuses for servers that use this profile."""
+    """Server operations Nova refuses for servers that use this profile (none for a port
+    whose VF Nova's PCI tracker picks: neither rule above applies to it)."""
+    if profile.port is not None and profile.port.path != PATH_CYBORG:
+        return ()
     return PORT_REFUSED if profile.port is not None else FLAVOR_REFUSED
 
 
 def warning(profile: CompiledProfile) -> str:
-    """One line for the operator, naming how the profile reaches a server."""
+    """One line for the operator, naming how the profile reaches a server ("" when Nova
+    refuses nothing for it)."""
+    if not refused_operations(profile):
+        return ""
     how = (f"servers with a port of this profile ({profile.port.vnic_type})"
            if profile.port is not None else
            "servers of its flavor(s)" if profile.flavors else

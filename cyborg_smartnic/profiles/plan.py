@@ -72,13 +72,15 @@ class Plan:
     unchanged: tuple[str, ...] = ()
     leftovers: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()  # profiles with no Cyborg part, said so rather than skipped
 
     @property
     def has_changes(self) -> bool:
         return bool(self.steps)
 
     def lines(self) -> list[str]:
-        out = [f"= {item}: unchanged" for item in self.unchanged]
+        out = [f"  {note}" for note in self.notes]
+        out += [f"= {item}: unchanged" for item in self.unchanged]
         out += [step.line() for step in self.steps]
         out += [f"  profile {name}: managed by cyborg-smartnic but in no file given "
                 f"(--prune deletes it)" for name in self.leftovers]
@@ -139,9 +141,15 @@ class _Planner:
         self.steps: list[Step] = []
         self.unchanged: list[str] = []
         self.conflicts: list[str] = []
+        self.notes: list[str] = []
 
     def profile(self, profile: CompiledProfile) -> None:
         body = profile.device_profile
+        if body is None:
+            self.notes.append(f"profile {profile.name}: no Cyborg device profile (its "
+                              f"{profile.port.vnic_type if profile.port else ''} port's VF "
+                              f"comes from Nova's PCI tracker); only its flavors are set")
+            return
         remote = self.state.profiles.get(profile.name)
         if remote is None:
             self.steps.append(Step(CREATE_PROFILE, profile.name,
@@ -220,7 +228,10 @@ def make_plan(profiles: Iterable[CompiledProfile], state: CloudState, *,
     compiled = list(profiles)
     planner = _Planner(state)
     steps, conflicts = planner.steps, planner.conflicts
-    wanted = {p.name for p in compiled}
+    # A profile with no Cyborg part leaves a same-named managed device profile (made by an
+    # earlier version of it) a leftover, pruned with --prune.
+    wanted = {p.name for p in compiled if p.device_profile is not None}
+    named = {p.name for p in compiled}
     for profile in compiled:
         planner.profile(profile)
 
@@ -251,7 +262,7 @@ def make_plan(profiles: Iterable[CompiledProfile], state: CloudState, *,
     # profile no longer lists: take back exactly the keys that apply set.
     for name, remote_flavor in sorted(state.flavors.items()):
         owner, keys = previously_managed(remote_flavor)
-        if name in attached or owner is None or owner not in wanted | pruned:
+        if name in attached or owner is None or owner not in named | pruned:
             continue
         stale = tuple(sorted(k for k in keys if k in remote_flavor.extra_specs))
         if stale:
@@ -260,4 +271,5 @@ def make_plan(profiles: Iterable[CompiledProfile], state: CloudState, *,
 
     steps.sort(key=lambda s: ORDER.index(s.kind))
     return Plan(steps=tuple(steps), unchanged=tuple(planner.unchanged),
-                leftovers=tuple(leftovers), conflicts=tuple(conflicts))
+                leftovers=tuple(leftovers), conflicts=tuple(conflicts),
+                notes=tuple(planner.notes))

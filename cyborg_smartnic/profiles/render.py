@@ -25,9 +25,17 @@ def shell_commands(profile: CompiledProfile) -> list[str]:
     """The ``openstack`` CLI commands that create what ``profile apply`` would."""
     body = profile.device_profile
     lines = [f"# {profile.name} ({profile.source})"]
-    lines.append(_command("openstack", "accelerator", "device", "profile", "create",
-                          str(body["name"]), json.dumps(body["groups"], sort_keys=True),
-                          "--description", str(body["description"])))
+    shape = profile.port.shape if profile.port is not None else None
+    if shape is not None:
+        lines.append(f"# path: {shape.scheduler} picks the VF; Neutron binds with "
+                     f"{shape.neutron_binds}")
+    if body is not None:
+        lines.append(_command("openstack", "accelerator", "device", "profile", "create",
+                              str(body["name"]), json.dumps(body["groups"], sort_keys=True),
+                              "--description", str(body["description"])))
+    else:
+        lines.append("# no Cyborg device profile: give the VFs to Nova in host.yaml "
+                     "(vf_owners) and write [pci] device_spec with `cyborg-smartnic host conf`")
     properties: list[str] = []
     for key, value in profile.flavor_extra_specs.items():
         properties += ["--property", f"{key}={value}"]
@@ -40,9 +48,18 @@ def shell_commands(profile: CompiledProfile) -> list[str]:
         if properties:
             lines.append(_command("openstack", "flavor", "set", *properties, flavor.name))
     if profile.port_arguments:
-        lines.append("# one port per instance; PORT_NAME is yours to choose")
+        lines.append("# one port per instance; PORT_NAME, IMAGE and SERVER_NAME are yours to "
+                     "choose")
         lines.append(_command("openstack", "port", "create", *profile.port_arguments)
                      + " PORT_NAME")
+        if profile.port is not None and profile.port.binding_profile:
+            lines.append("# (binding:profile is admin-only under Neutron's default policy; "
+                         "with the port_hardware_offload_type extension a user may pass "
+                         "--hardware-offload-type switchdev instead)")
+    else:
+        lines.append("# IMAGE, NETWORK and SERVER_NAME are yours to choose")
+    lines.append(_command("openstack", "server", "create", *profile.server_arguments)
+                 + " SERVER_NAME")
     return lines
 
 

@@ -31,6 +31,13 @@ CPU_POLICIES = ("dedicated", "shared", "mixed")
 #: Placement's group_policy: with several request groups, Nova needs it in the flavor.
 GROUP_POLICIES = ("isolate", "none")
 VNIC_TYPE = "accelerator-direct"
+#: Neutron vnic types a profile's port can have. accelerator-direct[-physical]: Cyborg
+#: schedules the VF (the port's device profile); direct and remote-managed: Nova's PCI
+#: tracker does ([pci] device_spec), and no Cyborg device profile is made.
+CYBORG_VNIC_TYPES = ("accelerator-direct", "accelerator-direct-physical")
+NOVA_VNIC_TYPES = ("direct", "remote-managed")
+VNIC_TYPES = CYBORG_VNIC_TYPES + NOVA_VNIC_TYPES
+SWITCHDEV = "switchdev"  # binding:profile capability for OVS/OVN hardware offload
 VENDOR_NAMES = tuple(sorted(set(VENDORS.values())))
 
 #: Hugepage sizes (kB) some Linux architecture offers: x86 2M/1G, arm64 64K/2M/32M/512M/1G/16G,
@@ -130,7 +137,14 @@ PORT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["network"],
     "properties": {
-        "vnic_type": {"const": VNIC_TYPE},
+        "vnic_type": {"enum": list(VNIC_TYPES),
+                      "description": "accelerator-direct (default) or -physical: Cyborg "
+                                     "schedules the VF; direct (with capabilities: "
+                                     "[switchdev], OVS offload) or remote-managed (DPU): "
+                                     "Nova's PCI tracker does."},
+        "capabilities": {"type": "array", "items": {"enum": [SWITCHDEV]}, "uniqueItems": True,
+                         "description": "binding:profile capabilities; [switchdev] asks the "
+                                        "OVS/OVN driver to plug the VF's representor."},
         "network": {"type": "string", "minLength": 1, "maxLength": 255},
     },
 }

@@ -137,10 +137,66 @@ class FlavorSpec:
         return self.vcpus is not None and self.ram_mb is not None
 
 
+PATH_CYBORG = "cyborg"
+PATH_NOVA_PCI = "nova-pci"
+
+
+@dataclass(frozen=True)
+class PortShape:
+    """How one kind of port reaches a guest, as the released code does it (docs/profiles.md).
+
+    Read in nova 34 (nova/network/neutron.py ``create_resource_requests``: accelerator vnic
+    types need a device profile of one device; the other SR-IOV types become a PCI request
+    for the network's physnet; nova/virt/libvirt/vif.py ``get_config_hw_veb``: ``direct`` and
+    ``accelerator-direct`` are both plugged as hostdev) and neutron 29 (only sriovnicswitch
+    binds the accelerator types; openvswitch and OVN bind ``direct`` with the switchdev
+    capability through the VF's representor; OVN binds ``remote-managed``).
+    """
+
+    workload: str
+    scheduler: str  # who picks the VF
+    neutron_binds: str  # mechanism driver and vif type
+    path: str  # PATH_CYBORG / PATH_NOVA_PCI
+
+
+PORT_SHAPES: dict[tuple[str, bool], PortShape] = {
+    ("accelerator-direct", False): PortShape(
+        "SR-IOV passthrough: DPDK (vfio-pci), XDP or packet-core guests, legacy or switchdev "
+        "eswitch", "Cyborg (the port's device profile: one VF, with the network's physnet "
+        "trait)", "sriovnicswitch: vif_type hw_veb, plugged as a hostdev", PATH_CYBORG),
+    ("accelerator-direct-physical", False): PortShape(
+        "the VF as a plain PCI device (the host sets no VLAN or MAC on it)",
+        "Cyborg (the port's device profile: one VF)",
+        "sriovnicswitch: vif_type hostdev_physical", PATH_CYBORG),
+    ("direct", True): PortShape(
+        "OVS hardware offload: the guest's flows run on the NIC through the VF's representor",
+        "Nova's PCI tracker ([pci] device_spec with the physnet; no Cyborg device profile)",
+        "openvswitch or OVN: vif_type ovs, the representor plugged into br-int", PATH_NOVA_PCI),
+    ("remote-managed", False): PortShape(
+        "BlueField in DPU mode: OVN on the DPU's Arm cores programs the eswitch",
+        "Nova's PCI tracker ([pci] device_spec with remote_managed; no Cyborg device profile)",
+        "OVN (the DPU's ovn-controller plugs the representor)", PATH_NOVA_PCI),
+}
+
+
 @dataclass(frozen=True)
 class PortSpec:
     network: str
     vnic_type: str = schema.VNIC_TYPE
+    capabilities: tuple[str, ...] = ()  # binding:profile capabilities (switchdev)
+
+    @property
+    def shape(self) -> PortShape | None:
+        """None for a combination validation refuses."""
+        return PORT_SHAPES.get((self.vnic_type, schema.SWITCHDEV in self.capabilities))
+
+    @property
+    def path(self) -> str:
+        return PATH_CYBORG if self.vnic_type in schema.CYBORG_VNIC_TYPES else PATH_NOVA_PCI
+
+    @property
+    def binding_profile(self) -> dict[str, list[str]] | None:
+        return {"capabilities": list(self.capabilities)} if self.capabilities else None
 
 
 @dataclass(frozen=True)
@@ -201,7 +257,8 @@ def from_data(data: Mapping[str, Any], source: str = "",
         groups=tuple(groups),
         instance=instance,
         flavors=tuple(flavors),
-        port=PortSpec(network=port["network"], vnic_type=port.get("vnic_type", schema.VNIC_TYPE))
+        port=PortSpec(network=port["network"], vnic_type=port.get("vnic_type", schema.VNIC_TYPE),
+                      capabilities=tuple(port.get("capabilities", ())))
         if port is not None else None,
         source=source,
         group_policy=data.get("group_policy", "isolate"),

@@ -93,6 +93,7 @@ class _ProfileRules:
                 self.group(("groups", index), group)
         if "port" in data:
             self.port_groups(groups)
+            self.port_shape(_dict(data.get("port")), groups)
         self.instance(_dict(data.get("instance")))
         self.managed_keys(data, len(groups))
         self.flavors(_list(data.get("flavors")))
@@ -205,6 +206,60 @@ class _ProfileRules:
             self.fail(("groups", 0, "vf_count"),
                       f"a port profile must ask for 1 VF, not {count}: Nova refuses port "
                       f"device profiles with more than one device")
+
+    def port_shape(self, port: dict[str, Any], groups: list[Any]) -> None:
+        """Refuse ports that cannot work: the vnic type decides who schedules the VF and which
+        Neutron driver binds it (``spec.PORT_SHAPES``), and each path has its own needs."""
+        vnic = _str(port.get("vnic_type")) or schema.VNIC_TYPE
+        capabilities = [c for c in _list(port.get("capabilities")) if isinstance(c, str)]
+        switchdev = schema.SWITCHDEV in capabilities
+        group = _dict(groups[0]) if groups else {}
+        model = self.by_key.get(traits.normalize(_str(group.get("model")) or ""))
+        if vnic in schema.CYBORG_VNIC_TYPES and switchdev:
+            self.fail(("port", "capabilities"),
+                      f"an {vnic} port is bound by sriovnicswitch and plugged by Nova as "
+                      f"SR-IOV passthrough (hostdev): OVS never sees it, so nothing is "
+                      f"offloaded; for OVS offload use vnic_type: direct with capabilities: "
+                      f"[switchdev] (its VF then comes from Nova's PCI tracker: give it to "
+                      f"Nova with vf_owners in host.yaml)")
+        if vnic == "direct" and not switchdev:
+            self.fail(("port", "vnic_type"),
+                      "a direct port without capabilities: [switchdev] is plain SR-IOV from "
+                      "Nova's PCI tracker, which this profile cannot describe; use "
+                      "accelerator-direct (Cyborg schedules the VF by this profile's traits), "
+                      "or add capabilities: [switchdev] for OVS offload")
+        if vnic == "remote-managed" and capabilities:
+            self.fail(("port", "capabilities"),
+                      "a remote-managed port's representor lives on the DPU, where OVN plugs "
+                      "it: drop capabilities")
+        if switchdev and vnic == "direct":
+            if group.get("eswitch_mode") == "legacy":
+                self.fail(("groups", 0, "eswitch_mode"),
+                          "OVS offload needs the PF's eswitch in switchdev mode (VF "
+                          "representors exist only there): set eswitch_mode: switchdev")
+            if model is not None and not model.switchdev:
+                self.fail(("groups", 0, "model"),
+                          f"{model.name} has no switchdev eswitch mode, so OVS cannot offload "
+                          f"its VFs: pick a model with switchdev, or use accelerator-direct "
+                          f"for plain SR-IOV")
+        if vnic == "remote-managed":
+            if model is not None and not model.dpu:
+                self.fail(("groups", 0, "model"),
+                          f"{model.name} is not a DPU: remote-managed ports need one whose "
+                          f"Arm cores run OVN (a BlueField in DPU mode); use accelerator-"
+                          f"direct or OVS offload on this NIC")
+            mode = _str(group.get("firmware_mode"))
+            if mode is not None and mode != "dpu":
+                self.fail(("groups", 0, "firmware_mode"),
+                          f"a remote-managed port needs the DPU in dpu mode (its Arm cores "
+                          f"own the eswitch), not {mode}")
+        if vnic not in schema.CYBORG_VNIC_TYPES:
+            for key in ("resource_class", "traits"):
+                if key in group:
+                    self.fail(("groups", 0, key),
+                              f"a {vnic} port's VF comes from Nova's PCI tracker, with no "
+                              f"Cyborg device profile: {key} would never be asked for; drop "
+                              f"it")
 
     def instance(self, instance: dict[str, Any]) -> None:
         size = instance.get("hugepages")

@@ -1,8 +1,11 @@
 """Example profiles against the real Cyborg API and Placement (in process).
 
-Every example profile is created through Cyborg's API and read back unchanged; Placement's
-allocation candidates for its groups are non-empty exactly when ``profile check`` (run on
-the same generated host, offline) says the host can serve it, on the same pools.
+Every example profile with a Cyborg part is created through Cyborg's API and read back
+unchanged; Placement's allocation candidates for its groups are non-empty exactly when
+``profile check`` (run on the same generated host, offline) says the host can serve it, on the
+same pools. Profiles whose port takes its VF from Nova's PCI tracker (OVS offload, DPU) have no
+Cyborg part: ``create_cyborg_parts`` says which they are, and the tests assert Cyborg never
+gets a device profile for them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,27 @@ from tests.fixtures.sysfs import build_scenario
 from tests.functional.harness import COMPUTE_HOST, InProcessCloud, request_groups_query
 
 EXAMPLES = Path(__file__).parent.parent.parent / "profiles"
+NOVA_PCI = {"ovs-offload": "direct", "bluefield-dpu-port": "remote-managed"}
+
+
+def create_cyborg_parts(inproc: InProcessCloud,
+                        compiled: list[CompiledProfile]) -> list[CompiledProfile]:
+    """Create every device profile; return the profiles that have none (asserting why)."""
+    without = []
+    for profile in compiled:
+        body = profile.device_profile
+        if body is None:
+            assert profile.port is not None and profile.path == "nova-pci", profile.name
+            assert profile.port.vnic_type == NOVA_PCI[profile.name]
+            without.append(profile)
+            continue
+        created = inproc.create_device_profile(body["name"], [dict(g) for g in body["groups"]],
+                                              description=body["description"])
+        assert created["name"] == profile.name
+    listed = inproc.cyborg_api.get("/v2/device_profiles", expect=200).json()["device_profiles"]
+    assert not {p["name"] for p in listed} & {p.name for p in without}
+    assert sorted(p.name for p in without) == sorted(NOVA_PCI)
+    return without
 
 
 def _started(make_inproc: Callable[..., InProcessCloud], tmp_path: Path, scenario: str,
@@ -44,6 +68,8 @@ def _offline_verdicts(root: Path, physnets: list[str],
         verdict = check_profile(profile.host, offers, host.hugepages)
         if verdict.servable:
             verdicts[profile.name] = verdict.assignment
+        elif profile.device_profile is None:
+            assert verdict.servable is None  # not Cyborg's to judge
     return verdicts
 
 
@@ -53,6 +79,8 @@ def _placement_matches(inproc: InProcessCloud,
     names = {view["uuid"]: name for name, view in inproc.provider_view().items()}
     found = {}
     for profile in compiled:
+        if profile.device_profile is None:
+            continue  # nothing in Cyborg or Placement to ask (create_cyborg_parts)
         body = inproc.cyborg_api.get(f"/v2/device_profiles?name={profile.name}",
                                     expect=200).json()["device_profiles"]
         (stored,) = [p for p in body if p["name"] == profile.name]
@@ -77,14 +105,12 @@ def test_examples_through_the_api_match_what_check_says(
         make_inproc: Callable[..., InProcessCloud], tmp_path: Path) -> None:
     inproc, root, physnets = _started(make_inproc, tmp_path, "example")
     compiled = compile_all(load_profiles([EXAMPLES]))
-    for profile in compiled:
-        body = profile.device_profile
-        created = inproc.create_device_profile(body["name"], [dict(g) for g in body["groups"]],
-                                              description=body["description"])
-        assert created["name"] == profile.name
+    create_cyborg_parts(inproc, compiled)
     listed = {p["name"]: p for p in
               inproc.cyborg_api.get("/v2/device_profiles", expect=200).json()["device_profiles"]}
     for profile in compiled:
+        if profile.device_profile is None:
+            continue
         stored = listed[profile.name]
         assert stored["groups"] == [dict(g) for g in profile.device_profile["groups"]]
         assert stored["description"] == profile.device_profile["description"]
@@ -92,7 +118,9 @@ def test_examples_through_the_api_match_what_check_says(
     matches = _placement_matches(inproc, compiled)
     offline = _offline_verdicts(root, physnets, compiled)
     assert set(matches) == set(offline) == {
-        "dpdk-vfio", "e810-comms-gtp", "ovs-offload", "upf-5g", "xdp-netdev"}
+        "dpdk-vfio", "e810-comms-gtp", "sriov-port", "upf-5g", "xdp-netdev"}
+    # the port profile's VF is on the network's physnet: only physnet1's pool is offered
+    assert matches["sriov-port"] == [(f"{COMPUTE_HOST}_0000:3b:00.0",)]
     for name, pools in offline.items():
         assert tuple(sorted(p for p in pools if p)) in matches[name], name
     # Each upf-5g group lands on its own E810 port (isolate, two physnets).
@@ -105,11 +133,9 @@ def test_a_host_without_the_hardware_matches_nothing_it_lacks(
     inproc, root, physnets = _started(make_inproc, tmp_path, "bluefield2_dpu",
                                      mappings=["physnet6:0000:af:00.0"])
     compiled = compile_all(load_profiles([EXAMPLES]))
-    for profile in compiled:
-        body = profile.device_profile
-        inproc.create_device_profile(body["name"], [dict(g) for g in body["groups"]],
-                                    description=body["description"])
+    create_cyborg_parts(inproc, compiled)
     matches = _placement_matches(inproc, compiled)
     offline = _offline_verdicts(root, physnets, compiled)
-    assert set(matches) == set(offline) == {"bluefield-dpu-port"}
-    assert matches["bluefield-dpu-port"] == [(f"{COMPUTE_HOST}_0000:af:00.0",)]
+    # the DPU's own port is remote-managed (Nova's PCI tracker); no Cyborg profile here asks
+    # for physnet6, so nothing matches the BlueField's pool
+    assert set(matches) == set(offline) == set()

@@ -129,14 +129,19 @@ def test_apply_creates_then_second_run_writes_nothing(
     assert "+ profile dpdk-vfio: create 1 group(s)" in out
     assert "+ flavor dpdk.large: create 8 vcpus, 8192 MiB RAM, 20 GiB disk" in out
     assert out.rstrip().endswith("Dry run: 14 change(s) not applied.")
+    # the profiles with no Cyborg part are said so, not skipped silently
+    assert ("  profile ovs-offload: no Cyborg device profile (its direct port's VF comes from "
+            "Nova's PCI tracker); only its flavors are set") in out.splitlines()
+    assert "  profile bluefield-dpu-port: no Cyborg device profile (its remote-managed port's" \
+        in out
     assert cloud.writes() == []
 
     code, out, _ = _apply(capsys, "--yes", str(files))
     assert code == 0, out
     assert out.rstrip().endswith("Applied 14 change(s).")
     profiles = cloud.profiles()
-    assert sorted(profiles) == ["bluefield-dpu-port", "dpdk-vfio", "e810-comms-gtp",
-                                "ovs-offload", "upf-5g", "xdp-netdev"]
+    assert sorted(profiles) == ["bluefield-nic-vfs", "dpdk-vfio", "e810-comms-gtp", "sriov-port",
+                                "upf-5g", "xdp-netdev"]
     assert profiles["upf-5g"]["groups"] == [
         {"resources:CUSTOM_SMARTNIC_VF": "1", "trait:CUSTOM_PHYSNET_PHYSNET3": "required",
          "trait:CUSTOM_SMARTNIC_FW_COMMS": "required"},
@@ -229,6 +234,26 @@ def test_prune_deletes_only_managed_profiles(cloud: Cloud, files: Path,
     assert cloud.flavor_specs()["xdp.medium"] == {}
 
 
+def test_the_old_accelerator_direct_ovs_offload_profile_is_pruned(
+        cloud: Cloud, files: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Before it moved to Nova's PCI tracker, ovs-offload was a Cyborg device profile (that
+    port could never be offloaded): a cloud that still has it sees it as a leftover."""
+    old = [{"resources:CUSTOM_SMARTNIC_VF": "1", "trait:CUSTOM_PHYSNET_PHYSNET1": "required",
+            "trait:CUSTOM_SMARTNIC_ESWITCH_SWITCHDEV": "required"}]
+    cloud.inproc.create_device_profile(
+        "ovs-offload", old, description="One VF on a switchdev eswitch for OVS hardware "
+                                        "offload (physnet1) [managed-by: cyborg-smartnic]")
+    code, out, _ = _apply(capsys, "--yes", str(files))
+    assert code == 0, out
+    assert ("  profile ovs-offload: managed by cyborg-smartnic but in no file given (--prune "
+            "deletes it)") in out
+    assert "ovs-offload" in cloud.profiles()
+    code, out, _ = _apply(capsys, "--yes", "--prune", str(files))
+    assert code == 0, out
+    assert "- profile ovs-offload: prune (not in any file given)" in out
+    assert "ovs-offload" not in cloud.profiles()
+
+
 def test_foreign_profile_with_the_same_name_is_left_alone(
         cloud: Cloud, files: Path, capsys: pytest.CaptureFixture[str]) -> None:
     cloud.inproc.create_device_profile("xdp-netdev", [{"resources:CUSTOM_SMARTNIC_VF": "1"}])
@@ -248,8 +273,8 @@ def test_transient_faults_are_retried_without_duplicates(
     ]
     code, out, err = _apply(capsys, "--yes", str(files))
     assert code == 0, (out, err)
-    assert sorted(cloud.profiles()) == ["bluefield-dpu-port", "dpdk-vfio", "e810-comms-gtp",
-                                        "ovs-offload", "upf-5g", "xdp-netdev"]
+    assert sorted(cloud.profiles()) == ["bluefield-nic-vfs", "dpdk-vfio", "e810-comms-gtp",
+                                        "sriov-port", "upf-5g", "xdp-netdev"]
     posts = [p for m, p, _ in cloud.cyborg_log.writes() if m == "POST"]
     assert len(posts) == 7  # 6 profiles + 1 retry of the refused one, none for the lost answer
     assert len([f for f in cloud.inproc.nova.flavors.values()]) == 4
@@ -265,7 +290,7 @@ def test_interrupted_apply_is_finished_by_a_rerun(
     assert code == 1
     assert err.startswith("cyborg-smartnic: error: set extra specs on flavor ")
     assert err.rstrip().endswith("change(s) made; run apply again to finish)")
-    assert len(cloud.profiles()) == 6
+    assert len(cloud.profiles()) == 6  # every profile with a Cyborg part
     cloud.faults.faults = []
     code, out, _ = _apply(capsys, "--yes", str(files))
     assert code == 0, out

@@ -53,7 +53,7 @@ def test_demo_boots_every_servable_flavor_and_frees_its_vfs(shared_stack: dict[s
     assert len({vf.pool for vf in upf.vfs}) == 2  # group_policy=isolate: two pools
     assert "group_policy=isolate" in upf.scheduler_query
 
-    # host plan refused to resize the PF under the ovs-offload server, then passed.
+    # host plan refused to resize the PF under the sriov-port server, then passed.
     planned = by_profile[demo.PLAN_PROFILE]
     (vf,) = planned.vfs
     assert (vf.pf_address, vf.physnet, vf.eswitch_mode) == ("0000:3b:00.0", "physnet1",

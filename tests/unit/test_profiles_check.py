@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,13 @@ from cyborg_smartnic.discovery.model import HugepagePool
 from cyborg_smartnic.discovery.physnets import parse_physnet_mappings
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
 from cyborg_smartnic.pools import ReportConfig
-from cyborg_smartnic.profiles.check import PoolOffer, check_all, check_profile, offers_from_report
+from cyborg_smartnic.profiles.check import (
+    NOVA_PCI_NOTE,
+    PoolOffer,
+    check_all,
+    check_profile,
+    offers_from_report,
+)
 from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements, compile_all
 from cyborg_smartnic.profiles.loader import load_profiles
 from cyborg_smartnic.report import build_report, report_to_dicts
@@ -35,19 +42,18 @@ def test_example_host_serves_all_but_the_dpu_port(tmp_path: Path) -> None:
     compiled = compile_all(load_profiles([EXAMPLES]))
     verdicts = {v.profile: v for v in check_all([c.host for c in compiled], offers, hugepages)}
     assert {name: v.servable for name, v in verdicts.items()} == {
-        "bluefield-dpu-port": False, "dpdk-vfio": True, "e810-comms-gtp": True,
-        "ovs-offload": True, "upf-5g": True, "xdp-netdev": True}
+        "bluefield-dpu-port": None, "bluefield-nic-vfs": False, "dpdk-vfio": True,
+        "e810-comms-gtp": True,
+        "ovs-offload": None, "sriov-port": True, "upf-5g": True, "xdp-netdev": True}
     pool = f"{HOST}_0000:"
-    assert verdicts["ovs-offload"].assignment == (pool + "3b:00.0",)
+    assert verdicts["sriov-port"].assignment == (pool + "3b:00.0",)
+    # Nova's PCI tracker picks these VFs: Cyborg's pools are not asked, and check says so
+    assert verdicts["ovs-offload"].problems == (NOVA_PCI_NOTE,)
+    assert verdicts["ovs-offload"].path == "nova-pci"
     assert verdicts["dpdk-vfio"].assignment == (pool + "5e:00.1",)
     assert verdicts["upf-5g"].assignment == (pool + "5e:00.0", pool + "5e:00.1")
     assert verdicts["xdp-netdev"].assignment == (pool + "18:00.0",)
-    label = "group 0 (1 x CUSTOM_SMARTNIC_VF, physnet6, dpu, BLUEFIELD_2)"
-    assert verdicts["bluefield-dpu-port"].problems == (
-        f"{label}: no pool has CUSTOM_PHYSNET_PHYSNET6",
-        f"{label}: no pool has CUSTOM_SMARTNIC_FW_DPU",
-        f"{label}: no pool has CUSTOM_SMARTNIC_MODEL_BLUEFIELD_2",
-    )
+    assert verdicts["bluefield-dpu-port"].problems == (NOVA_PCI_NOTE,)
 
 
 def test_profile_traits_are_a_subset_of_the_report(tmp_path: Path) -> None:
@@ -58,7 +64,7 @@ def test_profile_traits_are_a_subset_of_the_report(tmp_path: Path) -> None:
     checked = 0
     for profile in compiled:
         verdict = check_profile(profile.host, offers, hugepages)
-        if not verdict.servable:
+        if not verdict.servable or profile.device_profile is None:
             continue
         for group, dp_group, pool in zip(profile.host.groups,
                                          profile.device_profile["groups"],
@@ -69,7 +75,7 @@ def test_profile_traits_are_a_subset_of_the_report(tmp_path: Path) -> None:
             assert asked <= by_name[pool].traits
             assert f"resources:{by_name[pool].resource_class}" in dp_group
             checked += 1
-    assert checked == 6
+    assert checked == 6  # 5 servable Cyborg profiles (upf-5g has 2 groups)
 
 
 def test_dpu_host_serves_the_dpu_port(tmp_path: Path) -> None:
@@ -78,13 +84,20 @@ def test_dpu_host_serves_the_dpu_port(tmp_path: Path) -> None:
     host = scan(tmp_path, ScanOptions(physnets=parse_physnet_mappings(mappings)))
     offers = offers_from_report(report_to_dicts(build_report(host, ReportConfig(HOST))))
     compiled = {c.name: c for c in compile_all(load_profiles([EXAMPLES]))}
+    # the DPU's port is remote-managed: Nova's PCI tracker picks its VF, not Cyborg
     verdict = check_profile(compiled["bluefield-dpu-port"].host, offers, host.hugepages)
-    assert verdict.servable, verdict.problems
-    assert verdict.assignment == (f"{HOST}_0000:af:00.0",)
-    ovs = check_profile(compiled["ovs-offload"].host, offers, host.hugepages)
-    assert not ovs.servable
-    # ovs-offload asks for physnet1, which this host does not map at all.
-    assert f"no pool has {physnet_trait('physnet1')}" in " ".join(ovs.problems), ovs.problems
+    assert verdict.servable is None and verdict.problems == (NOVA_PCI_NOTE,)
+    # a Cyborg port on the DPU's physnet is served by its pool
+    sriov = compiled["sriov-port"]
+    moved = dataclasses.replace(sriov.host, groups=tuple(
+        dataclasses.replace(g, required_traits=(physnet_trait("physnet6"),))
+        for g in sriov.host.groups))
+    assert check_profile(moved, offers, host.hugepages).assignment == (
+        f"{HOST}_0000:af:00.0",)
+    # sriov-port asks for physnet1, which this host does not map at all.
+    plain = check_profile(sriov.host, offers, host.hugepages)
+    assert not plain.servable
+    assert f"no pool has {physnet_trait('physnet1')}" in " ".join(plain.problems)
 
 
 def _group(count: int = 1, rc: str = "CUSTOM_SMARTNIC_VF", required: tuple[str, ...] = (),
@@ -182,14 +195,20 @@ def test_cli_check_example_host(capsys: pytest.CaptureFixture[str]) -> None:
     assert document["format"] == 1
     data = document["profiles"]
     assert all(None not in d["pools"] for d in data)  # no null pools
-    assert [(d["profile"], d["servable"], bool(d["pools"])) for d in data] == [
-        ("bluefield-dpu-port", False, False), ("dpdk-vfio", True, True),
-        ("e810-comms-gtp", True, True), ("ovs-offload", True, True), ("upf-5g", True, True),
-        ("xdp-netdev", True, True)]
+    assert [(d["profile"], d["path"], d["servable"], bool(d["pools"])) for d in data] == [
+        ("bluefield-dpu-port", "nova-pci", None, False),
+        ("bluefield-nic-vfs", "cyborg", False, False), ("dpdk-vfio", "cyborg", True, True),
+        ("e810-comms-gtp", "cyborg", True, True), ("ovs-offload", "nova-pci", None, False),
+        ("sriov-port", "cyborg", True, True), ("upf-5g", "cyborg", True, True),
+        ("xdp-netdev", "cyborg", True, True)]
+    # --require-all: the Nova-PCI profiles are not Cyborg's to serve; the BlueField one is
     assert main(["profile", "check", "--example-host", "--require-all", str(EXAMPLES)]) == 1
-    err = capsys.readouterr().err  # Nova's rules are warned first (test_profiles_nova_rules)
+    out, err = capsys.readouterr()
+    assert out.startswith("5 of 6 profile(s) can be served by this host's Cyborg pools (2 take "
+                          "their VF from Nova's PCI tracker)\n")
+    assert "| ovs-offload        | n/a      |" in out
     assert err.strip().splitlines()[-1] == ("cyborg-smartnic: error: this host cannot serve 1 "
-                                            "profile(s): bluefield-dpu-port")
+                                            "profile(s): bluefield-nic-vfs")
 
 
 def test_cli_check_sysfs_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -200,6 +219,13 @@ def test_cli_check_sysfs_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["profile", "check", "--sysfs-root", str(tmp_path / "host"), "--config-file",
                  str(conf), str(EXAMPLES / "xdp.yaml"), str(EXAMPLES / "ovs-offload.yaml")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("1 of 2 profile(s) can be served by this host\n")
+    assert out.startswith("1 of 1 profile(s) can be served by this host's Cyborg pools (1 take "
+                          "their VF from Nova's PCI tracker)\n")
     assert "h1_0000:18:00.0" in out
-    assert "no pool has CUSTOM_SMARTNIC_ESWITCH_SWITCHDEV" in out
+    assert "its VF comes from Nova's PCI tracker" in out
+    # a Cyborg profile asking for switchdev on this legacy X710 is told what is missing
+    offload = tmp_path / "sw.yaml"
+    offload.write_text("name: sw\ngroups:\n  - vf_count: 1\n    eswitch_mode: switchdev\n")
+    assert main(["profile", "check", "--sysfs-root", str(tmp_path / "host"), "--config-file",
+                 str(conf), str(offload)]) == 0
+    assert "no pool has CUSTOM_SMARTNIC_ESWITCH_SWITCHDEV" in capsys.readouterr().out

@@ -63,10 +63,48 @@ def test_upf_has_two_groups_in_file_order() -> None:
 
 
 def test_port_profile_leaves_the_vf_to_the_port() -> None:
-    data = _compiled("ovs-offload")
+    data = _compiled("sriov-port")
     assert data["port_arguments"] == ["--vnic-type", "accelerator-direct", "--device-profile",
-                                      "ovs-offload", "--network", "provider-physnet1"]
+                                      "sriov-port", "--network", "provider-physnet1"]
     assert data["flavor_extra_specs"] == {}
+    assert data["path"] == "cyborg"
+    # the port's device profile asks for the network's physnet: nothing else compares them
+    assert data["device_profile"]["groups"] == [{"resources:CUSTOM_SMARTNIC_VF": "1",
+                                                 "trait:CUSTOM_PHYSNET_PHYSNET1": "required"}]
+
+
+# (profile file, path, device profile?, port create words, Neutron's binding)
+PORT_SHAPES = [
+    ("sriov-port", "cyborg", True,
+     ["--vnic-type", "accelerator-direct", "--device-profile", "sriov-port", "--network",
+      "provider-physnet1"], "sriovnicswitch: vif_type hw_veb"),
+    ("ovs-offload", "nova-pci", False,
+     ["--vnic-type", "direct", "--network", "provider-physnet1", "--binding-profile",
+      '{"capabilities": ["switchdev"]}'], "openvswitch or OVN: vif_type ovs"),
+    ("bluefield-dpu-port", "nova-pci", False,
+     ["--vnic-type", "remote-managed", "--network", "provider-physnet6"], "OVN"),
+]
+
+
+@pytest.mark.parametrize(("name", "path", "cyborg", "words", "binds"), PORT_SHAPES)
+def test_each_port_shape_compiles_to_its_path(name: str, path: str, cyborg: bool,
+                                              words: list[str], binds: str) -> None:
+    data = _compiled(name)
+    assert data["path"] == path
+    assert (data["device_profile"] is not None) == cyborg
+    assert data["port"]["device_profile"] == (name if cyborg else None)
+    assert data["port_create"] == ["openstack", "port", "create", *words, "PORT_NAME"]
+    assert data["port"]["neutron_binds"].startswith(binds)
+    assert data["server_create"] == ["openstack", "server", "create", "--flavor", "FLAVOR",
+                                     "--image", "IMAGE", "--port", "PORT_NAME", "SERVER_NAME"]
+    assert "accel:device_profile" not in data["flavor_extra_specs"]
+    compiled = {p.name: p for p in compile_all(load_profiles([EXAMPLES]))}
+    lines = shell_commands(compiled[name])
+    commands = [shlex.split(ln) for ln in lines if not ln.startswith("#")]
+    assert [c[:3] for c in commands] == (
+        [["openstack", "accelerator", "device"]] if cyborg else []) + [
+        ["openstack", "port", "create"], ["openstack", "server", "create"]]
+    assert commands[-2] == data["port_create"] and commands[-1] == data["server_create"]
 
 
 def test_trait_names_come_from_traits_module() -> None:
@@ -139,7 +177,9 @@ def test_hugepages_per_instance_uses_largest_flavor(tmp_path: Path) -> None:
 def test_shell_rendering_round_trips_through_shlex() -> None:
     compiled = {p.name: p for p in compile_all(load_profiles([EXAMPLES]))}
     lines = [ln for ln in shell_commands(compiled["dpdk-vfio"]) if not ln.startswith("#")]
-    create, flavor_create, flavor_set = (shlex.split(ln) for ln in lines)
+    create, flavor_create, flavor_set, server = (shlex.split(ln) for ln in lines)
+    assert server == ["openstack", "server", "create", "--flavor", "dpdk.large", "--image",
+                      "IMAGE", "--network", "NETWORK", "SERVER_NAME"]
     assert create[:6] == ["openstack", "accelerator", "device", "profile", "create", "dpdk-vfio"]
     assert json.loads(create[6]) == compiled["dpdk-vfio"].device_profile["groups"]
     assert create[7:] == ["--description",
@@ -149,10 +189,10 @@ def test_shell_rendering_round_trips_through_shlex() -> None:
     pairs = dict(p.split("=", 1) for p in flavor_set[4:-1:2])
     assert pairs == compiled["dpdk-vfio"].flavor_extra_specs
     assert flavor_set[-1] == "dpdk.large"
-    port_lines = [ln for ln in shell_commands(compiled["ovs-offload"]) if "port create" in ln]
+    port_lines = [ln for ln in shell_commands(compiled["sriov-port"]) if "port create" in ln]
     assert shlex.split(port_lines[0]) == [
         "openstack", "port", "create", "--vnic-type", "accelerator-direct", "--device-profile",
-        "ovs-offload", "--network", "provider-physnet1", "PORT_NAME"]
+        "sriov-port", "--network", "provider-physnet1", "PORT_NAME"]
 
 
 def test_shell_quotes_hostile_text(tmp_path: Path) -> None:
@@ -170,7 +210,7 @@ def test_json_and_yaml_render_the_same_data() -> None:
 
 def test_cli_validate_and_render(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["profile", "validate", str(EXAMPLES)]) == 0
-    assert capsys.readouterr().out == "6 profile(s) in 6 file(s): valid\n"
+    assert capsys.readouterr().out == "8 profile(s) in 8 file(s): valid\n"
     assert main(["profile", "render", "-f", "json", str(EXAMPLES / "xdp.yaml")]) == 0
     rendered = json.loads(capsys.readouterr().out)
     assert rendered["format"] == 1

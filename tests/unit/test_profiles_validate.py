@@ -106,8 +106,9 @@ def test_examples_are_valid() -> None:
     profiles, errors = check_profiles([EXAMPLES])
     assert errors == []
     assert sorted(p.name for p in profiles) == [
-        "bluefield-dpu-port", "dpdk-vfio", "e810-comms-gtp", "ovs-offload", "upf-5g",
-        "xdp-netdev"]
+        "bluefield-dpu-port", "bluefield-nic-vfs", "dpdk-vfio", "e810-comms-gtp", "ovs-offload",
+        "sriov-port",
+        "upf-5g", "xdp-netdev"]
 
 
 def test_list_file_holds_several_profiles(tmp_path: Path) -> None:
