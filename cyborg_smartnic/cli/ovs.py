@@ -150,7 +150,7 @@ def register(subparsers: Any) -> None:
                     "an interval: cores per thread class (PMD, handler, revalidator, main), "
                     "flows, packets per second and the offloaded share; then the verdict by "
                     "the rule of thumb (more than 4 cores for OVS: a SmartNIC pays).")
-    common.add_host_arguments(parser)
+    common.add_host_arguments(parser, example_host=True)
     common.add_format_argument(parser, choices=("table", "json"))
     add_ovs_arguments(parser)
     parser.add_argument("--interval", type=float, default=5.0, metavar="SECONDS",
@@ -159,7 +159,7 @@ def register(subparsers: Any) -> None:
                         help="also write Prometheus text format (per-PF/VF capacity and use, "
                              "offload counters, OVS cores) to FILE ('-': stdout instead of "
                              "the report), e.g. for node_exporter's textfile collector")
-    parser.set_defaults(func=ovs_cost_command)
+    parser.set_defaults(func=common.with_example_host(ovs_cost_command))
 
 
 def ovs_cost_command(args: argparse.Namespace) -> int:
