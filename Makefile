@@ -28,6 +28,7 @@ functional: install
 	$(BIN)/pytest -q tests/functional
 
 demo: install
+	$(BIN)/python deploy/ovs_demo.py
 	$(BIN)/python deploy/demo.py
 
 bench: install
