@@ -182,6 +182,37 @@ class PlacementReader:
             raise RecoveryFailed(reason=str(exc) or type(exc).__name__) from exc
         raise RecoveryFailed(reason=f"no compute node provider named {', '.join(roots)}")
 
+    def delete(self, name: str) -> bool:
+        """Delete the provider of deployable ``name`` (Placement refuses while it has
+        allocations); True when it is gone."""
+        try:
+            if self._client is None:
+                self._client = PlacementClient()
+            response = self._client.delete(f"/resource_providers/{rp_uuid(name)}")
+        except ks_exc.NotFound:
+            return True
+        except Exception as exc:
+            LOG.warning("Could not delete provider %s from Placement: %s", name, exc)
+            return False
+        if response.status_code in (204, 404):
+            return True
+        LOG.warning("Could not delete provider %s from Placement: HTTP %s", name,
+                    response.status_code)
+        return False
+
+    def exists(self, name: str) -> bool | None:
+        """Does the provider of deployable ``name`` exist? None when Placement cannot say."""
+        try:
+            response = self._get(f"/resource_providers/{rp_uuid(name)}")
+        except ks_exc.NotFound:
+            return False
+        except Exception as exc:
+            LOG.debug("Could not look up %s in Placement: %s", name, exc)
+            return None
+        if response.status_code in (200, 404):
+            return bool(response.status_code == 200)
+        return None
+
     def agrees(self, deployable: DeployableSpec) -> bool:
         """Does the pool's provider have exactly its inventory total and traits? (No on any
         doubt: the caller then sends the device in full.)"""
@@ -199,6 +230,19 @@ class PlacementReader:
         except Exception as exc:
             LOG.debug("Could not compare %s with Placement: %s", deployable.name, exc)
             return False
+
+
+def changes(previous: Iterable[DeviceSpec], sent: Iterable[DeviceSpec]
+            ) -> tuple[frozenset[str], dict[str, str]]:
+    """(PFs whose devices ``sent`` changes, ``{pool name: PF}`` of the pools it drops)."""
+    before = {dev.address: dev for dev in previous}
+    now = {dev.address: dev for dev in sent}
+    changed = {address for address in before.keys() | now.keys()
+               if before.get(address) != now.get(address)}
+    kept = {dep.name for dev in now.values() for dep in dev.deployables}
+    dropped = {dep.name: dev.address for dev in before.values() for dep in dev.deployables
+               if dep.name not in kept}
+    return frozenset(changed), dropped
 
 
 class SmartNicDriver(GenericDriver):  # type: ignore[misc]
@@ -235,6 +279,10 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
         self.stubs: tuple[str, ...] = ()
         self._recovered_rebuilds: tuple[str, ...] = ()
         self._save_failure: str | None = None
+        # PFs whose last report is to be checked against Placement (None: all, after a
+        # start) and the pools that report dropped (name -> PF address).
+        self._confirm: frozenset[str] | None = None
+        self._dropped: dict[str, str] = {}
         self._cycles_since_full: int | None = None
         LOG.info("smartnic driver: host %s, %d explicit pool(s), sysfs root %s",
                  self.report_config.hostname, len(self.report_config.pools),
@@ -277,6 +325,8 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                      ", ".join(sorted(converging)))
             current = as_last_reported(current, self._last.report, converging)
         self.holds, self.rebuilds = (), ()
+        if self._last is not None and (self._confirm is None or self._confirm):
+            self._last = self._verify(self._last)
         if self._last is None or self._last.unknown:
             # Not known what Cyborg holds for (some) PFs: Placement decides (RecoveryFailed
             # when it cannot, and nothing is reported this cycle).
@@ -285,8 +335,14 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
             last, self.stubs = self._last, ()
         current = self._guard(last, current)
         ledger = next_ledger(last.ledger, last.report, current)
-        self.unchanged = self._unchanged(last, current)
+        self.unchanged = tuple(a for a in self._unchanged(last, current)
+                               if self._confirm is None or a not in self._confirm)
         state = State(current, ledger, frozenset(self.stubs))
+        self._confirm, dropped = changes(last.report, current)
+        sent = {dep.name for dev in current for dep in dev.deployables}
+        # a dropped pool is watched until Placement shows it gone
+        self._dropped = {name: address for name, address in {**self._dropped, **dropped}.items()
+                         if name not in sent}
         if state != self._last:
             failure = save_state(self._state_file, state, self.report_config.hostname,
                                  log=False)
@@ -330,11 +386,59 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                 LOG.info("smartnic: every PF is reported as scanned again")
         self.stubs = plan.stubs
         self._recovered_rebuilds = plan.rebuilds
+        self._delete_orphans(found, owner)
         # PFs outside the scope keep what ``last`` knows (``last`` holds nothing of the others)
         believed = State(tuple(sorted((*(last.report if last else ()), *plan.trusted),
                                       key=lambda d: PciAddress.parse(d.address))),
                          dict(last.ledger) if last else {})
         return believed, tuple(dev for dev in current if dev.address not in plan.stubs)
+
+    def _verify(self, last: State) -> State:
+        """``last`` minus the PFs whose last report Placement does not show as applied.
+
+        The driver cannot see whether the conductor applied a report: the RPC can fail, the
+        conductor can stop half way (it writes its database before Placement, and a failed
+        Placement call leaves both as they are). So the cycle after a change checks each
+        changed PF's pools against Placement (total and traits; pools it dropped must be
+        gone). A PF that does not match becomes unknown and goes through ``_recover``."""
+        confirm = self._confirm
+        doubtful = set()
+        for dev in last.report:
+            if confirm is not None and dev.address not in confirm:
+                continue
+            if not all(self._placement.agrees(dep) for dep in dev.deployables):
+                doubtful.add(dev.address)
+        for name, address in list(self._dropped.items()):
+            if self._placement.exists(name) is False:
+                del self._dropped[name]  # gone, as asked
+            else:
+                doubtful.add(address)
+        if not doubtful:
+            return last
+        LOG.warning("smartnic: Placement does not show the last report of PF(s) %s as "
+                    "applied; re-reading it before reporting them again",
+                    ", ".join(sorted(doubtful)))
+        names = {dep.name for dev in last.report if dev.address in doubtful
+                 for dep in dev.deployables}
+        return State(tuple(dev for dev in last.report if dev.address not in doubtful),
+                     {name: rows for name, rows in last.ledger.items() if name not in names},
+                     last.unknown | doubtful)
+
+    def _delete_orphans(self, found: Mapping[str, Found], owner: Mapping[str, str]) -> None:
+        """Delete providers the last report dropped that are still in Placement, unused.
+
+        Cyborg's conductor deletes a dropped deployable from its database first and then
+        its provider; when the Placement call fails, nothing will ever delete the provider
+        (Cyborg no longer knows it). If Cyborg does still have the deployable, this cycle's
+        report deletes it anyway. Placement refuses the delete if an allocation arrived."""
+        for name, pool in sorted(found.items()):
+            if (name in self._dropped and name not in owner and pool.usage == 0
+                    and pool.pf not in self.stubs):
+                LOG.warning("smartnic: deleting provider %s from Placement: the last report "
+                            "dropped it and it is still there, unused (the conductor's "
+                            "delete did not complete)", name)
+                if self._placement.delete(name):
+                    self._dropped.pop(name, None)
 
     def _compute_node_names(self) -> list[str]:
         """Names cyborg-agent may have given the compute node's provider (it tries

@@ -452,10 +452,12 @@ def plan_recovery(current: Sequence[DeviceSpec], found: Mapping[str, Found]) -> 
     rebuilds = {name for name in rebuilds if owner[name] not in stubs}
     # Pools Placement lacks are new to Cyborg too: the conductor creates them whole, so they
     # are left out of what Cyborg is believed to hold (their row order is then known).
+    # A device none of whose pools Placement has may be new to Cyborg as well: not trusted.
     trusted = tuple(DeviceSpec(address=dev.address, vendor=dev.vendor, model=dev.model,
                                std_board_info=dev.std_board_info,
                                deployables=tuple(d for d in dev.deployables if d.name in found))
-                    for dev in current if dev.address not in stubs)
+                    for dev in current if dev.address not in stubs
+                    and any(d.name in found for d in dev.deployables))
     return Recovery(trusted=trusted, stubs=tuple(sorted(stubs, key=PciAddress.parse)),
                     rebuilds=tuple(sorted(rebuilds)), blocked=tuple(blocked))
 

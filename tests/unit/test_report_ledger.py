@@ -196,3 +196,46 @@ def test_rp_uuid_is_the_conductors() -> None:
     import uuid
 
     assert driver.rp_uuid(NAME) == str(uuid.uuid3(uuid.NAMESPACE_DNS, NAME))
+
+
+# -- rebuilding the view from Placement (report.plan_recovery) -----------------------------------
+def test_pf_of_name_reads_this_hosts_names_only() -> None:
+    assert report.pf_of_name(HOST, NAME) == "0000:3b:00.0"
+    assert report.pf_of_name(HOST, f"{NAME}_dpdk") == "0000:3b:00.0"
+    assert report.pf_of_name(HOST, "other-host_0000:3b:00.0") is None
+    assert report.pf_of_name(HOST, f"{HOST}_bandwidth") is None  # ours by prefix, no PF
+    odd = "host with spaces"
+    assert report.pf_of_name(odd, report.deployable_name(odd, "0000:5e:00.1")) == "0000:5e:00.1"
+
+
+@pytest.mark.parametrize(("usage", "agrees", "in_scan", "stubs", "rebuilds"), [
+    (0, True, True, (), ()),  # unused and unchanged: taken as it is
+    (0, False, True, (), (NAME,)),  # unused, changed: rebuilt (its rows are unknown)
+    (0, False, False, (), ()),  # unused, gone: the conductor removes it
+    (2, True, True, (), ()),  # in use, unchanged: the report changes none of its rows
+    (2, False, True, ("0000:3b:00.0",), ()),  # in use, changed: stub until free
+    (2, False, False, ("0000:3b:00.0",), ()),  # in use, gone from the scan: stub
+    (None, True, True, ("0000:3b:00.0",), ()),  # usage unknown: stub
+])
+def test_plan_recovery(usage: int | None, agrees: bool, in_scan: bool,
+                       stubs: tuple[str, ...], rebuilds: tuple[str, ...]) -> None:
+    current = _plan(vfs=4) if in_scan else ()
+    plan = report.plan_recovery(current, {NAME: report.Found("0000:3b:00.0", usage, agrees)})
+    assert (plan.stubs, plan.rebuilds, plan.blocked) == (stubs, rebuilds, ())
+    trusted = {dep.name for dev in plan.trusted for dep in dev.deployables}
+    assert trusted == (set() if stubs or not in_scan else {NAME})
+
+
+def test_plan_recovery_blocks_on_an_in_use_provider_it_cannot_place() -> None:
+    plan = report.plan_recovery((), {f"{HOST}_x": report.Found(None, 1, False)})
+    assert plan.blocked == (f"{HOST}_x",)
+    new = report.plan_recovery(_plan(vfs=2), {})
+    assert new.trusted == ()  # pools Placement lacks are new: created whole, not believed
+
+
+def test_changes_names_changed_pfs_and_dropped_pools() -> None:
+    four, two, none = _plan(vfs=4), _plan(vfs=2), _plan(vfs=0)
+    assert driver.changes(four, four) == (frozenset(), {})
+    assert driver.changes(four, two) == (frozenset({"0000:3b:00.0"}), {})
+    assert driver.changes(four, none) == (frozenset({"0000:3b:00.0"}), {NAME: "0000:3b:00.0"})
+    assert driver.changes(four, ()) == (frozenset({"0000:3b:00.0"}), {NAME: "0000:3b:00.0"})
