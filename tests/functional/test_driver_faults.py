@@ -25,7 +25,7 @@ from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.driver import rp_uuid
 from cyborg_smartnic.report import plan_report
 from tests.fixtures.sysfs import SysfsTree
-from tests.functional.harness import FAULT_KINDS, Stack
+from tests.functional.harness import FAULT_KINDS, InProcessCloud
 from tests.functional.test_driver_inuse import Bound
 
 RC = "CUSTOM_SMARTNIC_VF"
@@ -37,7 +37,7 @@ MAX_CLEAN_CYCLES = 4
 
 @dataclass
 class Cloud:
-    stack: Stack
+    stack: InProcessCloud
     tree: SysfsTree
     bound: Bound
 
@@ -48,8 +48,8 @@ def add_pf_a(tree: SysfsTree) -> None:
 
 
 @pytest.fixture
-def cloud(make_stack: Callable[..., Stack]) -> Cloud:
-    stack = make_stack(smartnic={"physical_device_mappings": "physnet1:ens1f0,physnet2:ens2f0"})
+def cloud(make_inproc: Callable[..., InProcessCloud]) -> Cloud:
+    stack = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens1f0,physnet2:ens2f0"})
     tree = SysfsTree(stack.sysfs_root)
     add_pf_a(tree)
     tree.add_pf(PF_B, vendor="8086", device="1592", driver="ice", netdev="ens2f0",
@@ -66,7 +66,7 @@ def cloud(make_stack: Callable[..., Stack]) -> Cloud:
 
 
 # -- what "converged" means ----------------------------------------------------------------------
-def expected(stack: Stack) -> dict[str, tuple[int, frozenset[str]]]:
+def expected(stack: InProcessCloud) -> dict[str, tuple[int, frozenset[str]]]:
     """``{pool name: (total, attach_infos)}`` the scan asks for."""
     (driver,) = stack.agent._rt.acc_drivers
     devices = plan_report(scan(str(stack.sysfs_root), driver.scan_options),
@@ -75,7 +75,7 @@ def expected(stack: Stack) -> dict[str, tuple[int, frozenset[str]]]:
             for dev in devices for dep in dev.deployables}
 
 
-def actual(stack: Stack) -> tuple[dict[str, tuple[int, frozenset[str]]],
+def actual(stack: InProcessCloud) -> tuple[dict[str, tuple[int, frozenset[str]]],
                                   dict[str, int], list[str]]:
     """(Cyborg's pools with their handles, Placement's totals, duplicate handles)."""
     handles: dict[str, list[str]] = {}
@@ -116,7 +116,7 @@ def summary(pools: dict[str, tuple[int, frozenset[str]]]) -> dict[str, Any]:
             for name, (total, infos) in pools.items()}
 
 
-def run_cycle(stack: Stack) -> str | None:
+def run_cycle(stack: InProcessCloud) -> str | None:
     """One agent cycle; its failure is returned, as the periodic task would log it."""
     try:
         stack.run_agent_cycle()
@@ -235,7 +235,7 @@ def test_placement_faults_at_every_request_of_a_cycle_heal(cloud: Cloud, name: s
                           f"({time.monotonic() - started:.0f} s) did not heal:\n{report}")
 
 
-def named(stack: Stack, path: str) -> str:
+def named(stack: InProcessCloud, path: str) -> str:
     """``path`` with the UUIDs of pool providers replaced by the pools' PF addresses."""
     for name in (*expected(stack), f"{stack.hostname}_{PF_A}"):
         path = path.replace(rp_uuid(name), name.rsplit("_", 1)[-1])
@@ -260,6 +260,12 @@ def test_a_conductor_restart_during_a_pool_rebuild_heals(cloud: Cloud, lost: boo
         assert error is not None and "MessagingTimeout" in error, error
         stack.start_conductor()
         monkeypatch.undo()
+        # The restarted conductor serves the queued report in its own thread; let it finish
+        # first (two reports at once would share the in-memory Placement database).
+        pool = f"{stack.hostname}_{PF_A}"
+        deadline = time.monotonic() + 30
+        while pool in [d["name"] for d in stack.deployables()] and time.monotonic() < deadline:
+            time.sleep(0.2)
     else:
         assert run_cycle(stack) is None  # the pool is left out ...
         (driver,) = stack.agent._rt.acc_drivers
