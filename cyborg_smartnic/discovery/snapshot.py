@@ -4,7 +4,8 @@ A snapshot is a small root filesystem: every sysfs file, symlink and directory t
 touched, at the path the kernel shows it (``sys/bus/pci/devices/<addr>`` stays a relative
 symlink into ``sys/devices/...``), plus what the devlink/mstconfig readers use
 (``devlink/dev-info-<addr>.json``, ``devlink/dev-eswitch-<addr>.json``,
-``devlink/dev-param-<addr>.json``, ``mstconfig/query-<addr>.txt``), the host's name in
+``devlink/dev-param-<addr>.json``, ``mstconfig/query-<addr>.txt``,
+``mstconfig/reset-<addr>.txt``), the host's name in
 ``etc/hostname`` (discovery of a recorded tree reads it there) and a ``snapshot.json``
 manifest. The ``[smartnic]`` options given to the command (those that differ from the
 defaults, host paths left out) are recorded in ``etc/smartnic.conf``: every command run with
@@ -148,8 +149,9 @@ class LiveCommands:
     """The read-only tools of the running host (``None`` where not installed)."""
 
     devlink: str | None
-    mstconfig: str | None
+    mstconfig: str | None  # mstconfig (mstflint), else mlxconfig (MFT): same arguments
     run: Runner = dl.run_tool
+    mlxfwreset: str | None = None  # its query says which firmware reset levels work
 
 
 # ---------------------------------------------------------------------------- tracing
@@ -417,9 +419,12 @@ class Packer:
 
 
 # ---------------------------------------------------------------------------- tools
-def tool_queries(address: str, driver: str | None, dpu: bool) -> list[tuple[str, str, list[str]]]:
+def tool_queries(address: str, driver: str | None, dpu: bool, *, nv_config: bool = False
+                 ) -> list[tuple[str, str, list[str]]]:
     """(relative file, tool, arguments) for each read-only query recorded for a PF: what
-    ``devlink.RecordedTools`` and ``host.devlink_params`` read back."""
+    ``devlink.RecordedTools``, ``host.devlink_params`` and ``host.firmware`` read back. A
+    model with NV config gets the whole ``mstconfig -e q`` (default, current and next-boot
+    values; it includes a DPU's mode keys) and ``mlxfwreset q`` (the reset levels)."""
     handle = f"pci/{address}"
     queries = [
         (f"devlink/dev-info-{address}.json", "devlink", ["-j", "dev", "info", handle]),
@@ -429,7 +434,12 @@ def tool_queries(address: str, driver: str | None, dpu: bool) -> list[tuple[str,
     if driver == "mlx5_core":
         queries.append((f"devlink/dev-param-{address}.json", "devlink",
                         ["-j", "dev", "param", "show", handle, "name", FLOW_STEERING_PARAM]))
-    if dpu:
+    if nv_config:
+        queries.append((f"mstconfig/query-{address}.txt", "mstconfig",
+                        ["-e", "-d", address, "q"]))
+        queries.append((f"mstconfig/reset-{address}.txt", "mlxfwreset",
+                        ["-d", address, "q"]))
+    elif dpu:
         queries.append((f"mstconfig/query-{address}.txt", "mstconfig",
                         ["-d", address, "q", "INTERNAL_CPU_MODEL",
                          "INTERNAL_CPU_PAGE_SUPPLIER"]))
@@ -445,15 +455,18 @@ def tool_files(root: str, pfs: Iterable[PhysicalFunction], catalog: Catalog,
         address = str(pf.address)
         model = catalog.lookup_pf(pf.vendor_id, pf.device_id)
         if commands is None:
-            for rel, _, _ in tool_queries(address, "mlx5_core", True):
+            for rel, _, _ in tool_queries(address, "mlx5_core", True, nv_config=True):
                 try:
                     out[rel] = _read_file(f"{root}/{rel}")
                 except OSError:
                     continue  # not recorded for this PF
             continue
         for rel, tool, args in tool_queries(address, pf.driver,
-                                            bool(model is not None and model.dpu)):
-            binary = commands.devlink if tool == "devlink" else commands.mstconfig
+                                            bool(model is not None and model.dpu),
+                                            nv_config=bool(model is not None
+                                                           and model.nv_config)):
+            binary = {"devlink": commands.devlink, "mstconfig": commands.mstconfig,
+                      "mlxfwreset": commands.mlxfwreset}[tool]
             text = commands.run([binary, *args]) if binary else None
             if text:
                 out[rel] = text.encode()
@@ -461,8 +474,11 @@ def tool_files(root: str, pfs: Iterable[PhysicalFunction], catalog: Catalog,
 
 
 def installed_commands() -> LiveCommands:
-    """The running host's ``devlink`` and ``mstconfig``, where installed."""
-    return LiveCommands(devlink=shutil.which("devlink"), mstconfig=shutil.which("mstconfig"))
+    """The running host's ``devlink``, ``mstconfig`` (or ``mlxconfig``) and ``mlxfwreset``,
+    where installed."""
+    return LiveCommands(devlink=shutil.which("devlink"),
+                        mstconfig=shutil.which("mstconfig") or shutil.which("mlxconfig"),
+                        mlxfwreset=shutil.which("mlxfwreset"))
 
 
 # ---------------------------------------------------------------------------- taking

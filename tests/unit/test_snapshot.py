@@ -277,8 +277,10 @@ def test_live_tools_are_recorded_where_the_recorded_readers_look(work: Path) -> 
         """Answers from the tree builder's recordings, as the real tools would print."""
         calls.append(argv)
         if argv[0] == "/bin/mstconfig":
-            path = tree.root / f"mstconfig/query-{argv[2]}.txt"
+            path = tree.root / f"mstconfig/query-{argv[argv.index('-d') + 1]}.txt"
             return path.read_text() if path.exists() else None
+        if argv[0] == "/bin/mlxfwreset":
+            return "3: Driver restart and PCI reset   -Supported\n"
         if _is_param(argv):  # the builder records no params: answer like mlx5 does
             return json.dumps({"param": {argv[5]: [{"name": "flow_steering_mode", "values": [
                 {"cmode": "runtime", "value": "smfs"}]}]}})
@@ -286,11 +288,15 @@ def test_live_tools_are_recorded_where_the_recorded_readers_look(work: Path) -> 
         return path.read_text() if path.exists() else None
 
     commands = snap.LiveCommands(devlink="/sbin/devlink", mstconfig="/bin/mstconfig",
-                                 run=fake_devlink)
+                                 run=fake_devlink, mlxfwreset="/bin/mlxfwreset")
     files = snap.tool_files("", host.physical_functions, Catalog(), commands)
-    assert all(argv[0] in ("/sbin/devlink", "/bin/mstconfig") for argv in calls)
-    mst = sorted(argv[2] for argv in calls if argv[0] == "/bin/mstconfig")
-    assert mst == ["0000:af:00.0", "0000:af:00.1"]  # DPU-capable models only
+    assert all(argv[0] in ("/sbin/devlink", "/bin/mstconfig", "/bin/mlxfwreset")
+               for argv in calls)
+    mst = sorted(argv[3] for argv in calls if argv[0] == "/bin/mstconfig")
+    # every model with NV config (mlx5): the whole `mstconfig -e q` and `mlxfwreset q`
+    assert mst == ["0000:3b:00.0", "0000:3b:00.1", "0000:af:00.0", "0000:af:00.1"]
+    assert ["/bin/mlxfwreset", "-d", "0000:3b:00.0", "q"] in calls
+    assert "mstconfig/reset-0000:3b:00.0.txt" in files
     params = sorted(argv[5] for argv in calls if _is_param(argv))
     assert params == ["pci/0000:3b:00.0", "pci/0000:3b:00.1", "pci/0000:af:00.0",
                       "pci/0000:af:00.1"]  # mlx5_core PFs
