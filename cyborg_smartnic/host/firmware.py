@@ -429,10 +429,10 @@ def _plan_ddp(acc: _Acc, wanted: list[tuple[DeviceConfig, PhysicalFunction]],
     refused = chosen if isinstance(chosen, str) else None
     source = None if isinstance(chosen, str) else f"/{chosen.directory}/{chosen.name}"
     steps.append(S.Step(
-        S.INSTALL_DDP, f"/{DDP_TARGET_DIR}/{DDP_TARGET}", param=None if source is None
-        else source, from_value=first.firmware.mode, to_value=mode,
-        reason="install the DDP package where ice looks first (loaded at the reload below)",
-        refused=refused))
+        S.INSTALL_DDP, source or f"({mode} package)", from_value=first.firmware.mode,
+        to_value=mode, refused=refused,
+        reason=f"install as /{DDP_TARGET_DIR}/{DDP_TARGET}, where ice looks first (loaded at "
+               f"the reload below)"))
     destroys = _all_vfs(ice)
     others = [str(pf.address) for pf in ice
               if str(pf.address) not in {str(p.address) for _, p in wanted}]
@@ -452,12 +452,20 @@ def _plan_ddp(acc: _Acc, wanted: list[tuple[DeviceConfig, PhysicalFunction]],
 
 
 def restore_steps(before: Host, after: Host, configured: set[str]) -> list[S.Step]:
-    """Recreate the VFs an activation removed from PFs host.yaml does not configure."""
+    """Put back what an activation reset on PFs host.yaml does not configure: the eswitch
+    mode (before the VFs: ice and mlx5 change it best with none) and the VF count."""
     out = []
     for pf in before.physical_functions:
         key = str(pf.address)
         now = next((p for p in after.physical_functions if str(p.address) == key), None)
-        if key in configured or now is None or now.num_vfs == pf.num_vfs or not pf.num_vfs:
+        if key in configured or now is None:
+            continue
+        if pf.eswitch_mode is not None and now.eswitch_mode != pf.eswitch_mode:
+            out.append(S.Step(S.SET_ESWITCH_MODE, f"pci/{key}", pf=key,
+                              from_value=now.eswitch_mode, to_value=pf.eswitch_mode,
+                              reason="restore the eswitch mode the firmware activation resets",
+                              disruptive=True))
+        if now.num_vfs == pf.num_vfs or not pf.num_vfs:
             continue
         out.append(S.Step(S.SET_NUMVFS, key, pf=key, from_value=now.num_vfs,
                           to_value=pf.num_vfs,

@@ -88,7 +88,7 @@ class FirmwareRunner:
         return f"firmware reset with {tool}; NV config active"
 
     def _install(self, step: S.Step) -> str:
-        source = str(step.param or "")
+        source = step.target
         directory, _, name = source.lstrip("/").rpartition("/")
         if not name:
             raise FirmwareStepFailed(target=step.target, reason="no package chosen")

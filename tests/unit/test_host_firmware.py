@@ -131,7 +131,8 @@ def test_vf_limit_is_raised_by_nv_config_and_a_firmware_reset(cx: KernelEmulator
     after = read(cx.tree.root)
     cx0 = next(p for p in after.physical_functions if str(p.address) == CX0)
     assert (cx0.total_vfs, cx0.num_vfs, cx0.eswitch_mode) == (16, 16, "switchdev")
-    assert cx.num_vfs(CX1) == 4  # the other port got its VFs back
+    assert cx.num_vfs(CX1) == 4  # the other port got its VFs back, in switchdev again
+    assert cx.eswitch_mode(CX1) == "switchdev"
     assert plan_for(cx.tree, config).steps == ()  # converged: a second apply does nothing
 
 
@@ -239,7 +240,7 @@ def test_ddp_package_install_and_ice_reload_take_down_every_ice_port(
     first = plan_for(ice.tree, config)
     install, reload = first.steps[:2]
     assert install.kind == S.INSTALL_DDP and install.refused is None
-    assert install.param == "/lib/firmware/intel/ice/ddp/ice-1.3.36.0.pkg"
+    assert install.target == "/lib/firmware/intel/ice/ddp/ice-1.3.36.0.pkg"
     assert reload.kind == S.RELOAD_DRIVER and reload.disturbs_pfs == (ICE0, ICE1)
     assert len(reload.destroys_vfs) == 12 and reload.disruption == S.DISRUPTION_DRIVER
     assert any(ICE1 in note for note in first.notes)

@@ -134,14 +134,20 @@ def test_files_are_exactly_what_discovery_reads(work: Path, use_devlink: bool) -
     options = _options(tree, use_devlink=use_devlink)
     taken = snap.take(tree.root, options, created=CREATED)
     files = {m.name for m in taken.members if m.kind == snap.FILE}
-    tool_output = {name for name in files if name.startswith("devlink/dev-param-")}
+    # host plan reads these (devlink_params, host.firmware), discovery does not
+    tool_output = {name for name in files if name.startswith(("devlink/dev-param-",
+                                                                "mstconfig/"))}
     assert files - set(SYNTHETIC) - tool_output == _read_paths(tree, options)
     names = {Path(name).name for name in files}
     assert not names & {"config", "uevent", "modalias", "resource0", "revision", "cpulist"}
     vpds = {name for name in files if name.endswith("/vpd")}
     if use_devlink:  # the serial comes from devlink dev info: the VPD is never opened
         assert vpds == set()
-        assert tool_output == {"devlink/dev-param-0000:3b:00.0.json"}  # host plan reads it
+        assert tool_output == {"devlink/dev-param-0000:3b:00.0.json",  # host plan reads it
+                               "mstconfig/query-0000:3b:00.0.txt",
+                               "mstconfig/query-0000:3b:00.1.txt",
+                               "mstconfig/reset-0000:3b:00.0.txt",
+                               "mstconfig/reset-0000:3b:00.1.txt"}
         assert {m.name: m.data for m in taken.members}[
             "devlink/dev-param-0000:3b:00.0.json"] == param.encode()
     else:
