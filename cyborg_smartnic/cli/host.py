@@ -325,7 +325,9 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
             if again != plan:
                 raise ApplyRefused(reason="the host changed while waiting for confirmation; "
                                           "nothing was done: run host apply again")
-        held.changing(step.pf for step in plan.actions if step.pf)
+        # a firmware reset or driver reload changes every PF it takes down, not only its own
+        held.changing(pf for step in plan.actions
+                      for pf in (*((step.pf,) if step.pf else ()), *step.disturbs_pfs))
         prepare_privsep(args.config_file, reader.call_timeout)
         executor = Executor(root, reader.read, lambda h: _in_use(args, root, h),
                             ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,

@@ -157,7 +157,7 @@ def test_refusal_is_one_line_and_exit_2() -> None:
 def through_wrapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The context started the way sudo would start it, minus sudo (we are root)."""
     monkeypatch.delenv("SUDO_UID", raising=False)
-    monkeypatch.setenv("OS_CYBORG_SMARTNIC_PRIVILEGED__CAPABILITIES", "CAP_SYS_ADMIN")
+    monkeypatch.setenv("OS_CYBORG_SMARTNIC_PRIVILEGED__CAPABILITIES", "CAP_SYS_BOOT")
     cfg.CONF.set_override("helper_command", shlex.join(
         [sys.executable, "-m", "cyborg_smartnic.host.privsep_helper"]),
         group=privileged.CONFIG_SECTION)
@@ -183,8 +183,11 @@ def test_the_wrapper_starts_the_daemon(tmp_path: Path, through_wrapper: None,
     status = Path(f"/proc/{daemon_pid}/status").read_text()
     effective = int(next(line.split()[1] for line in status.splitlines()
                          if line.startswith("CapEff:")), 16)
-    assert effective == (1 << 1) | (1 << 12) | (1 << 19)
+    # DAC_OVERRIDE, NET_ADMIN, SYS_PTRACE; SYS_MODULE, SYS_RAWIO, SYS_ADMIN for the firmware
+    # tools (modprobe ice, mstconfig/mlxfwreset: host.firmware_privileged)
+    assert effective == ((1 << 1) | (1 << 12) | (1 << 19)
+                         | (1 << 16) | (1 << 17) | (1 << 21))
     assert os.getsid(daemon_pid) == daemon_pid != os.getsid(0), "not in its own session"
     # asked for through oslo.config's environment source, which privsep-helper would read
-    assert os.environ["OS_CYBORG_SMARTNIC_PRIVILEGED__CAPABILITIES"] == "CAP_SYS_ADMIN"
-    assert not effective & (1 << 21), "the daemon took a capability from the environment"
+    assert os.environ["OS_CYBORG_SMARTNIC_PRIVILEGED__CAPABILITIES"] == "CAP_SYS_BOOT"
+    assert not effective & (1 << 22), "the daemon took a capability from the environment"
