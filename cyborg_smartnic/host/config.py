@@ -88,6 +88,7 @@ class DeviceConfig:
     physnet: str | None = None
     vf_owners: tuple[VfOwnerRange, ...] = ()
     remote_managed: bool = False  # Nova's device_spec tag for a DPU-mode BlueField's VFs
+    ddp_package: str | None = None  # an ice DDP package file the operator names (firmware)
 
     def owner_of(self, index: int) -> str:
         """``reserved`` for reserved_vfs, else the range's owner, else Cyborg (the default)."""
@@ -185,6 +186,10 @@ _DEVICE_SCHEMA: dict[str, Any] = {
         "firmware_mode": {"type": "string", "pattern": r"^[a-z0-9_]{1,64}$",
                           "x-message": "a firmware mode is lower-case letters, digits and _ "
                                        "(like nic, dpu, comms, os_default)"},
+        "ddp_package": {"type": "string",
+                        "pattern": r"^ice(_[a-z_]+)?-[0-9]+(\.[0-9]+){1,3}\.pkg$",
+                        "x-message": "a DDP package file name like ice_comms-1.3.45.0.pkg, "
+                                     "found in /lib/firmware/intel/ice/ddp*/"},
         "physnet": {"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,64}$",
                     "x-message": "a physical network name is 1-64 of A-Z a-z 0-9 _ . -"},
         "vf_owners": {
@@ -351,7 +356,8 @@ def _device(doc: yamlsource.Document, index: int, found: list[SourceError]) -> D
         eswitch_mode=entry.get("eswitch_mode"),
         flow_steering_mode=entry.get("flow_steering_mode"),
         firmware_mode=entry.get("firmware_mode"), physnet=entry.get("physnet"),
-        vf_owners=owners, remote_managed=bool(entry.get("remote_managed", False)))
+        vf_owners=owners, remote_managed=bool(entry.get("remote_managed", False)),
+        ddp_package=entry.get("ddp_package"))
 
 
 def _vf_owners(doc: yamlsource.Document, base: yamlsource.JsonPath, entry: dict[str, Any],

@@ -257,8 +257,9 @@ def plan_firmware(pairs: tuple[tuple[DeviceConfig, PhysicalFunction], ...], curr
             adapters.setdefault(_adapter(pf), []).append((device, pf, model))
     for adapter, members in adapters.items():
         acc.adapter(adapter, members)
-    ddp = [(d, pf) for d, pf in pairs if d.firmware_mode and _model_ddp(models, pf)
-           and d.firmware_mode != pf.firmware.mode]
+    ddp = [(d, pf) for d, pf in pairs if _model_ddp(models, pf) and (
+        (d.firmware_mode and d.firmware_mode != pf.firmware.mode)
+        or (d.ddp_package and ddp_mode_of(d.ddp_package) != pf.firmware.mode))]
     if ddp:
         acc.ddp(ddp, root)
     for device, pf in pairs:
@@ -413,7 +414,9 @@ def _plan_ddp(acc: _Acc, wanted: list[tuple[DeviceConfig, PhysicalFunction]],
               root: str | None) -> None:
     current, in_use, steps, changed, notes = (acc.current, acc.in_use, acc.steps, acc.changed,
                                               acc.notes)
-    modes = sorted({str(d.firmware_mode) for d, _ in wanted})
+    modes = sorted({str(d.firmware_mode or ddp_mode_of(str(d.ddp_package)))
+                    for d, _ in wanted})
+    named = sorted({d.ddp_package for d, _ in wanted if d.ddp_package})
     ice = [pf for pf in current.physical_functions if pf.driver == DDP_DRIVER]
     names = tuple(str(pf.address) for pf in ice)
     first = wanted[0][1]
@@ -424,8 +427,13 @@ def _plan_ddp(acc: _Acc, wanted: list[tuple[DeviceConfig, PhysicalFunction]],
                                     f"one package for every port on the host"))
         return
     mode = modes[0]
-    chosen: DdpPackage | str = (choose_ddp(root, mode) if root is not None
+    chosen: DdpPackage | str = (choose_ddp(root, mode, named[0] if named else None)
+                                if root is not None
                                 else "the DDP package directories were not read")
+    if len(named) > 1:
+        chosen = f"host.yaml names {' and '.join(named)}: ice loads one package for every port"
+    elif not isinstance(chosen, str) and chosen.mode != mode:
+        chosen = f"{chosen.name} holds the {chosen.mode} package, not {mode}"
     refused = chosen if isinstance(chosen, str) else None
     source = None if isinstance(chosen, str) else f"/{chosen.directory}/{chosen.name}"
     steps.append(S.Step(

@@ -17,7 +17,7 @@ from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import firmware, firmware_privileged, firmware_resume, inuse
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.apply import ApplyOptions, Executor
-from cyborg_smartnic.host.config import HostConfig, load_host_config
+from cyborg_smartnic.host.config import HostConfig, InvalidHostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.requirements import check
@@ -443,3 +443,26 @@ def test_profile_check_and_doctor_name_the_firmware_change(
                  str(profiles)])
     out = capsys.readouterr().out
     assert code == 1 and "host apply installs the comms DDP package" in out
+
+
+def test_operator_named_ddp_package(ice: KernelEmulator, tmp_path: Path) -> None:
+    newer = ice.tree.root / "lib/firmware/intel/ice/ddp/ice-1.3.40.0.pkg"
+    older = "ice-1.3.36.0.pkg"
+    newer.write_text("stand-in ice DDP package: ICE OS Default Package (1.3.40)\n")
+    config = config_file(tmp_path, 'devices:\n  - address: "0000:5e:00.0"\n'
+                                   f"    ddp_package: {older}\n")
+    first = plan_for(ice.tree, config)
+    assert first.steps[0].target == f"/lib/firmware/intel/ice/ddp/{older}"  # not the newest
+    assert first.steps[1].to_value == "os_default" and first.refused == ()
+    assert executor(ice).apply(first).ok
+    installed = ice.tree.root / firmware.DDP_TARGET_DIR / "ice.pkg"
+    assert installed.read_bytes() == (newer.parent / older).read_bytes()
+    assert plan_for(ice.tree, config).steps == ()
+    wrong = config_file(tmp_path, 'devices:\n  - address: "0000:5e:00.0"\n'
+                                  "    firmware_mode: comms\n    ddp_package: ice-1.3.40.0.pkg\n")
+    assert "holds the os_default package, not comms" in str(
+        plan_for(ice.tree, wrong).refused[0].refused)
+    with pytest.raises(InvalidHostConfig) as caught:
+        config_file(tmp_path, 'devices:\n  - address: "0000:5e:00.0"\n'
+                              "    ddp_package: ../../etc/shadow\n")
+    assert "ddp_package" in str(caught.value.errors[0])
