@@ -10,7 +10,9 @@ Separate processes, all on 127.0.0.1 with free ports: MariaDB and RabbitMQ (Debi
 packages, private instances), Placement and the Cyborg API under gunicorn, cyborg-conductor,
 cyborg-agent with the smartnic driver reading a recorded sysfs tree (the bundled example
 host by default), Nova (nova-api under gunicorn, nova-conductor, nova-scheduler and
-nova-compute with the fake virt driver), and stand-ins for the image and network APIs.
+nova-compute with the fake virt driver), Neutron (its API under gunicorn and
+neutron-rpc-server, ML2 with sriovnicswitch and openvswitch), a stand-in for the image API and
+one for the state reports of Neutron's agents (stacklib/neutron_agents.py).
 State, configs, PIDs, databases and one log per service live in the work dir; `stack.json`
 there tells clients where everything is, `clouds.yaml` is an openstacksdk cloud for it.
 Run it with the project's virtualenv Python (it runs the services from that venv).
@@ -32,7 +34,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from stacklib import config, cyborg, mariadb, nova, placement, procs, rabbit, standins
+from stacklib import config, cyborg, mariadb, neutron, nova, placement, procs, rabbit, standins
 from stacklib.config import ADMIN_TOKEN, SERVICE_TOKEN, TEMPLATES
 from stacklib.procs import Proc, StackError
 
@@ -41,8 +43,8 @@ BIN = Path(sys.executable).parent
 STATE = "stack.json"
 PIDS = "pids.json"
 DEFAULT_HOSTNAME = "compute-0"
-SUBDIRS = ("logs", "placement", "cyborg", "nova", "rabbitmq", "mariadb")
-DATABASES = ("placement", "cyborg", "nova_api", "nova", "nova_cell0")
+SUBDIRS = ("logs", "placement", "cyborg", "nova", "rabbitmq", "mariadb", "neutron")
+DATABASES = ("placement", "cyborg", "nova_api", "nova", "nova_cell0", "neutron")
 
 
 def _log(message: str) -> None:
@@ -144,7 +146,8 @@ def _plan(work: Path, args: argparse.Namespace) -> Plan:
     smartnic.setdefault("state_file", str(work / "cyborg" / "smartnic-last-report.json"))
     broker = rabbit.plan(work / "rabbitmq")
     database = mariadb.plan(work / "mariadb")
-    ports = {name: procs.free_port() for name in ("placement", "cyborg", "nova", "standins")}
+    ports = {name: procs.free_port()
+             for name in ("placement", "cyborg", "nova", "standins", "neutron")}
     stand_ins = f"http://127.0.0.1:{ports['standins']}"
     state: dict[str, Any] = {
         "work_dir": str(work),
@@ -155,7 +158,9 @@ def _plan(work: Path, args: argparse.Namespace) -> Plan:
         "cyborg_url": f"http://127.0.0.1:{ports['cyborg']}/accelerator",
         "nova_url": f"http://127.0.0.1:{ports['nova']}/v2.1",
         "image_url": f"{stand_ins}/image",
-        "network_url": f"{stand_ins}/network",
+        "network_url": f"http://127.0.0.1:{ports['neutron']}",
+        "neutron_config_dir": str(work / "neutron"),
+        "physnets": neutron.physnets(smartnic),
         "image_id": standins.IMAGE_ID,
         "transport_url": broker.transport_url,
         "rabbitmq_node": broker.node,
@@ -181,6 +186,7 @@ def _plan(work: Path, args: argparse.Namespace) -> Plan:
               "image_url": state["image_url"], "network_url": state["network_url"],
               "service_token": SERVICE_TOKEN, "sysfs_root": str(sysfs_root),
               "smartnic_extra": config.ini_lines(smartnic),
+              **neutron.template_values(smartnic),
               **{f"{name}_db": database.url(name) for name in DATABASES}}
     return Plan(state=state, values=values, broker=broker, database=database)
 
@@ -194,6 +200,7 @@ def _render(work: Path, state: dict[str, Any], values: dict[str, str]) -> None:
     config.render("nova.conf.in", work / "nova" / "nova-cell0.conf",
                   {**values, "nova_db": values["nova_cell0_db"]})
     shutil.copy(TEMPLATES / "nova-api-paste.ini", work / "nova" / "api-paste.ini")
+    neutron.render(work / "neutron", values)
     config.write_clouds_yaml(state)
 
 
@@ -239,6 +246,8 @@ def _start_openstack(st: Starter, plan: Plan) -> None:
     report = (cyborg.start_expected_deployables(BIN, Path(state["cyborg_config"]),
                                                 Path(state["sysfs_root"]), _service_env())
               if state["driver"] == "smartnic_driver" else None)
+    neutron_upgrade = neutron.start_schema_upgrade(BIN, st.work / "neutron", logs,
+                                                   _service_env())
 
     procs.wait_http_ok(state["placement_url"] + "/", place, st.remaining())
     state["compute_rp_uuid"] = placement.ensure_compute_node(state["placement_url"],
@@ -252,7 +261,11 @@ def _start_openstack(st: Starter, plan: Plan) -> None:
     nova.map_cells(manage, syncs, plan.database.url("nova_cell0"), st.remaining())
     st.mark("nova databases synced, cell0 and cell1 mapped")
     _spawn_nova(st, state)
+    neutron.finish_schema_upgrade(neutron_upgrade, st.remaining())
+    st.mark("neutron database migrated")
+    _spawn_neutron(st, state)
     _wait_cyborg(st, plan, report)
+    _wait_neutron(st, plan)
     _wait_nova(st, plan, manage)
 
 
@@ -286,6 +299,43 @@ def _spawn_nova(st: Starter, state: dict[str, Any]) -> None:
     nova.write_node_identity(st.work / "nova", state["compute_rp_uuid"])
     st.spawn("nova-compute", [str(BIN / "nova-compute"), "--config-file", nova_conf],
              _service_env())
+
+
+def _spawn_neutron(st: Starter, state: dict[str, Any]) -> None:
+    """Neutron's API (gunicorn) and RPC server, once its schema is there."""
+    conf_dir = Path(state["neutron_config_dir"])
+    st.spawn("neutron-api", _gunicorn("neutron-api", "stacklib.neutron_wsgi:application",
+                                      _port(state["network_url"]),
+                                      ["--pythonpath", str(DEPLOY_DIR)]),
+             _service_env(**neutron.api_env(conf_dir)))
+    st.spawn("neutron-rpc-server", [str(BIN / "neutron-rpc-server"),
+                                    *neutron.config_args(conf_dir)], _service_env())
+
+
+def _wait_neutron(st: Starter, plan: Plan) -> None:
+    """The API answers, the RPC server takes state reports, then the agents' stand-in
+    reports until ML2 counts both agent types alive on the compute host."""
+    state = plan.state
+    procs.wait_until(lambda: neutron.api_ready(state["network_url"]),
+                     st.by_name("neutron-api"), "waiting for the Neutron API", st.remaining())
+    procs.wait_until(partial(_listening, plan.broker, "q-reports-plugin"),
+                     st.by_name("neutron-rpc-server"),
+                     "waiting for neutron-rpc-server to take state reports", st.remaining(),
+                     interval=0.5)
+    state["provider_networks"] = neutron.create_provider_networks(state["network_url"],
+                                                                  state["physnets"])
+    st.mark(f"neutron-api, neutron-rpc-server up, {len(state['physnets'])} provider networks")
+    conf_dir = Path(state["neutron_config_dir"])
+    # -P: the script's own directory must not shadow the `neutron` package with stacklib's.
+    reporter = st.spawn("neutron-agents-standin", [
+        sys.executable, "-P", str(DEPLOY_DIR / "stacklib" / "neutron_agents.py"),
+        "--config-file", str(conf_dir / "neutron.conf"), "--host", state["hostname"],
+        "--physnets", ",".join(state["physnets"])], _service_env())
+    procs.wait_until(lambda: not neutron.missing_agents(state["network_url"],
+                                                        state["hostname"]),
+                     reporter, "waiting for Neutron to count the agents alive",
+                     st.remaining(), interval=0.5)
+    st.mark("neutron agents (stand-in reports) alive")
 
 
 def _wait_cyborg(st: Starter, plan: Plan, report: subprocess.Popen[str] | None) -> None:

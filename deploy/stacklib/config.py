@@ -87,7 +87,7 @@ def write_clouds_yaml(state: Mapping[str, Any]) -> None:
         f"    accelerator_endpoint_override: {state['cyborg_url']}/v2\n"
         f"    placement_endpoint_override: {state['placement_url']}\n"
         f"    compute_endpoint_override: {state['nova_url']}\n"
-        "    # Stand-ins (deploy/stacklib/standins.py), not Glance and not Neutron:\n"
+        "    # A stand-in (deploy/stacklib/standins.py), not Glance:\n"
         f"    image_endpoint_override: {state['image_url']}\n"
         f"    network_endpoint_override: {state['network_url']}\n"
         "    region_name: RegionOne\n")
