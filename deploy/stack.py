@@ -302,7 +302,8 @@ def _spawn_nova(st: Starter, state: dict[str, Any]) -> None:
 
 
 def _spawn_neutron(st: Starter, state: dict[str, Any]) -> None:
-    """Neutron's API (gunicorn) and RPC server, once its schema is there."""
+    """Neutron's API (gunicorn) and RPC server, once its schema is there, and the stand-in
+    that reports its agents' state."""
     conf_dir = Path(state["neutron_config_dir"])
     st.spawn("neutron-api", _gunicorn("neutron-api", "stacklib.neutron_wsgi:application",
                                       _port(state["network_url"]),
@@ -310,11 +311,16 @@ def _spawn_neutron(st: Starter, state: dict[str, Any]) -> None:
              _service_env(**neutron.api_env(conf_dir)))
     st.spawn("neutron-rpc-server", [str(BIN / "neutron-rpc-server"),
                                     *neutron.config_args(conf_dir)], _service_env())
+    # -P: the script's own directory must not shadow the `neutron` package with stacklib's.
+    st.spawn("neutron-agents-standin", [
+        sys.executable, "-P", str(DEPLOY_DIR / "stacklib" / "neutron_agents.py"),
+        "--config-file", str(conf_dir / "neutron.conf"), "--host", state["hostname"],
+        "--physnets", ",".join(state["physnets"])], _service_env())
 
 
 def _wait_neutron(st: Starter, plan: Plan) -> None:
-    """The API answers, the RPC server takes state reports, then the agents' stand-in
-    reports until ML2 counts both agent types alive on the compute host."""
+    """The API answers (then the provider networks), the RPC server takes state reports,
+    and ML2 counts both agent types alive on the compute host (the stand-in's reports)."""
     state = plan.state
     procs.wait_until(lambda: neutron.api_ready(state["network_url"]),
                      st.by_name("neutron-api"), "waiting for the Neutron API", st.remaining())
@@ -325,15 +331,10 @@ def _wait_neutron(st: Starter, plan: Plan) -> None:
     state["provider_networks"] = neutron.create_provider_networks(state["network_url"],
                                                                   state["physnets"])
     st.mark(f"neutron-api, neutron-rpc-server up, {len(state['physnets'])} provider networks")
-    conf_dir = Path(state["neutron_config_dir"])
-    # -P: the script's own directory must not shadow the `neutron` package with stacklib's.
-    reporter = st.spawn("neutron-agents-standin", [
-        sys.executable, "-P", str(DEPLOY_DIR / "stacklib" / "neutron_agents.py"),
-        "--config-file", str(conf_dir / "neutron.conf"), "--host", state["hostname"],
-        "--physnets", ",".join(state["physnets"])], _service_env())
     procs.wait_until(lambda: not neutron.missing_agents(state["network_url"],
                                                         state["hostname"]),
-                     reporter, "waiting for Neutron to count the agents alive",
+                     st.by_name("neutron-agents-standin"),
+                     "waiting for Neutron to count the agents alive",
                      st.remaining(), interval=0.5)
     st.mark("neutron agents (stand-in reports) alive")
 

@@ -25,6 +25,7 @@ from typing import Any
 
 NIC_SWITCH = "NIC Switch agent"
 OPEN_VSWITCH = "Open vSwitch agent"
+RETRY_TIMEOUT = 5
 
 
 def agent_states(host: str, physnets: Sequence[str]) -> list[dict[str, Any]]:
@@ -72,6 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     common_config.init(["--config-file", args.config_file])
     common_config.setup_logging()
     log = logging.getLogger("neutron_agents_standin")
+    # The client's call timeout is [AGENT] report_interval: short, so that a report sent
+    # before neutron-rpc-server listens (the stack starts both together) is soon retried.
+    cfg.CONF.set_override("report_interval", RETRY_TIMEOUT, "AGENT")
     reporter = agent_rpc.PluginReportStateAPI(topics.REPORTS)
     states = agent_states(args.host, physnets)
     stop = threading.Event()
@@ -79,15 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     ctx = context.get_admin_context_without_session()
     while not stop.is_set():
+        failed = False
         for state in states:
             try:
                 outcome = reporter.report_state(ctx, state, use_call=True)
-            except Exception as exc:  # noqa: BLE001 (the next round retries; never exit)
+            except Exception as exc:
                 log.warning("report_state for %s failed: %s", state["agent_type"], exc)
+                failed = True
                 continue
+            # None: the server dropped the report as older than its own start; resend.
+            failed = failed or outcome is None
             log.info("reported %s on %s: %s", state["agent_type"], args.host, outcome)
-            state["start_flag"] = False
-        stop.wait(args.interval)
+            if outcome is not None:
+                state["start_flag"] = False
+        stop.wait(RETRY_TIMEOUT / 5 if failed else args.interval)
     return 0
 
 

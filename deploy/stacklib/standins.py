@@ -1,16 +1,12 @@
-"""Stand-ins for the image and network APIs of the local stack (not Glance, not Neutron).
+"""Stand-in for the image API of the local stack (not Glance).
 
-Real Nova boots servers here, and on the way it asks two services the stack does not run:
-
-* the image service (`GET /v2/images/ID` on create; the `openstack` CLI first discovers the
-  version at `GET /` and reads `GET /v2/schemas/image`). The fake virt driver never
-  downloads image bytes, so a read-only list of image records is all that is needed;
-* the network service, which Nova asks for a server's ports on show and delete even with
-  `networks: none`. Until the stack runs real Neutron, every list answers empty.
-
-Both apps follow the documented bodies of the calls Nova and the clients make, keep no
-state and refuse every write (405), so nothing can be done through them that would look
-like a real image upload or port. One process serves both, under /image and /network:
+Real Nova boots servers here, and on the way it asks the image service, which the stack
+does not run (`GET /v2/images/ID` on create; the `openstack` CLI first discovers the
+version at `GET /` and reads `GET /v2/schemas/image`). The fake virt driver never downloads
+image bytes, so a read-only list of image records is all that is needed. The app follows
+the documented bodies of those calls, keeps no state and refuses every write (405), so
+nothing can be done through it that would look like a real image upload. It serves under
+/image (the network API is real Neutron: stacklib/neutron.py):
 
     python -m stacklib.standins --port 9292
 """
@@ -49,9 +45,6 @@ IMAGE_SCHEMA: Json = {
     "links": [{"href": "{self}", "rel": "self"}, {"href": "{file}", "rel": "enclosure"},
               {"href": "{schema}", "rel": "describedby"}],
 }
-# Collections Nova and the clients list; each answers empty until real Neutron lands.
-NETWORK_COLLECTIONS = ("ports", "networks", "subnets", "floatingips", "security_groups",
-                       "extensions", "trunks", "qos_policies", "segments")
 
 
 def _reply(start_response: StartResponse, status: str, body: Json) -> list[bytes]:
@@ -90,34 +83,13 @@ def image_app(environ: dict[str, Any], start_response: StartResponse,
     return _reply(start_response, "404 Not Found", {"message": f"no image at {path}"})
 
 
-def network_app(environ: dict[str, Any], start_response: StartResponse,
-                prefix: str = "/network") -> Iterable[bytes]:
-    """GET-only network API answering every collection Nova lists with an empty list."""
-    path = environ["PATH_INFO"].rstrip("/").removesuffix(".json")
-    if environ["REQUEST_METHOD"] != "GET":
-        return _reply(start_response, "405 Method Not Allowed", {"NeutronError": {
-            "type": "HTTPMethodNotAllowed", "detail": "",
-            "message": "the stack's network stand-in has no ports: it is read-only"}})
-    if path == "":
-        href = _base_url(environ, prefix) + "/v2.0/"
-        return _reply(start_response, "200 OK", {"versions": [
-            {"id": "v2.0", "status": "CURRENT", "links": [{"rel": "self", "href": href}]}]})
-    collection = path.removeprefix("/v2.0/").replace("-", "_")
-    if path.startswith("/v2.0/") and collection in NETWORK_COLLECTIONS:
-        return _reply(start_response, "200 OK", {collection: []})
-    return _reply(start_response, "404 Not Found", {"NeutronError": {
-        "type": "HTTPNotFound", "detail": "", "message": f"The resource could not be found: "
-                                                         f"{path}"}})
-
-
 def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-    """Both stand-ins behind one port: /image and /network."""
+    """The image stand-in under /image."""
     path = str(environ.get("PATH_INFO", ""))
-    for prefix, app in (("/image", image_app), ("/network", network_app)):
-        if path == prefix or path.startswith(prefix + "/"):
-            environ["PATH_INFO"] = path[len(prefix):]
-            return app(environ, start_response, prefix)
-    return _reply(start_response, "404 Not Found", {"message": "try /image or /network"})
+    if path == "/image" or path.startswith("/image/"):
+        environ["PATH_INFO"] = path[len("/image"):]
+        return image_app(environ, start_response, "/image")
+    return _reply(start_response, "404 Not Found", {"message": "try /image"})
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
@@ -137,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with make_server("127.0.0.1", args.port, application, server_class=_ThreadingServer,
                      handler_class=_Handler) as server:
-        print(f"image and network stand-ins on 127.0.0.1:{args.port}", flush=True)
+        print(f"image stand-in on 127.0.0.1:{args.port}", flush=True)
         server.serve_forever()
     return 0
 

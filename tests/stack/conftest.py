@@ -1,11 +1,11 @@
 """The stack tier: real services as separate processes, ONE local stack per test session.
 
-`shared_stack` starts deploy/stack.py once (MariaDB, RabbitMQ, Placement, Cyborg, Nova, the
-image and network stand-ins) on the bundled example host, applies profiles/ to it, and stops
-it at the end of the session, checking that nothing is left running. Every test that uses
-it is in the xdist group "shared-stack", so under `pytest -n 2` (with `--dist loadgroup`,
-the project's default) they run one after the other on one worker and only one stack
-starts; tests that start their own stack (failures) run on the other worker meanwhile.
+`shared_stack` starts deploy/stack.py once (MariaDB, RabbitMQ, Placement, Cyborg, Nova,
+Neutron, the image stand-in and the stand-in reporting Neutron's agents' state) on the
+bundled example host, applies profiles/ to it, and stops it at the end of the session,
+checking that nothing is left running. Every test that uses it is in the xdist group
+"shared-stack", so under `pytest -n 2` (with `--dist loadgroup`, the project's default)
+they run one after the other on one worker and only one stack starts; tests that start their own stack (failures) run on the other worker meanwhile.
 The tests leave the stack as they found it: no servers, no VF allocated.
 """
 
