@@ -5,7 +5,8 @@ Neutron, the image stand-in and the stand-in reporting Neutron's agents' state) 
 bundled example host, applies profiles/ to it, and stops it at the end of the session,
 checking that nothing is left running. Every test that uses it is in the xdist group
 "shared-stack", so under `pytest -n 2` (with `--dist loadgroup`, the project's default)
-they run one after the other on one worker and only one stack starts; tests that start their own stack (failures) run on the other worker meanwhile.
+they run one after the other on one worker and only one stack starts; tests that start
+their own stack (failures) run on the other worker meanwhile.
 The tests leave the stack as they found it: no servers, no VF allocated.
 """
 
