@@ -2,10 +2,12 @@
 """`make demo`: real servers on SmartNIC VFs, on a local stack started by deploy/stack.py.
 
 Starts the local stack (MariaDB, RabbitMQ, Placement, Cyborg with the smartnic driver
-reading the bundled example host, real Nova with the fake virt driver, image and network
-stand-ins), then does what an operator does: look at what was discovered and reported,
-apply profiles/ (device profiles and flavors), check which profiles the host can serve,
-boot a server from each flavor that it can serve and show the VF Nova and Cyborg gave it,
+reading the bundled example host, real Nova with the fake virt driver, real Neutron with
+the image and Neutron-agent stand-ins), then does what an operator does: look at what was
+discovered and reported, apply profiles/ (device profiles and flavors), check which profiles
+the host can serve, boot a server from each flavor that it can serve and show the VF Nova
+and Cyborg gave it, create the Neutron port a port profile renders and boot a server with
+it (ARQ bound, port bound by sriovnicswitch to that VF, all released on delete),
 ask `host plan` to resize a PF under a running server (it must refuse), delete the
 servers and see the VFs free again, and boot one flavor the host cannot serve (NoValidHost,
 with the reason `profile check` gives). The stack is stopped at the end, also on failure;
@@ -30,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from stacklib import neutron_ports, noauth
 from stacklib.client import (
     ApiError,
     Clients,
@@ -116,6 +119,7 @@ class DemoResult:
     host_plan_refusal: str = ""
     host_plan: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    port_boot: neutron_ports.PortBoot | None = None
 
 
 # -- the stack -----------------------------------------------------------------------------
@@ -424,6 +428,55 @@ def show_host_plan(stack: StackInfo, out: TextIO, busy: Sequence[BoundVf]) -> st
     return error
 
 
+# -- a server with a Neutron port from a port profile (real Neutron) ------------------------
+def boot_with_profile_port(stack: StackInfo, clients: Clients, out: TextIO
+                           ) -> neutron_ports.PortBoot:
+    """The port `profile render` gives for a Cyborg-scheduled port profile, created on the
+    stack's Neutron; a server booted with it; its ARQ, the port's binding and the release."""
+    step = "boot with a port"
+    state = json.loads((stack.work_dir / "stack.json").read_text())
+    rendered = json.loads(run_tool(["profile", "render", "-f", "json", str(PROFILES_DIR)],
+                                   step))
+    networks = {f"provider-{p}" for p in state["provider_networks"]}
+    candidates = sorted((name, r) for name, r in neutron_ports.port_profiles(rendered).items()
+                        if r.cyborg_scheduled and r.network in networks)
+    if not candidates:
+        raise DemoError(step=step, reason="no accelerator-direct port profile in profiles/ "
+                                          "on a network of this host")
+    profile, request = candidates[0]
+    out.write(f"profile {profile}: openstack port create "
+              f"{' '.join(next(p['port_arguments'] for p in rendered if p['name'] == profile))}"
+              f" demo-port\n")
+    flavor = json_of(clients.nova.post("/flavors", json={"flavor": {
+        "name": "demo.port", "vcpus": 1, "ram": 512, "disk": 1}}), step)["flavor"]
+    try:
+        booted = neutron_ports.boot_with_port(state, clients, profile, request,
+                                              flavor_id=flavor["id"], name="demo-port",
+                                              project_id=noauth.PROJECT_ID)
+    finally:
+        clients.nova.delete(f"/flavors/{flavor['id']}")
+    out.write(f"server demo-port ({booted.server_id}) with port {booted.port_id} on "
+              f"provider-{booted.network_physnet}: {booted.status} after {booted.seconds} s\n")
+    for arq in booted.arqs:
+        out.write(f"  ARQ {arq['uuid']} {arq['state']} ({arq['device_profile_name']}), VF "
+                  f"{arq['attach_handle_info']}\n")
+    out.write(f"  port bound by {booted.bound_by}: binding:vif_type {booted.vif_type}, "
+              f"binding:profile {json.dumps(booted.binding_profile, sort_keys=True)}\n")
+    out.write(f"  after delete: port {booted.released['binding:vif_type']}, "
+              f"{booted.released['arqs_left']} ARQ(s), "
+              f"{booted.released['allocations_left']} allocation(s) left\n")
+    arq_vfs = [arq["attach_handle_info"] for arq in booted.arqs]
+    slot = booted.binding_profile.get("pci_slot")
+    if (booted.status != "ACTIVE" or booted.vif_type != "hw_veb" or len(arq_vfs) != 1
+            or slot != str(PciAddress.parse("{domain}:{bus}:{device}.{function}".format(
+                **arq_vfs[0]))) or booted.released["binding:vif_type"] != "unbound"
+            or booted.released["arqs_left"] or booted.released["allocations_left"]):
+        raise DemoError(step=step, reason=f"server {booted.status} ({booted.fault}), port "
+                                          f"{booted.vif_type} on {slot}, ARQs {arq_vfs}, "
+                                          f"after delete {booted.released}")
+    return booted
+
+
 # -- driver --------------------------------------------------------------------------------
 class Steps:
     """Numbered, timed step headers on the output."""
@@ -504,6 +557,8 @@ def _run_steps(stack: StackInfo, steps: Steps, result: DemoResult, out: TextIO) 
                 raise DemoError(step=f"boot {flavors[name]['name']}",
                                 reason=f"{booted.status}: {booted.fault}")
             delete_and_show(clients, booted, out)
+    with steps.step("Boot with a real Neutron port from a port profile (profile render)"):
+        result.port_boot = boot_with_profile_port(stack, clients, out)
     with steps.step(f"Host plan (deploy/host.example.yaml) under a server on {PLAN_PROFILE}"):
         booted, result.host_plan_refusal = plan_under_a_server(
             stack, clients, discovery=discovery, pools=pools, out=out)
