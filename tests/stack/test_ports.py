@@ -7,6 +7,7 @@ Each test deletes the ports and servers it made.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import demo
 import pytest
 from stacklib import client, neutron, neutron_ports, noauth
 from stacklib.client import Clients, StackInfo
@@ -196,10 +198,6 @@ def test_boot_with_a_profile_port_binds_the_arq_and_the_port_to_one_vf(
 
 
 def test_the_demos_port_step_boots_with_a_rendered_port(shared_stack: dict[str, Any]) -> None:
-    import io  # noqa: PLC0415
-
-    import demo  # noqa: PLC0415 (deploy/demo.py, on sys.path through the conftest)
-
     info = StackInfo.from_state(shared_stack)
     out = io.StringIO()
     booted = demo.boot_with_profile_port(info, Clients(info), out)
