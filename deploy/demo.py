@@ -444,9 +444,9 @@ def boot_with_profile_port(stack: StackInfo, clients: Clients, out: TextIO
         raise DemoError(step=step, reason="no accelerator-direct port profile in profiles/ "
                                           "on a network of this host")
     profile, request = candidates[0]
-    out.write(f"profile {profile}: openstack port create "
-              f"{' '.join(next(p['port_arguments'] for p in rendered if p['name'] == profile))}"
-              f" demo-port\n")
+    arguments = next(p["port_arguments"] for p in neutron_ports.rendered_profiles(rendered)
+                     if p["name"] == profile)
+    out.write(f"profile {profile}: openstack port create {' '.join(arguments)} demo-port\n")
     flavor = json_of(clients.nova.post("/flavors", json={"flavor": {
         "name": "demo.port", "vcpus": 1, "ram": 512, "disk": 1}}), step)["flavor"]
     try:

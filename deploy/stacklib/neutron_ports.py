@@ -87,10 +87,17 @@ def port_body(request: PortRequest, network_id: str, project_id: str, name: str,
     return {"port": port}
 
 
-def port_profiles(rendered: Sequence[Mapping[str, Any]]) -> dict[str, PortRequest]:
+def rendered_profiles(document: Any) -> list[dict[str, Any]]:
+    """The profiles of `profile render -f json` output (`{"format": 1, "profiles": [...]}`)."""
+    if not isinstance(document, Mapping) or not isinstance(document.get("profiles"), list):
+        raise StackError("profile render -f json printed no {\"profiles\": [...]} document")
+    return [dict(p) for p in document["profiles"]]
+
+
+def port_profiles(document: Any) -> dict[str, PortRequest]:
     """Profile name -> its port request, for the rendered profiles that make a port."""
-    return {str(p["name"]): port_request(p["port_arguments"]) for p in rendered
-            if p.get("port_arguments")}
+    return {str(p["name"]): port_request(p["port_arguments"])
+            for p in rendered_profiles(document) if p.get("port_arguments")}
 
 
 @dataclass(frozen=True)

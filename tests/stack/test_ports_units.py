@@ -61,3 +61,13 @@ def test_rendered_offload_port_arguments_carry_the_binding_profile() -> None:
 def test_bad_port_arguments_are_one_error(arguments: list[str], message: str) -> None:
     with pytest.raises(StackError, match=message):
         neutron_ports.port_request(arguments)
+
+
+def test_port_profiles_read_the_versioned_render_document() -> None:
+    document = {"format": 1, "profiles": [
+        {"name": "a", "port_arguments": ["--vnic-type", "accelerator-direct",
+                                         "--device-profile", "a", "--network", "n"]},
+        {"name": "b", "port_arguments": None}]}
+    assert list(neutron_ports.port_profiles(document)) == ["a"]
+    with pytest.raises(StackError, match="no"):
+        neutron_ports.port_profiles([{"name": "a"}])
