@@ -43,11 +43,8 @@ def physnets(smartnic: Mapping[str, str]) -> list[str]:
 
 
 def template_values(smartnic: Mapping[str, str]) -> dict[str, str]:
+    """ML2's physnets; a host without physical_device_mappings gets none (and no networks)."""
     nets = physnets(smartnic)
-    if not nets:
-        raise StackError("[smartnic] physical_device_mappings names no physnet: Neutron's "
-                         "ML2 needs at least one (pass --smartnic physical_device_mappings="
-                         "physnet1:NETDEV)")
     return {"physnets": ",".join(nets),
             "vlan_ranges": ",".join(f"{net}:{VLAN_RANGE}" for net in nets)}
 

@@ -15,9 +15,8 @@ def test_physnets_come_from_physical_device_mappings_in_order_once() -> None:
                       "vlan_ranges": "physnet2:100:199,physnet1:100:199"}
 
 
-def test_no_physnet_is_one_error_naming_the_option() -> None:
-    with pytest.raises(StackError, match="physical_device_mappings names no physnet"):
-        neutron.template_values({})
+def test_a_host_without_physnets_gives_ml2_none() -> None:
+    assert neutron.template_values({}) == {"physnets": "", "vlan_ranges": ""}
 
 
 def test_agent_states_cover_every_physnet_for_both_agent_types() -> None:
