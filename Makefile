@@ -37,6 +37,7 @@ bench: install
 	$(BIN)/python bench/host/run.py
 	$(BIN)/python bench/host/inuse.py
 	$(BIN)/python bench/stack/run.py
+	$(BIN)/python bench/stack/ports.py
 
 man: install
 	$(BIN)/python -m cyborg_smartnic.cli.manpage > docs/cyborg-smartnic.1
