@@ -126,6 +126,7 @@ def test_neutron_accepts_a_port_with_the_profiles_device_profile(
 
 @pytest.mark.parametrize(("vnic_type", "binding_profile", "vif_type", "driver"), [
     ("accelerator-direct", {}, "hw_veb", "sriovnicswitch"),  # Cyborg's VF: SR-IOV
+    ("accelerator-direct-physical", {}, "hostdev_physical", "sriovnicswitch"),
     ("direct", {"capabilities": ["switchdev"]}, "ovs", "openvswitch"),  # OVS offload
     ("direct", {}, "hw_veb", "sriovnicswitch"),  # Nova's VF, legacy SR-IOV
     ("normal", {}, "ovs", "openvswitch"),
@@ -134,11 +135,30 @@ def test_ml2_binds_each_path_with_its_driver(net: Net, vnic_type: str,
                                              binding_profile: dict[str, Any], vif_type: str,
                                              driver: str) -> None:
     request = PortRequest(vnic_type=vnic_type, binding_profile=binding_profile,
-                          device_profile="any" if vnic_type == "accelerator-direct" else None)
+                          device_profile="any" if vnic_type.startswith("accelerator") else None)
     port = net.create_port(request, f"test-bind-{vnic_type}", host=net.host,
                            network_id=net.networks[sorted(net.networks)[0]])
     assert port["binding:vif_type"] == vif_type
     assert port["binding:vif_details"]["bound_drivers"] == {"0": driver}
+
+
+# What docs/profiles.md's table says Neutron binds for each port shape profiles render.
+EXPECTED_BINDING = {("accelerator-direct", ()): ("hw_veb", "sriovnicswitch"),
+                    ("direct", ("switchdev",)): ("ovs", "openvswitch")}
+
+
+def test_every_rendered_port_profile_on_this_host_binds_as_documented(
+        net: Net, rendered: dict[str, PortRequest]) -> None:
+    names = {neutron.provider_network_name(p) for p in net.networks}
+    on_host = {name: r for name, r in rendered.items() if r.network in names}
+    shapes = {(r.vnic_type, tuple(r.binding_profile.get("capabilities", ())))
+              for r in on_host.values()}
+    assert shapes == set(EXPECTED_BINDING)  # sriov-port and ovs-offload on physnet1
+    for name, request in on_host.items():
+        port = net.create_port(request, f"test-rendered-{name}", host=net.host)
+        shape = (request.vnic_type, tuple(request.binding_profile.get("capabilities", ())))
+        assert (port["binding:vif_type"],
+                port["binding:vif_details"]["bound_drivers"]["0"]) == EXPECTED_BINDING[shape]
 
 
 def test_a_host_without_live_agents_fails_the_binding(net: Net) -> None:
