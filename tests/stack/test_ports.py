@@ -126,7 +126,6 @@ def test_neutron_accepts_a_port_with_the_profiles_device_profile(
 
 @pytest.mark.parametrize(("vnic_type", "binding_profile", "vif_type", "driver"), [
     ("accelerator-direct", {}, "hw_veb", "sriovnicswitch"),  # Cyborg's VF: SR-IOV
-    ("accelerator-direct-physical", {}, "hostdev_physical", "sriovnicswitch"),
     ("direct", {"capabilities": ["switchdev"]}, "ovs", "openvswitch"),  # OVS offload
     ("direct", {}, "hw_veb", "sriovnicswitch"),  # Nova's VF, legacy SR-IOV
     ("normal", {}, "ovs", "openvswitch"),
@@ -135,7 +134,7 @@ def test_ml2_binds_each_path_with_its_driver(net: Net, vnic_type: str,
                                              binding_profile: dict[str, Any], vif_type: str,
                                              driver: str) -> None:
     request = PortRequest(vnic_type=vnic_type, binding_profile=binding_profile,
-                          device_profile="any" if vnic_type.startswith("accelerator") else None)
+                          device_profile="any" if vnic_type == "accelerator-direct" else None)
     port = net.create_port(request, f"test-bind-{vnic_type}", host=net.host,
                            network_id=net.networks[sorted(net.networks)[0]])
     assert port["binding:vif_type"] == vif_type
@@ -159,6 +158,15 @@ def test_every_rendered_port_profile_on_this_host_binds_as_documented(
         shape = (request.vnic_type, tuple(request.binding_profile.get("capabilities", ())))
         assert (port["binding:vif_type"],
                 port["binding:vif_details"]["bound_drivers"]["0"]) == EXPECTED_BINDING[shape]
+
+
+def test_no_ml2_driver_of_neutron_29_binds_accelerator_direct_physical(net: Net) -> None:
+    """sriovnicswitch lists direct, macvtap, direct-physical and accelerator-direct only
+    (neutron 29.0.0, mech_sriov/mech_driver.py); nothing else takes the -physical type."""
+    port = net.create_port(PortRequest(vnic_type="accelerator-direct-physical",
+                                       device_profile="any"), "test-accel-physical",
+                           host=net.host, network_id=net.networks[sorted(net.networks)[0]])
+    assert port["binding:vif_type"] == "binding_failed"
 
 
 def test_a_host_without_live_agents_fails_the_binding(net: Net) -> None:
@@ -226,3 +234,34 @@ def test_the_demos_port_step_boots_with_a_rendered_port(shared_stack: dict[str, 
     assert booted.binding_profile["pci_slot"] == vf_address(booted.arqs[0]["attach_handle_info"])
     assert booted.released["binding:vif_type"] == "unbound"
     assert "openstack port create --vnic-type accelerator-direct" in out.getvalue()
+
+
+def test_the_ovs_offload_port_stops_at_novas_pci_claim_with_the_fake_driver(
+        net: Net, rendered: dict[str, PortRequest], shared_stack: dict[str, Any],
+        port_flavor: dict[str, Any]) -> None:
+    """Where the Nova-PCI path stops here (docs/deploy.md): the direct + switchdev port asks
+    Nova's PCI tracker for a VF on the network's physnet, and the fake virt driver reports
+    no PCI device, so the claim fails and the server ends in ERROR, its port unbound."""
+    info = StackInfo.from_state(shared_stack)
+    api = Clients(info)
+    request = rendered["ovs-offload"]
+    assert (request.vnic_type, request.device_profile) == ("direct", None)
+    port = net.create_port(request, "test-ovs-offload")
+    log = Path(shared_stack["logs"]) / "nova-scheduler.log"
+    mark = log.stat().st_size
+    created = client.json_of(api.nova.post("/servers", json={"server": {
+        "name": "test-ovs-offload", "flavorRef": port_flavor["id"], "imageRef": info.image_id,
+        "networks": [{"port": port["id"]}]}}), "boot", (202,))
+    server_id = str(created["server"]["id"])
+    try:
+        server = client.wait_server(api, server_id)
+        assert server["status"] == "ERROR"
+        with open(log, "rb") as text:
+            text.seek(mark)
+            seen = text.read().decode(errors="replace")
+        assert "PciDeviceRequestFailed" in seen
+        assert "physical_network='physnet1'" in seen
+        assert client.arqs_of(api, server_id) == []  # no Cyborg device profile on this path
+    finally:
+        client.delete_server(api, server_id)
+    assert net.port(port["id"])["binding:vif_type"] == "unbound"
