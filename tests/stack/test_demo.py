@@ -66,4 +66,4 @@ def test_demo_boots_every_servable_flavor_and_frees_its_vfs(shared_stack: dict[s
     assert result.refused is not None
     assert result.refused.status == "ERROR"
     assert "No valid host" in result.refused.fault
-    assert "no pool has CUSTOM_PHYSNET_PHYSNET6" in out.getvalue()
+    assert "no pool has CUSTOM_SMARTNIC_MODEL_BLUEFIELD_2" in out.getvalue()
