@@ -38,6 +38,10 @@ def test_demo_boots_every_servable_flavor_and_frees_its_vfs(shared_stack: dict[s
     rendered = json.loads(demo.run_tool(["profile", "render", str(demo.PROFILES_DIR)], "t"))
     assert set(result.profiles) == {p["device_profile"]["name"] for p in rendered["profiles"]
                                     if p["device_profile"]}
+    # the ports whose VF Nova's PCI tracker picks have no Cyborg device profile at all
+    assert {p["name"] for p in rendered["profiles"] if p["device_profile"] is None} == {
+        "ovs-offload", "bluefield-dpu-port"}
+    assert not set(result.profiles) & {"ovs-offload", "bluefield-dpu-port"}
 
     # One server per flavor the host can serve, each on VFs of the physnets it asked for.
     by_profile = {boot.profile: boot for boot in result.boots}
