@@ -167,7 +167,8 @@ PORT_SHAPES: dict[tuple[str, bool], PortShape] = {
     ("accelerator-direct-physical", False): PortShape(
         "the VF as a plain PCI device (the host sets no VLAN or MAC on it)",
         "Cyborg (the port's device profile: one VF)",
-        "sriovnicswitch: vif_type hostdev_physical", PATH_CYBORG),
+        "nothing: no ML2 driver of Neutron 29 binds it (binding_failed; validation refuses "
+        "it)", PATH_CYBORG),
     ("direct", True): PortShape(
         "OVS hardware offload: the guest's flows run on the NIC through the VF's representor",
         "Nova's PCI tracker ([pci] device_spec with the physnet; no Cyborg device profile)",

@@ -222,6 +222,11 @@ class _ProfileRules:
                       f"offloaded; for OVS offload use vnic_type: direct with capabilities: "
                       f"[switchdev] (its VF then comes from Nova's PCI tracker: give it to "
                       f"Nova with vf_owners in host.yaml)")
+        if vnic == "accelerator-direct-physical":
+            self.fail(("port", "vnic_type"),
+                      "no ML2 mechanism driver of Neutron 29 binds accelerator-direct-physical "
+                      "(sriovnicswitch takes direct-physical, not this), so the port ends "
+                      "binding_failed: use accelerator-direct")
         if vnic == "direct" and not switchdev:
             self.fail(("port", "vnic_type"),
                       "a direct port without capabilities: [switchdev] is plain SR-IOV from "
