@@ -20,6 +20,8 @@ GROUP = "smartnic"
 POOL_GROUP_PREFIX = "smartnic_pool:"
 SAMPLE_POOL = "dpdk"  # the pool name the generated sample shows (oslo lowercases group names)
 PRIVSEP_GROUP = "cyborg_smartnic_privileged"  # oslo.privsep's options for `host apply`
+# the firmware steps' own privsep context (host.firmware_privileged), its own options
+FIRMWARE_PRIVSEP_GROUP = "cyborg_smartnic_firmware_privileged"
 
 SMARTNIC_OPTS = [
     cfg.StrOpt(
@@ -123,7 +125,8 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
     # The sample shows one pool group under an example name: oslo.config lowercases group
     # names, so a placeholder such as NAME would read as a pool called "name".
     return [(GROUP, SMARTNIC_OPTS), (POOL_GROUP_PREFIX + SAMPLE_POOL, POOL_OPTS),
-            (PRIVSEP_GROUP, copy.deepcopy(priv_context.OPTS))]
+            (PRIVSEP_GROUP, copy.deepcopy(priv_context.OPTS)),
+            (FIRMWARE_PRIVSEP_GROUP, copy.deepcopy(priv_context.OPTS))]
 
 
 class _LineParser(cfg.ConfigParser):

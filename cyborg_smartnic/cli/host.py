@@ -428,13 +428,16 @@ def _confirm(count: int, stdin: TextIO, out: TextIO) -> None:
 
 
 def prepare_privsep(config_files: list[str], timeout: float) -> None:
-    """Set up how the privsep daemon is started, before the first privileged call.
+    """Set up how the privsep daemons are started, before the first privileged call.
 
-    ``[cyborg_smartnic_privileged]`` is read from ``--config-file`` (the options that
-    ``list_opts`` documents); every call times out after ``timeout`` seconds; the helper runs
-    in its own session (out of the terminal's process group: Ctrl-C must reach us, not kill
-    it). As root the helper is started without sudo; otherwise ``sudo`` runs our wrapper,
-    the one command the shipped sudoers rule allows (``host.privsep_helper``).
+    Two contexts (``_privsep_contexts``): the sysfs/devlink/OVS writes, and the firmware
+    tools with their wider capabilities (that daemon starts only on a firmware step's first
+    call). ``[cyborg_smartnic_privileged]`` and ``[cyborg_smartnic_firmware_privileged]`` are
+    read from ``--config-file`` (the options that ``list_opts`` documents); every call times
+    out after ``timeout`` seconds; each helper runs in its own session (out of the terminal's
+    process group: Ctrl-C must reach us, not kill it). As root the helpers are started
+    without sudo; otherwise ``sudo`` runs our wrapper, the one command the shipped sudoers
+    rule allows (``host.privsep_helper``), once per context.
     """
     from oslo_config import cfg  # noqa: PLC0415
 
@@ -443,22 +446,33 @@ def prepare_privsep(config_files: list[str], timeout: float) -> None:
         return  # the entry points run in this process (tests)
     cfg.CONF(args=[], project="cyborg", default_config_files=list(config_files),
              use_env=False)
-    privileged.context.timeout = timeout
-    _start_helpers_detached(privileged.context)
+    contexts = _privsep_contexts()
+    for _, context in contexts:
+        context.timeout = timeout
+        _start_helpers_detached(context)
     _fail_calls_when_the_daemon_vanishes()
     if not LOG.isEnabledFor(logging.DEBUG):  # its warnings repeat what the step reports
         logging.getLogger("oslo_privsep.comm").setLevel(logging.ERROR)
     if os.geteuid() != 0:
         from cyborg_smartnic.host import privsep_helper  # noqa: PLC0415
-        privsep_helper.use_sudo(cfg.CONF, privileged.CONFIG_SECTION)
+        for section, _ in contexts:
+            privsep_helper.use_sudo(cfg.CONF, section)
         return
     helper = os.path.join(os.path.dirname(sys.executable), "privsep-helper")
     if not os.access(helper, os.X_OK):
         helper = shutil.which("privsep-helper") or "privsep-helper"
     # the same interpreter, without eventlet's import-time warning in our log
     command = [sys.executable, "-W", "ignore:::oslo_privsep.daemon", helper]
-    cfg.CONF.set_default("helper_command", shlex.join(command),
-                         group=privileged.CONFIG_SECTION)
+    for section, _ in contexts:
+        cfg.CONF.set_default("helper_command", shlex.join(command), group=section)
+
+
+def _privsep_contexts() -> list[tuple[str, Any]]:
+    """Every privsep context ``host apply`` may start, with its config section."""
+    from cyborg_smartnic.host import firmware_privileged, privileged  # noqa: PLC0415
+
+    return [(privileged.CONFIG_SECTION, privileged.context),
+            (firmware_privileged.CONFIG_SECTION, firmware_privileged.context)]
 
 
 def _start_helpers_detached(context: Any) -> None:
@@ -476,22 +490,21 @@ def _fail_calls_when_the_daemon_vanishes() -> None:
 
     When the daemon dies mid-conversation, oslo.privsep's reader thread can end on
     ``ConnectionResetError`` instead of EOF: it then prints a traceback and leaves the calls
-    in flight waiting forever (or until their timeout). This hook, for that thread only, does
-    what the reader does at EOF: fail the waiting calls (ECONNRESET) and mark the channel
-    down, so the step fails at once and the rollback starts a new daemon.
+    in flight waiting forever (or until their timeout). This hook, for those threads only
+    (one per context), does what the reader does at EOF: fail the waiting calls (ECONNRESET)
+    and mark the channel down, so the step fails at once and the rollback starts a new daemon.
     """
     import threading  # noqa: PLC0415
-
-    from cyborg_smartnic.host import privileged  # noqa: PLC0415
 
     previous = threading.excepthook
     if getattr(previous, "_cyborg_smartnic", False):
         return
+    contexts = [context for _, context in _privsep_contexts()]
 
     def hook(exc: threading.ExceptHookArgs) -> None:
-        channel = privileged.context.channel
-        if (channel is None or exc.thread is not getattr(channel, "reader_thread", None)
-                or not isinstance(exc.exc_value, OSError)):
+        channel = next((c.channel for c in contexts if c.channel is not None
+                        and exc.thread is getattr(c.channel, "reader_thread", None)), None)
+        if channel is None or not isinstance(exc.exc_value, OSError):
             previous(exc)
             return
         LOG.info("the privsep daemon's connection broke: %s", exc.exc_value)
@@ -508,20 +521,20 @@ def _fail_calls_when_the_daemon_vanishes() -> None:
 
 def revive_privsep() -> None:
     """Forget a privsep daemon that died (its reader thread ended), so the next call starts
-    a new one: the rollback must not depend on the daemon that was running when we failed."""
-    from cyborg_smartnic.host import privileged  # noqa: PLC0415
-
-    channel = privileged.context.channel
-    if channel is None or not privileged.context.client_mode:
-        return
-    reader = getattr(channel, "reader_thread", None)
-    if channel.running and reader is not None and reader.is_alive():
-        return
-    LOG.info("the privsep daemon is gone; starting a new one")
-    try:
-        privileged.context.stop()  # half-closes the socket, joins the ended reader thread
-    except OSError:  # the socket is already reset: nothing left to close politely
-        privileged.context.channel = None
+    a new one: the rollback must not depend on the daemon that was running when we failed.
+    Each context's daemon on its own: a dead firmware daemon leaves the other one alone."""
+    for section, context in _privsep_contexts():
+        channel = context.channel
+        if channel is None or not context.client_mode:
+            continue
+        reader = getattr(channel, "reader_thread", None)
+        if channel.running and reader is not None and reader.is_alive():
+            continue
+        LOG.info("the privsep daemon of [%s] is gone; starting a new one", section)
+        try:
+            context.stop()  # half-closes the socket, joins the ended reader thread
+        except OSError:  # the socket is already reset: nothing left to close politely
+            context.channel = None
 
 
 def doctor_command(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Privileged entry points for firmware changes (same privsep context as ``privileged``).
+"""Privileged entry points for firmware changes, in their own privsep context.
 
 Four writes, each a fixed argument list validated again inside the daemon: an NV config
 parameter (``mstconfig``/``mlxconfig -y -d <pci> set KEY=VALUE``, keys and values from the
@@ -10,9 +10,14 @@ written atomically to ``<root>/lib/firmware/updates/intel/ice/ddp/ice.pkg``, eve
 below ``<root>/lib/firmware`` opened with ``O_NOFOLLOW`` (``beneath``). No shell, no generic
 "run this" or "write any file".
 
-The tools need more than the sysfs writes do: ``mstconfig``/``mlxfwreset`` write PCI config
-space and reset the device (CAP_SYS_ADMIN, CAP_SYS_RAWIO), ``modprobe`` needs
-CAP_SYS_MODULE; ``privileged.context`` lists them.
+The tools need more than the sysfs writes do, so ``context`` here is a second context (config
+section ``[cyborg_smartnic_firmware_privileged]``, its own daemon, started on the first
+firmware call, so only when a plan has a firmware step) and ``privileged.context`` keeps its
+narrow set. Its capabilities: CAP_SYS_ADMIN and CAP_SYS_RAWIO (``mstconfig``/``mlxfwreset``
+write PCI config space and reset the device), CAP_SYS_MODULE (``modprobe -r``/``modprobe``),
+CAP_NET_ADMIN (the ``devlink dev reload ... fw_activate`` fallback is an admin-only netlink
+command) and CAP_DAC_OVERRIDE (``install_ddp`` reads and writes root-owned files under
+``lib/firmware``; the daemon may run as a non-root user).
 """
 
 from __future__ import annotations
@@ -23,6 +28,10 @@ import logging
 import os
 import stat
 
+from oslo_privsep import capabilities as caps
+from oslo_privsep import priv_context
+
+from cyborg_smartnic.conf import FIRMWARE_PRIVSEP_GROUP
 from cyborg_smartnic.host import firmware, privileged
 from cyborg_smartnic.host.beneath import component, open_physical, open_physical_dir
 
@@ -32,6 +41,16 @@ NV_TOOLS = ("mstconfig", "mlxconfig")  # mstflint's, then NVIDIA MFT's
 RELOADABLE_DRIVERS = frozenset({firmware.DDP_DRIVER})
 MAX_DDP_BYTES = 16 * 1024 * 1024  # ice packages are about 1 MiB
 FIRMWARE_DIR = "lib/firmware"
+
+CONFIG_SECTION = FIRMWARE_PRIVSEP_GROUP
+
+context = priv_context.PrivContext(
+    "cyborg_smartnic",
+    cfg_section=CONFIG_SECTION,
+    pypath=__name__ + ".context",
+    capabilities=[caps.CAP_SYS_ADMIN, caps.CAP_SYS_RAWIO, caps.CAP_SYS_MODULE,
+                  caps.CAP_NET_ADMIN, caps.CAP_DAC_OVERRIDE],
+)
 
 def _has_tool(name: str) -> bool:
     check = getattr(privileged.current_kernel(), "has_tool", None)
@@ -49,7 +68,7 @@ def nv_value(key: object, value: object) -> tuple[str, int]:
     return key, value
 
 
-@privileged.context.entrypoint
+@context.entrypoint
 def nv_config_set(pf_address: str, key: str, value: int) -> str:
     """``mstconfig -y -d <pf> set KEY=VALUE`` (``mlxconfig`` when mstflint is missing);
     returns the tool used."""
@@ -65,7 +84,7 @@ def nv_config_set(pf_address: str, key: str, value: int) -> str:
     return tool
 
 
-@privileged.context.entrypoint
+@context.entrypoint
 def fw_reset(pf_address: str) -> str:
     """Activate pending NV config: ``mlxfwreset`` level 3, else devlink ``fw_activate``."""
     address = privileged._address(pf_address)
@@ -78,7 +97,7 @@ def fw_reset(pf_address: str) -> str:
     return argv[0]
 
 
-@privileged.context.entrypoint
+@context.entrypoint
 def reload_driver(driver: str) -> None:
     """``modprobe -r <driver>`` then ``modprobe <driver>``, for drivers in a closed set."""
     if driver not in RELOADABLE_DRIVERS:
@@ -88,7 +107,7 @@ def reload_driver(driver: str) -> None:
         privileged.current_kernel().run(argv)
 
 
-@privileged.context.entrypoint
+@context.entrypoint
 def install_ddp(root: str, directory: str, name: str) -> bool:
     """Copy ``<root>/<directory>/<name>`` to ``<root>/lib/firmware/updates/intel/ice/ddp/
     ice.pkg`` atomically; False when it is there already, byte for byte."""

@@ -16,8 +16,9 @@ The context keeps three capabilities: CAP_DAC_OVERRIDE (sysfs attributes are roo
 0200 files; the daemon may run as a non-root user), CAP_NET_ADMIN (devlink's netlink
 commands are admin-only) and CAP_SYS_PTRACE (reading which device another user's process,
 e.g. qemu as libvirt-qemu, holds open: ``/proc/<pid>/fd`` links need it). Nothing here
-needs CAP_SYS_ADMIN, except the firmware tools (``firmware_privileged``: CAP_SYS_ADMIN,
-CAP_SYS_RAWIO, CAP_SYS_MODULE).
+needs CAP_SYS_ADMIN. The firmware tools do (and CAP_SYS_RAWIO, CAP_SYS_MODULE), so they
+have their own context and daemon (``firmware_privileged.context``), started only when a
+plan has a firmware step: the daemon doing every sysfs write never holds those.
 
 Writes go through ``KernelIO`` so tests can put a kernel emulator behind the same
 validation (``use_kernel``); the entry points never see the difference.
@@ -56,10 +57,7 @@ context = priv_context.PrivContext(
     "cyborg_smartnic",
     cfg_section=CONFIG_SECTION,
     pypath=__name__ + ".context",
-    capabilities=[caps.CAP_DAC_OVERRIDE, caps.CAP_NET_ADMIN, caps.CAP_SYS_PTRACE,
-                  # firmware tools (host.firmware_privileged): PCI config space and device
-                  # reset (mstconfig, mlxfwreset), and modprobe for reloading ice
-                  caps.CAP_SYS_ADMIN, caps.CAP_SYS_RAWIO, caps.CAP_SYS_MODULE],
+    capabilities=[caps.CAP_DAC_OVERRIDE, caps.CAP_NET_ADMIN, caps.CAP_SYS_PTRACE],
 )
 
 MAX_VFS = 4096

@@ -7,14 +7,16 @@ socket path, so a sudoers rule naming it grants far more than our entry points (
 ``*`` also matches spaces: ``--privsep_context other.module.context`` can be appended). This
 wrapper instead:
 
-- accepts exactly those four arguments, with our one context;
+- accepts exactly those four arguments, with one of our two contexts (``CONTEXTS``: the
+  sysfs/devlink/OVS writes of ``privileged``, and the firmware tools of
+  ``firmware_privileged``, which need capabilities the first must not hold);
 - accepts a socket path only of the shape ``mkdtemp()`` makes (``<dir>/tmpXXXXXXXX/
   privsep.sock``), reached without any symlink, in a 0700 directory owned by the user who
   ran sudo (``SUDO_UID``), the socket owned by that user too, and after connecting checks
   the listening peer is a process of that user (``SO_PEERCRED``), so no swap can point the
   root process at someone else's socket;
-- then runs the privsep daemon for ``cyborg_smartnic.host.privileged.context`` with fixed
-  options: no config file, no environment, the context's own capabilities; the daemon
+- then runs the privsep daemon for that context with fixed options: no config file, no
+  environment, the context's own capabilities; the daemon
   leaves the caller's session (a terminal's hangup or Ctrl-C must not kill it mid-apply).
 
 It must be installed root-owned (with the package and interpreter it runs), like any
@@ -42,6 +44,8 @@ from cyborg_smartnic.host.beneath import open_physical_dir
 
 SCRIPT = "cyborg-smartnic-privsep-helper"
 CONTEXT = "cyborg_smartnic.host.privileged.context"
+FIRMWARE_CONTEXT = "cyborg_smartnic.host.firmware_privileged.context"
+CONTEXTS = (CONTEXT, FIRMWARE_CONTEXT)  # the closed set: context_object maps each one
 SOCKET_NAME = "privsep.sock"
 SOCKET_PARENT = "/tmp"  # noqa: S108 - the client's socket dir parent; the sudoers rule names it
 # tempfile.mkdtemp(): "tmp" + 8 of [a-z0-9_]; any parent, one component per directory
@@ -56,16 +60,28 @@ class Refused(Exception):
 
 
 def check_argv(argv: Sequence[str]) -> str:
-    """The socket path, if ``argv`` is exactly what oslo.privsep appends for our context."""
+    """The socket path, if ``argv`` is exactly what oslo.privsep appends for one of our
+    contexts."""
     if len(argv) != 4:
         raise Refused(f"expected exactly 4 arguments (--privsep_context {CONTEXT} "
                       f"--privsep_sock_path PATH), got {len(argv)}")
     if argv[0] != "--privsep_context" or argv[2] != "--privsep_sock_path":
         raise Refused("expected --privsep_context CONTEXT --privsep_sock_path PATH, in "
                       "that order")
-    if argv[1] != CONTEXT:
-        raise Refused(f"privsep context {argv[1]!r} is not {CONTEXT}")
+    if argv[1] not in CONTEXTS:
+        raise Refused(f"privsep context {argv[1]!r} is not {' or '.join(CONTEXTS)}")
     return check_sock_path(argv[3])
+
+
+def context_object(name: str) -> Any:
+    """The ``PrivContext`` for one of ``CONTEXTS`` (a fixed table, never an import of a
+    name taken from the command line)."""
+    from cyborg_smartnic.host import firmware_privileged, privileged  # noqa: PLC0415
+
+    table = {CONTEXT: privileged.context, FIRMWARE_CONTEXT: firmware_privileged.context}
+    if name not in table:
+        raise Refused(f"privsep context {name!r} is not {' or '.join(CONTEXTS)}")
+    return table[name]
 
 
 def check_sock_path(path: str) -> str:
@@ -122,8 +138,8 @@ def connect(path: str, uid: int) -> socket.socket:
         os.close(dir_fd)
 
 
-def serve(sock: socket.socket) -> int:
-    """Fork the privsep daemon for our context on ``sock``; the parent returns 0 (the
+def serve(sock: socket.socket, name: str = CONTEXT) -> int:
+    """Fork the privsep daemon for context ``name`` on ``sock``; the parent returns 0 (the
     client waits for that), the child never returns. What ``privsep-helper`` does, with
     our context and options fixed instead of read from the command line and config files."""
     with warnings.catch_warnings():  # oslo.privsep imports eventlet, which warns on import
@@ -131,7 +147,7 @@ def serve(sock: socket.socket) -> int:
         from oslo_config import cfg  # noqa: PLC0415
         from oslo_privsep import comm, daemon  # noqa: PLC0415
 
-        from cyborg_smartnic.host import privileged  # noqa: PLC0415
+        context = context_object(name)
 
     cfg.CONF(args=[], project="cyborg-smartnic", prog=SCRIPT, default_config_files=[],
              default_config_dirs=[], use_env=False)
@@ -142,9 +158,9 @@ def serve(sock: socket.socket) -> int:
     os.setsid()  # out of the caller's session: no SIGHUP/SIGINT from its terminal
     daemon.replace_logging(daemon.PrivsepLogHandler(channel))
     logging.getLogger().setLevel(logging.INFO)  # the writes are logged to the client
-    LOG.info("privsep daemon for %s starting", CONTEXT)
+    LOG.info("privsep daemon for %s starting", name)
     try:
-        daemon.Daemon(channel, privileged.context).run()
+        daemon.Daemon(channel, context).run()
     except Exception as exc:  # reported to the client, then exit non-zero
         LOG.exception(exc)
         os._exit(1)
@@ -164,7 +180,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 2
     os.environ.clear()
     os.environ.update({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"})
-    return serve(sock)
+    return serve(sock, args[1])
 
 
 def script_path() -> str:

@@ -29,8 +29,10 @@ def sections(text: str) -> dict[str, set[str]]:
     return found
 
 
-# cyborg.conf holds what cyborg-agent reads; the privsep group is `host apply`'s (docs/host.md).
-AGENT_OPTS = [(g, o) for g, o in smartnic_conf.list_opts() if g != smartnic_conf.PRIVSEP_GROUP]
+# cyborg.conf holds what cyborg-agent reads; the privsep groups are `host apply`'s
+# (docs/host.md).
+AGENT_OPTS = [(g, o) for g, o in smartnic_conf.list_opts()
+              if g not in (smartnic_conf.PRIVSEP_GROUP, smartnic_conf.FIRMWARE_PRIVSEP_GROUP)]
 
 
 @pytest.mark.parametrize(("group", "opts"), AGENT_OPTS)

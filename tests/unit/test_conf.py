@@ -11,8 +11,11 @@ from cyborg_smartnic import conf
 
 def test_list_opts_names_every_group() -> None:
     groups = dict(conf.list_opts())
-    assert set(groups) == {"smartnic", "smartnic_pool:dpdk", "cyborg_smartnic_privileged"}
+    assert set(groups) == {"smartnic", "smartnic_pool:dpdk", "cyborg_smartnic_privileged",
+                           "cyborg_smartnic_firmware_privileged"}
     assert {opt.name for opt in groups["cyborg_smartnic_privileged"]} >= {"helper_command"}
+    assert {opt.name for opt in groups["cyborg_smartnic_firmware_privileged"]} >= {
+        "helper_command", "capabilities"}
     names = {opt.name for opt in groups["smartnic"]}
     assert {"sysfs_root", "devices", "physical_device_mappings", "pools",
             "resource_class"} <= names
@@ -39,6 +42,7 @@ def test_config_generator_writes_a_sample() -> None:
     assert "[smartnic]" in result.stdout
     assert "#physical_device_mappings =" in result.stdout
     assert "[cyborg_smartnic_privileged]" in result.stdout
+    assert "[cyborg_smartnic_firmware_privileged]" in result.stdout
 
 
 def test_the_committed_config_sample_is_current() -> None:

@@ -3,13 +3,15 @@
 The argument table is pure. The socket checks use real directories and sockets (we run as
 root, so ownership can be handed to another uid with ``chown``); the last tests start the
 real wrapper as a process: refused arguments give one line and exit 2, and a good call
-starts the real privsep daemon in its own session with the context's capabilities.
+starts the real privsep daemon in its own session with the context's capabilities, for
+each of the two contexts.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -17,12 +19,13 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from oslo_config import cfg
 
-from cyborg_smartnic.host import privileged, privsep_helper
-from cyborg_smartnic.host.privsep_helper import CONTEXT, Refused, check_argv
+from cyborg_smartnic.host import firmware_privileged, privileged, privsep_helper
+from cyborg_smartnic.host.privsep_helper import CONTEXT, FIRMWARE_CONTEXT, Refused, check_argv
 from tests.fixtures.sysfs import build_scenario
 
 NOBODY = 65534
@@ -153,20 +156,41 @@ def test_refusal_is_one_line_and_exit_2() -> None:
         f"{CONTEXT} --privsep_sock_path PATH), got 6"]
 
 
-@pytest.fixture
-def through_wrapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The context started the way sudo would start it, minus sudo (we are root)."""
+def _through_wrapper(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> Iterator[None]:
+    """``module``'s context started the way sudo would start it, minus sudo (we are root);
+    both contexts' environment asks for CAP_SYS_ADMIN, which the wrapper must ignore."""
     monkeypatch.delenv("SUDO_UID", raising=False)
-    monkeypatch.setenv("OS_CYBORG_SMARTNIC_PRIVILEGED__CAPABILITIES", "CAP_SYS_BOOT")
+    monkeypatch.setenv("OS_CYBORG_SMARTNIC_PRIVILEGED__CAPABILITIES", "CAP_SYS_ADMIN")
+    monkeypatch.setenv("OS_CYBORG_SMARTNIC_FIRMWARE_PRIVILEGED__CAPABILITIES", "CAP_SYS_BOOT")
     cfg.CONF.set_override("helper_command", shlex.join(
         [sys.executable, "-m", "cyborg_smartnic.host.privsep_helper"]),
-        group=privileged.CONFIG_SECTION)
-    assert privileged.context.client_mode, "another test left the context in-process"
+        group=module.CONFIG_SECTION)
+    assert module.context.client_mode, "another test left the context in-process"
     try:
         yield
     finally:
-        privileged.context.stop()
-        cfg.CONF.clear_override("helper_command", group=privileged.CONFIG_SECTION)
+        module.context.stop()
+        cfg.CONF.clear_override("helper_command", group=module.CONFIG_SECTION)
+
+
+@pytest.fixture
+def through_wrapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    yield from _through_wrapper(monkeypatch, privileged)
+
+
+@pytest.fixture
+def firmware_through_wrapper(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    yield from _through_wrapper(monkeypatch, firmware_privileged)
+
+
+def _effective_caps(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines()
+                    if line.startswith("CapEff:")), 16)
+
+
+DAC_OVERRIDE, NET_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_PTRACE, SYS_ADMIN, SYS_BOOT = (
+    1 << 1, 1 << 12, 1 << 16, 1 << 17, 1 << 19, 1 << 21, 1 << 22)
 
 
 @needs_root
@@ -180,14 +204,57 @@ def test_the_wrapper_starts_the_daemon(tmp_path: Path, through_wrapper: None,
     assert writes and writes[0].process != os.getpid(), "the write ran in our own process"
     daemon_pid = writes[0].process
     assert daemon_pid is not None
-    status = Path(f"/proc/{daemon_pid}/status").read_text()
-    effective = int(next(line.split()[1] for line in status.splitlines()
-                         if line.startswith("CapEff:")), 16)
-    # DAC_OVERRIDE, NET_ADMIN, SYS_PTRACE; SYS_MODULE, SYS_RAWIO, SYS_ADMIN for the firmware
-    # tools (modprobe ice, mstconfig/mlxfwreset: host.firmware_privileged)
-    assert effective == ((1 << 1) | (1 << 12) | (1 << 19)
-                         | (1 << 16) | (1 << 17) | (1 << 21))
+    effective = _effective_caps(daemon_pid)
+    # the sysfs writes' narrow set; the firmware tools' capabilities are in their own context
+    assert effective == DAC_OVERRIDE | NET_ADMIN | SYS_PTRACE
     assert os.getsid(daemon_pid) == daemon_pid != os.getsid(0), "not in its own session"
     # asked for through oslo.config's environment source, which privsep-helper would read
-    assert os.environ["OS_CYBORG_SMARTNIC_PRIVILEGED__CAPABILITIES"] == "CAP_SYS_BOOT"
-    assert not effective & (1 << 22), "the daemon took a capability from the environment"
+    assert os.environ["OS_CYBORG_SMARTNIC_PRIVILEGED__CAPABILITIES"] == "CAP_SYS_ADMIN"
+    assert not effective & SYS_ADMIN, "the daemon took a capability from the environment"
+
+
+@needs_root
+def test_the_wrapper_starts_the_firmware_daemon(firmware_through_wrapper: None,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    """The firmware context gets a daemon of its own, with the firmware tools' capabilities
+    (and not CAP_SYS_PTRACE); a refused argument is refused inside it, nothing runs."""
+    caplog.set_level(logging.INFO)
+    with pytest.raises(ValueError, match="is not one this tool reloads"):
+        firmware_privileged.reload_driver("mlx5_core")
+    started = [r for r in caplog.records
+               if r.getMessage() == f"privsep daemon for {FIRMWARE_CONTEXT} starting"]
+    assert started and started[0].process not in (None, os.getpid())
+    daemon_pid = started[0].process
+    assert daemon_pid is not None
+    effective = _effective_caps(daemon_pid)
+    assert effective == SYS_ADMIN | SYS_RAWIO | SYS_MODULE | NET_ADMIN | DAC_OVERRIDE
+    assert not effective & SYS_BOOT, "the daemon took a capability from the environment"
+    assert os.getsid(daemon_pid) == daemon_pid != os.getsid(0), "not in its own session"
+    assert privileged.context.channel is None, "the sysfs daemon was started too"
+
+
+@pytest.mark.parametrize("name", [CONTEXT, FIRMWARE_CONTEXT])
+def test_each_known_context_maps_to_its_object(name: str) -> None:
+    assert check_argv(["--privsep_context", name, "--privsep_sock_path", SOCK]) == SOCK
+    module = firmware_privileged if name == FIRMWARE_CONTEXT else privileged
+    assert privsep_helper.context_object(name) is module.context
+    assert privsep_helper.CONTEXTS == (CONTEXT, FIRMWARE_CONTEXT)
+
+
+@pytest.mark.parametrize("name", [
+    "cyborg_smartnic.host.ovs.privileged.context", "cyborg_smartnic.host.beneath.context",
+    "cyborg_smartnic.host.firmware_privileged.context.x", "os_brick.privileged.default"])
+def test_an_unknown_context_is_refused(name: str) -> None:
+    with pytest.raises(Refused, match=re.escape(f"is not {CONTEXT} or {FIRMWARE_CONTEXT}")):
+        check_argv(["--privsep_context", name, "--privsep_sock_path", SOCK])
+    with pytest.raises(Refused, match="is not"):
+        privsep_helper.context_object(name)
+
+
+def test_the_wrapper_refuses_an_unknown_context_as_a_process() -> None:
+    done = _run_wrapper("--privsep_context", "cyborg_smartnic.host.beneath.context",
+                        "--privsep_sock_path", SOCK)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"{privsep_helper.SCRIPT}: refused: privsep context "
+        f"'cyborg_smartnic.host.beneath.context' is not {CONTEXT} or {FIRMWARE_CONTEXT}"]

@@ -19,16 +19,18 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from oslo_config import cfg
 
-from cyborg_smartnic.host import privileged, privsep_helper
+from cyborg_smartnic.host import firmware_privileged, privileged, privsep_helper
 
 SUDOERS = Path(__file__).resolve().parents[2] / "etc/sudoers.d/cyborg-smartnic"
 GROUP = "cyborg-smartnic"
 WRAPPER = "/usr/local/bin/cyborg-smartnic-privsep-helper"
 CONTEXT = "cyborg_smartnic.host.privileged.context"
+FIRMWARE_CONTEXT = "cyborg_smartnic.host.firmware_privileged.context"
 SOCK = "/tmp/tmpk3_x9a0q/privsep.sock"
 OLD_RULE = """\
 Cmnd_Alias CYBORG_SMARTNIC_PRIVSEP = /usr/bin/privsep-helper --privsep_context \
@@ -108,6 +110,7 @@ def reaches_root(rules: dict[str, list[Command]], argv: list[str]) -> bool:
 
 
 LEGIT = [WRAPPER, "--privsep_context", CONTEXT, "--privsep_sock_path", SOCK]
+FIRMWARE = [WRAPPER, "--privsep_context", FIRMWARE_CONTEXT, "--privsep_sock_path", SOCK]
 APPENDED = ["--privsep_context", "os_brick.privileged.default", "--privsep_sock_path", SOCK]
 ATTACKS = {
     "another context appended": [*LEGIT, *APPENDED],
@@ -127,6 +130,11 @@ ATTACKS = {
     "the wrapper from another path": ["/home/op/bin/cyborg-smartnic-privsep-helper",
                                       *LEGIT[1:]],
     "no arguments": [WRAPPER],
+    "firmware context, another context appended": [*FIRMWARE, *APPENDED],
+    "firmware context, socket elsewhere": [*FIRMWARE[:4], "/run/tmpk3_x9a0q/privsep.sock"],
+    "a made-up sibling context": [WRAPPER, "--privsep_context",
+                                  "cyborg_smartnic.host.beneath.context",
+                                  "--privsep_sock_path", SOCK],
 }
 
 
@@ -142,10 +150,15 @@ def test_fnmatch_is_sudos_star_matches_spaces() -> None:
 
 
 def test_the_operator_command_is_allowed(shipped: dict[str, list[Command]]) -> None:
-    assert shipped[f"%{GROUP}"] == [Command(WRAPPER, shipped[f"%{GROUP}"][0].args)]
-    assert reaches_root(shipped, LEGIT)
+    """Exactly two command lines, the wrapper with each of our two contexts."""
+    rules = shipped[f"%{GROUP}"]
+    assert [rule.path for rule in rules] == [WRAPPER, WRAPPER]
+    assert [rule.args.split()[1] for rule in rules if rule.args] == [CONTEXT, FIRMWARE_CONTEXT]
+    assert all("*" not in (rule.args or "*") for rule in rules)
     sock = privsep_helper.SOCKET_PARENT + "/tmp" + "abcdefghijklmnopqrstuvwxyz0123456789_"[:8]
-    assert reaches_root(shipped, [*LEGIT[:4], sock + "/privsep.sock"])
+    for legit in (LEGIT, FIRMWARE):
+        assert reaches_root(shipped, legit)
+        assert reaches_root(shipped, [*legit[:4], sock + "/privsep.sock"])
 
 
 @pytest.mark.parametrize("argv", ATTACKS.values(), ids=ATTACKS.keys())
@@ -163,22 +176,25 @@ def test_the_old_rule_let_any_context_through() -> None:
                               f"{SOCK} --config-file /home/op/evil.conf"])
 
 
+@pytest.mark.parametrize("module", [privileged, firmware_privileged],
+                         ids=["privileged", "firmware_privileged"])
 def test_what_the_client_runs_matches_the_rule(shipped: dict[str, list[Command]],
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+                                               monkeypatch: pytest.MonkeyPatch,
+                                               module: ModuleType) -> None:
     """The command a non-root ``host apply`` builds (oslo.privsep's own helper_command, after
     ``use_sudo``) with a socket dir really made by mkdtemp, against the shipped rule with
     this install's wrapper path put in, as docs/host.md's sed does for a virtualenv."""
     monkeypatch.setattr(tempfile, "tempdir", None)  # restored afterwards
-    privsep_helper.use_sudo(cfg.CONF, privileged.CONFIG_SECTION)
+    privsep_helper.use_sudo(cfg.CONF, module.CONFIG_SECTION)
     try:
         sockdir = tempfile.mkdtemp()
         try:
-            context = privileged.context
+            context = module.context
             argv = type(context).helper_command(context, os.path.join(sockdir, "privsep.sock"))
         finally:
             os.rmdir(sockdir)
     finally:
-        cfg.CONF.set_default("helper_command", None, group=privileged.CONFIG_SECTION)
+        cfg.CONF.set_default("helper_command", None, group=module.CONFIG_SECTION)
     assert argv[:2] == ["sudo", "--non-interactive"]
     assert argv[2] == privsep_helper.script_path()
     assert argv[2].endswith("/cyborg-smartnic-privsep-helper") and os.path.isabs(argv[2])
