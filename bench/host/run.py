@@ -31,10 +31,11 @@ with warnings.catch_warnings():  # oslo.privsep imports eventlet, which warns on
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     from cyborg_smartnic.host.apply import ApplyOptions, Executor
 
-from cyborg_smartnic.cli.host import HostReader
+from cyborg_smartnic.cli.common import load_config
 from cyborg_smartnic.host import inuse
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan as make_plan
+from cyborg_smartnic.host.reader import HostReader
 from tests.fixtures.kernel import emulated_kernel
 from tests.fixtures.sysfs import large, scratch_dir
 
@@ -85,8 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         config_path = scratch / "host.yaml"
         config_path.write_text(host_yaml(args.pfs, args.vfs))
         config = load_host_config(config_path)
-        reader = HostReader(argparse.Namespace(sysfs_root=str(tree.root), config_file=[]),
-                            config)
+        reader = HostReader(load_config(argparse.Namespace(sysfs_root=str(tree.root),
+                                                       config_file=[])), config)
         root = reader.root
         with emulated_kernel(tree) as kernel:
             wall0 = time.perf_counter()

@@ -8,7 +8,6 @@ preflight checks; ``conf`` prints the matching cyborg.conf and nova.conf lines.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import errno
 import logging
 import os
@@ -21,21 +20,19 @@ from typing import TYPE_CHECKING, Any, TextIO
 from cyborg_smartnic.cli import common, hostreport
 from cyborg_smartnic.cli import ovs as ovs_cli
 from cyborg_smartnic.cli import owners as owners_cli
-from cyborg_smartnic.discovery.model import Host, HugepagePool
+from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import doctor as doctor_mod
 from cyborg_smartnic.host import firmware_resume, guard, inuse
 from cyborg_smartnic.host import lock as host_lock
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig, load_host_config
-from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.interrupt import Interrupted, StopSignals
 from cyborg_smartnic.host.plan import plan as make_plan
-from cyborg_smartnic.host.plan import selects
+from cyborg_smartnic.host.reader import HostReader, apply_state_dir
 from cyborg_smartnic.host.requirements import Finding, check
 
 if TYPE_CHECKING:
-    from cyborg_smartnic.discovery.scan import ScanOptions
     from cyborg_smartnic.host.apply import ApplyResult
 
 
@@ -119,70 +116,6 @@ def _common(parser: argparse.ArgumentParser, *, example_host: bool = True) -> No
 # --------------------------------------------------------------------------- reading
 
 
-class HostReader:
-    """Scans for the host commands: every catalogued PF, plus PFs host.yaml names explicitly.
-
-    A default scan leaves out NICs the catalogue does not know; when host.yaml names one, the
-    scan is repeated with selectors for every catalogued model plus host.yaml's entries, and
-    every later rescan (during apply) keeps those selectors. ``read_pf`` and
-    ``read_hugepages`` are the executor's per-step re-reads: one PF (all its VFs) or the
-    hugepage pools, without walking the rest of the host.
-    """
-
-    def __init__(self, args: argparse.Namespace, config: HostConfig | None = None) -> None:
-        from cyborg_smartnic.discovery.scan import scan_options_from_conf  # noqa: PLC0415
-        from cyborg_smartnic.discovery.sysfs import check_root  # noqa: PLC0415
-
-        conf = common.load_config(args)
-        self.root = str(conf.smartnic.sysfs_root)
-        check_root(self.root)  # a mistyped root is one error line, not "no PF on this host"
-        self.options = dataclasses.replace(scan_options_from_conf(conf), selectors=())
-        self.config = config
-        self.hostname = self.options.hostname or ""
-        self.lock_path = host_lock.lock_path(conf.smartnic.apply_lock_file, self.root)
-        self.state_dir = str(conf.smartnic.apply_state_dir
-                             or os.path.join(self.root, "var/lib/cyborg-smartnic"))
-        self.call_timeout = float(conf.smartnic.privileged_call_timeout)
-
-    def read(self) -> Host:
-        host = self._scan(self.options)
-        self.hostname = host.hostname
-        if self.config is None or self.options.selectors:
-            return host
-        if all(any(selects(d, pf) for pf in host.physical_functions)
-               for d in self.config.devices):
-            return host
-        from cyborg_smartnic.discovery.selection import parse_selector  # noqa: PLC0415
-
-        named = {d.selector_text for d in self.config.devices}
-        known = {f"{m.vendor_id}:{m.device_id}" for m in self.options.catalog.models}
-        self.options = dataclasses.replace(
-            self.options, selectors=tuple(parse_selector(text) for text in sorted(named | known)))
-        return self._scan(self.options)
-
-    def read_pf(self, address: str) -> Host:
-        """A ``Host`` holding only the PF at ``address`` (none when it is gone), every VF."""
-        from cyborg_smartnic.discovery.scan import scan_function  # noqa: PLC0415
-        from cyborg_smartnic.discovery.selection import parse_selector  # noqa: PLC0415
-
-        found = scan_function(self.root, address, dataclasses.replace(
-            self.options, selectors=(parse_selector(address),)))
-        host = Host(hostname=self.hostname,
-                    physical_functions=() if found.pf is None else (found.pf,),
-                    skipped=found.skipped)
-        return with_flow_steering(host, self.root)
-
-    def read_hugepages(self) -> tuple[HugepagePool, ...]:
-        from cyborg_smartnic.discovery.scan import scan_hugepages  # noqa: PLC0415
-
-        return scan_hugepages(self.root)
-
-    def _scan(self, options: ScanOptions) -> Host:
-        from cyborg_smartnic.discovery.scan import scan  # noqa: PLC0415
-
-        return with_flow_steering(scan(self.root, options), self.root)
-
-
 def _in_use(args: argparse.Namespace, root: str, host: Host) -> inuse.InUse:
     return guard.witnesses(root, host, args.os_cloud, common.retry_policy(args))
 
@@ -257,7 +190,7 @@ def _raise_if_unmet(findings: tuple[Finding, ...]) -> None:
 
 def plan_command(args: argparse.Namespace) -> int:
     config = load_host_config(args.host_config)
-    reader = HostReader(args, config)
+    reader = HostReader(common.load_config(args), config)
     root, host = reader.root, reader.read()
     plan = make_plan(config, host, _in_use(args, root, host),
                      ovs=ovs_cli.ovs_input(args, root, config), **_firmware(root, host))
@@ -290,7 +223,7 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
 
     resuming, host_config = _resume_target(args)
     config = load_host_config(host_config)
-    reader = HostReader(args, config)
+    reader = HostReader(common.load_config(args), config)
     progress_out = sys.stdout if args.format == "table" else sys.stderr
 
     def progress(line: str) -> None:
@@ -371,11 +304,8 @@ def _resume_target(args: argparse.Namespace) -> tuple[Any, str]:
     the record's host.yaml; else HOST.yaml, which is then required."""
     record = None
     if getattr(args, "resume", False):
-        reader_conf = common.load_config(args)
-        state_dir = str(reader_conf.smartnic.apply_state_dir or os.path.join(
-            str(reader_conf.smartnic.sysfs_root), "var/lib/cyborg-smartnic"))
         try:
-            record = firmware_resume.load(state_dir)
+            record = firmware_resume.load(apply_state_dir(common.load_config(args)))
         except firmware_resume.BadRecord as exc:
             raise ApplyRefused(reason=f"cannot resume: {exc}") from exc
     if record is not None:
@@ -539,7 +469,7 @@ def revive_privsep() -> None:
 
 def doctor_command(args: argparse.Namespace) -> int:
     config = load_host_config(args.host_config) if args.host_config else None
-    reader = HostReader(args, config)
+    reader = HostReader(common.load_config(args), config)
     root, host = reader.root, reader.read()
     plan = make_plan(config, host, _in_use(args, root, host),
                      ovs=ovs_cli.ovs_input(args, root, config),
@@ -570,6 +500,6 @@ def doctor_text(checks: tuple[doctor_mod.Check, ...]) -> str:
 
 def conf_command(args: argparse.Namespace) -> int:
     config = load_host_config(args.host_config)
-    reader = HostReader(args, config)
+    reader = HostReader(common.load_config(args), config)
     owners_cli.print_conf(args, config, reader.read(), reader.root)
     return 0

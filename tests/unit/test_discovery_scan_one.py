@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cyborg_smartnic.cli.host import HostReader
+from cyborg_smartnic.cli.common import load_config
 from cyborg_smartnic.discovery.model import Host, Skipped
 from cyborg_smartnic.discovery.scan import (
     FunctionScan,
@@ -33,6 +33,7 @@ from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.apply import ApplyOptions, Executor
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan
+from cyborg_smartnic.host.reader import HostReader
 from cyborg_smartnic.pci import PciAddress
 from tests.fixtures.kernel import emulated_kernel
 from tests.fixtures.sysfs import (
@@ -189,7 +190,8 @@ def test_host_apply_rereads_one_pf_or_the_pools_never_the_whole_host(root: Path)
     example host without a single full scan after planning."""
     tree = build_scenario(root / "host", "example")
     config = load_host_config(Path(__file__).parents[2] / "deploy" / "host.example.yaml")
-    reader = HostReader(argparse.Namespace(sysfs_root=str(tree.root), config_file=[]), config)
+    reader = HostReader(load_config(argparse.Namespace(sysfs_root=str(tree.root), config_file=[])),
+                        config)
     host = reader.read()
     first = plan(config, host, inuse.detect(reader.root, host))
     kinds = {step.kind for step in first.actions}
