@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
 from cyborg_smartnic.discovery.sysfs import RecordingReader
-from tests.fixtures.sysfs import large, scratch_dir
+from cyborg_smartnic.hostgen import large, scratch_dir
 
 OPTIONS = ScanOptions(hostname="bench")
 X710_ONLY = (("8086", "1572", "i40e", "iavf", "legacy"),)

@@ -1,9 +1,9 @@
 """In-use detection benchmark: ``inuse.detect`` on a big generated host with busy /proc.
 
-Builds ``tests/fixtures/sysfs.py:large(pfs, vfs, noise)`` in ``scratch_dir()`` (tmpfs), adds
-``--processes`` processes with ``--fds`` open files each (sockets and pipes; every tenth
-process also holds the vfio group of a VF on vfio-pci, a VM), scans the host once and prints
-the best of ``--rounds`` calls of ``detect(root, host)`` in milliseconds with the number of
+Builds ``cyborg_smartnic/hostgen/large.py:large(pfs, vfs, noise)`` in ``scratch_dir()``
+(tmpfs), adds ``--processes`` processes with ``--fds`` open files each (sockets and pipes;
+every tenth process also holds the vfio group of a VF on vfio-pci, a VM), scans the host once and
+prints the best of ``--rounds`` calls of ``detect(root, host)`` in milliseconds with the number of
 VFs and users found. ``--inuse FILE`` loads another version of ``cyborg_smartnic/host/
 inuse.py`` instead (e.g. ``git show REV:cyborg_smartnic/host/inuse.py > /tmp/old.py``), to
 compare revisions on the same tree.
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import inuse
-from tests.fixtures.sysfs import SysfsTree, large, scratch_dir
+from cyborg_smartnic.hostgen import SysfsTree, large, scratch_dir
 
 
 def _load(path: str | None) -> ModuleType:

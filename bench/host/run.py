@@ -1,14 +1,14 @@
 """Host-apply benchmark: a big host re-shaped PF by PF through the kernel emulator.
 
-Builds ``tests/fixtures/sysfs.py:large(pfs=16, vfs=64, noise=200)`` in ``scratch_dir()``
+Builds ``cyborg_smartnic/hostgen/large.py:large(pfs=16, vfs=64, noise=200)`` in ``scratch_dir()``
 (tmpfs), writes a host.yaml that touches every PF (64 -> 32 VFs, VFs 0-15 on vfio-pci and
 16-31 on the vendor's default driver), plans it from a real scan and applies it with the
 executor wired the way ``cyborg-smartnic host apply`` wires it (``HostReader.read`` for the
 host, ``HostReader.read_pf``/``read_hugepages`` for per-step re-reads, ``inuse.detect`` for
 the guard), every write going through the privileged entry points into
-``tests/fixtures/kernel.py``. Prints the number of steps, total seconds and milliseconds per
-step, and the share spent in the executor's re-reads (count, total, ms each; the rest is
-mostly the emulator creating and removing VF directories); exits 1 if the apply fails or
+``cyborg_smartnic/hostgen/kernel.py``. Prints the number of steps, total seconds and
+milliseconds per step, and the share spent in the executor's re-reads (count, total, ms each; the
+rest is mostly the emulator creating and removing VF directories); exits 1 if the apply fails or
 leaves anything to do. ``--full-scan`` re-reads the whole host at every step (no PF-scoped
 reads), for comparison.
 
@@ -36,8 +36,8 @@ from cyborg_smartnic.host import inuse
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan as make_plan
 from cyborg_smartnic.host.reader import HostReader
-from tests.fixtures.kernel import emulated_kernel
-from tests.fixtures.sysfs import large, scratch_dir
+from cyborg_smartnic.hostgen import large, scratch_dir
+from cyborg_smartnic.hostgen.kernel import emulated_kernel
 
 T = TypeVar("T")
 

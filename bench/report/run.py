@@ -1,6 +1,6 @@
 """Report-cycle benchmark: a 2048-VF host through the real agent, conductor and Placement.
 
-Builds ``tests/fixtures/sysfs.py:large()`` (16 PFs x 128 VFs by default) in a temporary
+Builds ``cyborg_smartnic/hostgen/large.py:large()`` (16 PFs x 128 VFs by default) in a temporary
 directory, starts the in-process cloud of ``tests/functional/harness.py`` on it and times
 ``AgentManager.update_available_resource`` (driver scan + report + conductor diff + Placement)
 for: the first report, an unchanged host (stub devices, and the full report the driver sends
@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.fixtures.sysfs import large
+from cyborg_smartnic.hostgen import large
 from tests.functional.harness import InProcessCloud
 
 

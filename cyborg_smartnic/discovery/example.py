@@ -2,7 +2,7 @@
 
 ``cyborg_smartnic/data/example-host.tar.gz`` is the tree builder's ``example`` scenario
 (ConnectX-6 Dx switchdev + E810 COMMS + X710 + noise + hugepages), regenerated with
-``python -m tests.fixtures.sysfs --write-example cyborg_smartnic/data``; a unit test checks the
+``python -m cyborg_smartnic.hostgen --write-example cyborg_smartnic/data``; a unit test checks the
 shipped files still equal what the builder makes. ``example-host.conf`` holds the matching
 ``[smartnic]`` options (hostname and physnet mappings).
 """

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 
 from cyborg_smartnic.host import lock
-from tests.fixtures.sysfs import SysfsTree
+from cyborg_smartnic.hostgen import SysfsTree
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.fixtures.sysfs import SysfsTree
+from cyborg_smartnic.hostgen import SysfsTree
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"

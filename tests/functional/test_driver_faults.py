@@ -23,8 +23,8 @@ import pytest
 
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.driver import rp_uuid
+from cyborg_smartnic.hostgen import SysfsTree
 from cyborg_smartnic.report import plan_report
-from tests.fixtures.sysfs import SysfsTree
 from tests.functional.harness import FAULT_KINDS, InProcessCloud
 from tests.functional.test_driver_inuse import Bound
 

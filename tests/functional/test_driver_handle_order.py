@@ -19,8 +19,8 @@ from cyborg import context
 
 from cyborg_smartnic import report
 from cyborg_smartnic.discovery.scan import scan
+from cyborg_smartnic.hostgen import SysfsTree
 from cyborg_smartnic.pools import ReportConfig
-from tests.fixtures.sysfs import SysfsTree
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"

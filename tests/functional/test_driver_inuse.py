@@ -21,7 +21,7 @@ import pytest
 from cyborg.common.exception import ResourceProviderInUse
 
 from cyborg_smartnic.driver import SmartNicDriver, rp_uuid
-from tests.fixtures.sysfs import SysfsTree
+from cyborg_smartnic.hostgen import SysfsTree
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"

@@ -12,8 +12,8 @@ import pytest
 from cyborg_smartnic import driver as driver_module
 from cyborg_smartnic.driver import ScanFailed, SmartNicDriver
 from cyborg_smartnic.errors import ConfigError
+from cyborg_smartnic.hostgen import SysfsTree, build_scenario
 from cyborg_smartnic.report import report_to_dicts
-from tests.fixtures.sysfs import SysfsTree, build_scenario
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"

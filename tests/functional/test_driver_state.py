@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from cyborg_smartnic.hostgen import SysfsTree
 from cyborg_smartnic.statefile import StateFileInUse
-from tests.fixtures.sysfs import SysfsTree
 from tests.functional.harness import InProcessCloud
 from tests.functional.test_driver_inuse import (
     GROUP,

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.cli.main import main
-from tests.fixtures.kernel import emulated_kernel
-from tests.fixtures.sysfs import SysfsTree
+from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen.kernel import emulated_kernel
 from tests.functional.harness import InProcessCloud
 
 X710 = "0000:18:00.0"

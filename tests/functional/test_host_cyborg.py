@@ -18,7 +18,7 @@ from cyborg_smartnic.discovery.scan import ScanOptions, scan
 from cyborg_smartnic.host import inuse
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan
-from tests.fixtures.sysfs import SysfsTree
+from cyborg_smartnic.hostgen import SysfsTree
 from tests.functional.harness import InProcessCloud
 
 X710 = "0000:18:00.0"

@@ -20,7 +20,7 @@ import pytest
 from oslo_config import cfg
 
 from cyborg_smartnic.host import privileged
-from tests.fixtures.sysfs import build_scenario
+from cyborg_smartnic.hostgen import build_scenario
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="privsep-helper is started without sudo only as root")

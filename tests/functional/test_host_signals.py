@@ -25,7 +25,7 @@ import pytest
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host.devlink_params import with_flow_steering
-from tests.fixtures.sysfs import build_scenario
+from cyborg_smartnic.hostgen import build_scenario
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="privsep-helper is started without sudo only as root")

@@ -15,12 +15,12 @@ from pathlib import Path
 
 from cyborg_smartnic.discovery.physnets import parse_physnet_mappings
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
+from cyborg_smartnic.hostgen import build_scenario
 from cyborg_smartnic.pools import ReportConfig
 from cyborg_smartnic.profiles.check import check_profile, offers_from_report
 from cyborg_smartnic.profiles.compiler import CompiledProfile, compile_all
 from cyborg_smartnic.profiles.loader import load_profiles
 from cyborg_smartnic.report import build_report, report_to_dicts
-from tests.fixtures.sysfs import build_scenario
 from tests.functional.harness import COMPUTE_HOST, InProcessCloud, request_groups_query
 
 EXAMPLES = Path(__file__).parent.parent.parent / "profiles"

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.cli.main import main
+from cyborg_smartnic.hostgen import build_scenario
 from tests.fixtures import ovs_recorded
 from tests.fixtures.ovs import PrivateOvs
-from tests.fixtures.sysfs import build_scenario
 
 HOST_YAML = """\
 ovs:

@@ -24,8 +24,8 @@ from cyborg_smartnic.host.ovs.apply import OvsRunner
 from cyborg_smartnic.host.ovs.plan import OvsInput, not_in_effect
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.privileged import context
+from cyborg_smartnic.hostgen import build_scenario
 from tests.fixtures.ovs import PrivateOvs
-from tests.fixtures.sysfs import build_scenario
 
 HOST_YAML = """\
 devices:

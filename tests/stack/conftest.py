@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from cyborg_smartnic.discovery.example import example_conf_path
-from tests.fixtures.sysfs import build_scenario
+from cyborg_smartnic.hostgen import build_scenario
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

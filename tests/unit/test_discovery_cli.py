@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from cyborg_smartnic.cli.main import main
-from tests.fixtures.sysfs import build_pathology, build_scenario, scratch_dir
+from cyborg_smartnic.hostgen import build_pathology, build_scenario, scratch_dir
 
 PF_KEYS = {"address", "vendor_id", "device_id", "model", "driver", "numa_node", "netdev",
            "eswitch_mode", "firmware", "physnet", "sriov", "virtual_functions"}

@@ -18,8 +18,7 @@ from cyborg_smartnic.discovery.example import (
     unpack_example_host,
 )
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
-from cyborg_smartnic.safetar import UnsafeArchive
-from tests.fixtures.sysfs import (
+from cyborg_smartnic.hostgen import (
     SCENARIOS,
     SysfsTree,
     build_scenario,
@@ -27,6 +26,7 @@ from tests.fixtures.sysfs import (
     large,
     scratch_dir,
 )
+from cyborg_smartnic.safetar import UnsafeArchive
 
 
 @pytest.fixture
@@ -150,7 +150,7 @@ def _members(data: bytes) -> dict[str, tuple[int, str, bytes]]:
 
 
 def test_shipped_example_host_equals_the_builder() -> None:
-    """If this fails: python -m tests.fixtures.sysfs --write-example cyborg_smartnic/data"""
+    """If this fails: python -m cyborg_smartnic.hostgen --write-example cyborg_smartnic/data"""
     fresh_tar, fresh_conf = example_files()
     shipped_tar = gzip.decompress(data_file(TARBALL_NAME).read_bytes())
     assert _members(shipped_tar) == _members(fresh_tar)

@@ -1,6 +1,6 @@
 """Broken and changing hosts: one bad device costs that device only, with a reason.
 
-Every case builds a broken tree (``tests.fixtures.sysfs.PATHOLOGIES``) or breaks it during the
+Every case builds a broken tree (``cyborg_smartnic.hostgen.PATHOLOGIES``) or breaks it during the
 scan through the reader hook; the scan must finish, keep the bystander PF intact, and list the
 casualty in ``Host.skipped`` (or degrade a field to unknown) with a warning in the log.
 """
@@ -17,8 +17,7 @@ import pytest
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
 from cyborg_smartnic.discovery.sysfs import SysfsReader
-from cyborg_smartnic.pci import PciAddress
-from tests.fixtures.sysfs import (
+from cyborg_smartnic.hostgen import (
     BYSTANDER_PF,
     PATHOLOGIES,
     PATHOLOGY_PF,
@@ -26,6 +25,7 @@ from tests.fixtures.sysfs import (
     pathology_base,
     scratch_dir,
 )
+from cyborg_smartnic.pci import PciAddress
 
 OPTIONS = ScanOptions(hostname="h")
 

@@ -34,9 +34,7 @@ from cyborg_smartnic.host.apply import ApplyOptions, Executor
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.reader import HostReader
-from cyborg_smartnic.pci import PciAddress
-from tests.fixtures.kernel import emulated_kernel
-from tests.fixtures.sysfs import (
+from cyborg_smartnic.hostgen import (
     BYSTANDER_PF,
     PATHOLOGIES,
     PATHOLOGY_PF,
@@ -46,6 +44,8 @@ from tests.fixtures.sysfs import (
     pathology_base,
     scratch_dir,
 )
+from cyborg_smartnic.hostgen.kernel import emulated_kernel
+from cyborg_smartnic.pci import PciAddress
 
 DEFAULT = ScanOptions(hostname="h")
 # picks PFs by id, wildcard vendor, address and netdev, with VF ranges: exercises the

@@ -14,7 +14,7 @@ import pytest
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.discovery.physnets import parse_physnet_mappings
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
-from tests.fixtures.sysfs import build_scenario, scratch_dir
+from cyborg_smartnic.hostgen import build_scenario, scratch_dir
 
 
 @pytest.fixture
@@ -168,7 +168,7 @@ def test_hostname_defaults_to_fqdn(root: Path) -> None:
 
 
 def test_no_iommu_no_groups(root: Path) -> None:
-    from tests.fixtures.sysfs import SysfsTree, x710_legacy
+    from cyborg_smartnic.hostgen import SysfsTree, x710_legacy
 
     tree = SysfsTree(root, iommu=False)
     x710_legacy(tree)

@@ -18,8 +18,8 @@ from cyborg_smartnic.discovery.selection import (
     rejoin,
 )
 from cyborg_smartnic.errors import ConfigError
+from cyborg_smartnic.hostgen import build_scenario, scratch_dir
 from cyborg_smartnic.pci import PciAddress
-from tests.fixtures.sysfs import build_scenario, scratch_dir
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from cyborg_smartnic.discovery.sysfs import (
     parse_switch_id,
     parse_vpd_serial,
 )
-from tests.fixtures.sysfs import _vpd, build_scenario, scratch_dir
+from cyborg_smartnic.hostgen import build_scenario, scratch_dir, vpd
 
 
 @pytest.fixture
@@ -77,7 +77,7 @@ def test_parser_errors(call: object, message: str) -> None:
 
 
 def test_vpd_serial() -> None:
-    image = _vpd("ConnectX-6 Dx", "MCX623106AN-CDAT", "MT2034X12345")
+    image = vpd("ConnectX-6 Dx", "MCX623106AN-CDAT", "MT2034X12345")
     assert parse_vpd_serial(image) == "MT2034X12345"
     assert parse_vpd_serial(b"") is None and parse_vpd_serial(None) is None
     assert parse_vpd_serial(b"\x78") is None
@@ -216,7 +216,7 @@ def test_eswitch_from_sysfs() -> None:
 
 def test_switchdev_inferred_without_compat_or_devlink(root: Path) -> None:
     """ice/bnxt have no compat/devlink/mode: switch id + representors say switchdev."""
-    from tests.fixtures.sysfs import SysfsTree
+    from cyborg_smartnic.hostgen import SysfsTree
 
     tree = SysfsTree(root)
     tree.add_pf("0000:5e:00.0", vendor="8086", device="1592", driver="ice", netdev="ens2f0",
@@ -315,7 +315,7 @@ def test_uncatalogued_pf_named_from_pci_ids(root: Path) -> None:
     (root / "pci.ids").write_text(PCI_IDS.replace("8086  Intel", "1234  Acme Networks Inc.\n"
                                                   "\t5678  Acme NIC\n8086  Intel"))
     tree_root = root / "host"
-    from tests.fixtures.sysfs import SysfsTree
+    from cyborg_smartnic.hostgen import SysfsTree
 
     tree = SysfsTree(tree_root)
     tree.add_pf("0000:41:00.0", vendor="1234", device="5678", driver="acme", netdev="eth7",

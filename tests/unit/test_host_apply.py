@@ -22,8 +22,8 @@ from cyborg_smartnic.host.apply import ApplyOptions, ApplyResult, Executor, Plan
 from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan
-from tests.fixtures.kernel import KernelEmulator, emulated_kernel
-from tests.fixtures.sysfs import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen.kernel import KernelEmulator, emulated_kernel
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "deploy" / "host.example.yaml"
 CX_PF = "0000:3b:00.0"

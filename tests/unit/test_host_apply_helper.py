@@ -15,7 +15,7 @@ from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import inuse, privileged
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.apply import Executor
-from tests.fixtures.sysfs import build_scenario
+from cyborg_smartnic.hostgen import build_scenario
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.host import beneath, privileged
-from tests.fixtures.kernel import in_process_kernel
-from tests.fixtures.sysfs import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen.kernel import in_process_kernel
 
 PF = "0000:18:00.1"  # x710_legacy: X710 port 1, 0 of 32 VFs
 

@@ -16,10 +16,10 @@ from cyborg_smartnic.host.inuse import InUse
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.requirements import Finding, check
 from cyborg_smartnic.host.snippet import cyborg_conf
+from cyborg_smartnic.hostgen import build_scenario
+from cyborg_smartnic.hostgen.kernel import KernelEmulator
 from cyborg_smartnic.profiles.compiler import compile_all
 from cyborg_smartnic.profiles.loader import load_profiles
-from tests.fixtures.kernel import KernelEmulator
-from tests.fixtures.sysfs import build_scenario
 
 REPO = Path(__file__).parents[2]
 EXAMPLE_CONFIG = REPO / "deploy" / "host.example.yaml"

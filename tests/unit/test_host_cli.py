@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.cli.main import main
-from tests.fixtures.kernel import KernelEmulator, emulated_kernel
-from tests.fixtures.sysfs import build_scenario
+from cyborg_smartnic.hostgen import build_scenario
+from cyborg_smartnic.hostgen.kernel import KernelEmulator, emulated_kernel
 
 EXAMPLE_CONFIG = str(Path(__file__).parents[2] / "deploy" / "host.example.yaml")
 CX_PF = "0000:3b:00.0"
@@ -166,7 +166,7 @@ def test_doctor_passes_on_the_example_and_fails_without_iommu(
     code, out, err = run(capsys, "host", "doctor", "--sysfs-root", str(root))
     assert code == 0, err
     assert "[ ok ] iommu: IOMMU groups present (intel_iommu=on iommu=pt)" in out.splitlines()
-    from tests.fixtures.sysfs import SysfsTree, x710_legacy
+    from cyborg_smartnic.hostgen import SysfsTree, x710_legacy
 
     bare = SysfsTree(tmp_path / "bare", iommu=False)
     x710_legacy(bare)

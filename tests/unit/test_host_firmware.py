@@ -1,5 +1,6 @@
 """Firmware steps: recorded mstconfig/mlxfwreset answers, the ice DDP package, and the kernel
-emulator reacting to firmware resets, driver reloads and a reboot (tests/fixtures/firmware)."""
+emulator reacting to firmware resets, driver reloads and a reboot
+(cyborg_smartnic/hostgen/firmware.py)."""
 
 from __future__ import annotations
 
@@ -21,16 +22,16 @@ from cyborg_smartnic.host.config import HostConfig, InvalidHostConfig, load_host
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.requirements import check
-from cyborg_smartnic.profiles.compiler import compile_all
-from cyborg_smartnic.profiles.loader import load_profiles
-from tests.fixtures.firmware import (
+from cyborg_smartnic.hostgen import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen.firmware import (
     read_nv,
     write_ddp_packages,
     write_nv_query,
     write_reset_query,
 )
-from tests.fixtures.kernel import KernelEmulator, emulated_kernel
-from tests.fixtures.sysfs import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen.kernel import KernelEmulator, emulated_kernel
+from cyborg_smartnic.profiles.compiler import compile_all
+from cyborg_smartnic.profiles.loader import load_profiles
 
 CX0, CX1 = "0000:3b:00.0", "0000:3b:00.1"
 ICE0, ICE1 = "0000:5e:00.0", "0000:5e:00.1"

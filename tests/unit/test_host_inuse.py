@@ -18,8 +18,8 @@ from cyborg_smartnic.host import inuse
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan
-from tests.fixtures.kernel import KernelEmulator
-from tests.fixtures.sysfs import SysfsTree, build_scenario, cx6dx_switchdev, x710_legacy
+from cyborg_smartnic.hostgen import SysfsTree, build_scenario, cx6dx_switchdev, x710_legacy
+from cyborg_smartnic.hostgen.kernel import KernelEmulator
 
 PF = "0000:18:00.0"
 
@@ -163,7 +163,7 @@ def test_plan_refuses_to_destroy_vfs_when_a_bound_handle_is_unreadable(tmp_path:
     from cyborg_smartnic.discovery.scan import ScanOptions, scan
     from cyborg_smartnic.host.config import load_host_config
     from cyborg_smartnic.host.plan import plan
-    from tests.fixtures.sysfs import build_scenario
+    from cyborg_smartnic.hostgen import build_scenario
 
     build_scenario(tmp_path, "x710_legacy")
     host = scan(tmp_path, ScanOptions(hostname="node1"))

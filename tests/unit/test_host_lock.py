@@ -13,9 +13,9 @@ import pytest
 
 from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.host import lock
+from cyborg_smartnic.hostgen import build_scenario
+from cyborg_smartnic.hostgen.kernel import KernelEmulator, emulated_kernel
 from cyborg_smartnic.report import DeviceSpec
-from tests.fixtures.kernel import KernelEmulator, emulated_kernel
-from tests.fixtures.sysfs import build_scenario
 
 EXAMPLE_CONFIG = str(Path(__file__).parents[2] / "deploy" / "host.example.yaml")
 CX_PF = "0000:3b:00.0"

@@ -10,8 +10,8 @@ import pytest
 
 from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.host.ovs import datapath as dp
+from cyborg_smartnic.hostgen import build_scenario
 from tests.fixtures import ovs_recorded
-from tests.fixtures.sysfs import build_scenario
 
 HOST_YAML = """\
 ovs:

@@ -24,8 +24,8 @@ from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import novaspec, ownership, snippet
 from cyborg_smartnic.host.config import InvalidHostConfig, load_host_config
+from cyborg_smartnic.hostgen import build_scenario
 from cyborg_smartnic.pci import PciAddress
-from tests.fixtures.sysfs import build_scenario
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "deploy" / "host.example.yaml"
 CX = "0000:3b:00.0"

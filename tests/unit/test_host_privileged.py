@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.host import privileged
-from tests.fixtures.kernel import in_process_kernel
-from tests.fixtures.sysfs import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen.kernel import in_process_kernel
 
 PF = "0000:18:00.0"  # x710_legacy: i40e with 4 iavf VFs
 VF = "0000:18:01.0"

@@ -26,7 +26,7 @@ from oslo_config import cfg
 
 from cyborg_smartnic.host import firmware_privileged, privileged, privsep_helper
 from cyborg_smartnic.host.privsep_helper import CONTEXT, FIRMWARE_CONTEXT, Refused, check_argv
-from tests.fixtures.sysfs import build_scenario
+from cyborg_smartnic.hostgen import build_scenario
 
 NOBODY = 65534
 SOCK = "/tmp/tmpab_cd012/privsep.sock"

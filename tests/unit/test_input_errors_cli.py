@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.host.config import InvalidHostConfig, load_host_config
+from cyborg_smartnic.hostgen import build_scenario, example_conf, scratch_dir
 from cyborg_smartnic.profiles import spec
 from cyborg_smartnic.profiles.loader import check_profiles
 from cyborg_smartnic.yamlsource import Document, is_integer, validate_with_schema
-from tests.fixtures.sysfs import build_scenario, example_conf, scratch_dir
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_YAML = (REPO / "deploy" / "host.example.yaml").read_text()

@@ -12,6 +12,7 @@ from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.discovery.model import HugepagePool
 from cyborg_smartnic.discovery.physnets import parse_physnet_mappings
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
+from cyborg_smartnic.hostgen import build_scenario
 from cyborg_smartnic.pools import ReportConfig
 from cyborg_smartnic.profiles.check import (
     NOVA_PCI_NOTE,
@@ -24,7 +25,6 @@ from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements
 from cyborg_smartnic.profiles.loader import load_profiles
 from cyborg_smartnic.report import build_report, report_to_dicts
 from cyborg_smartnic.traits import physnet_trait
-from tests.fixtures.sysfs import build_scenario
 
 EXAMPLES = Path(__file__).parent.parent.parent / "profiles"
 HOST = "compute-0.example.org"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.cli.main import main
-from tests.fixtures.sysfs import build_scenario
+from cyborg_smartnic.hostgen import build_scenario
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -18,8 +18,8 @@ from oslo_config import cfg
 
 from cyborg_smartnic import conf as smartnic_conf
 from cyborg_smartnic.cli.main import main
+from cyborg_smartnic.hostgen import build_scenario
 from cyborg_smartnic.pools import load_report_config
-from tests.fixtures.sysfs import build_scenario
 
 
 def _report(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -28,7 +28,7 @@ from cyborg_smartnic.discovery.scan import ScanOptions, scan
 from cyborg_smartnic.discovery.selection import parse_selectors
 from cyborg_smartnic.discovery.sysfs import RecordingReader, SysfsReader
 from cyborg_smartnic.host.devlink_params import read_param
-from tests.fixtures.sysfs import (
+from cyborg_smartnic.hostgen import (
     PATHOLOGIES,
     SCENARIOS,
     SysfsTree,

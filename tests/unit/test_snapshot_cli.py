@@ -16,7 +16,7 @@ from cyborg_smartnic import conf as smartnic_conf
 from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.discovery import snapshot as snap
 from cyborg_smartnic.discovery.snapshot import unpack
-from tests.fixtures.sysfs import build_scenario, example_conf, scratch_dir
+from cyborg_smartnic.hostgen import build_scenario, example_conf, scratch_dir
 
 HOST_YAML = Path(__file__).resolve().parents[2] / "deploy" / "host.example.yaml"
 

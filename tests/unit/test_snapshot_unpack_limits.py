@@ -15,7 +15,7 @@ import pytest
 
 from cyborg_smartnic import safetar
 from cyborg_smartnic.discovery import snapshot as snap
-from tests.fixtures.sysfs import scratch_dir
+from cyborg_smartnic.hostgen import scratch_dir
 
 CHUNK = 1 << 20
 

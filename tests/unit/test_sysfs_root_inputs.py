@@ -22,7 +22,7 @@ from types import FrameType
 import pytest
 
 from cyborg_smartnic.discovery.sysfs import SysfsReader, UnreadableAttribute
-from tests.fixtures.sysfs import build_scenario, example_conf, scratch_dir
+from cyborg_smartnic.hostgen import build_scenario, example_conf, scratch_dir
 
 REPO = Path(__file__).resolve().parents[2]
 HOST_YAML = REPO / "deploy" / "host.example.yaml"

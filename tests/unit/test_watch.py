@@ -21,7 +21,7 @@ from cyborg_smartnic.discovery.watch import (
     is_empty,
     watch,
 )
-from tests.fixtures.sysfs import SysfsTree, build_scenario, scratch_dir
+from cyborg_smartnic.hostgen import SysfsTree, build_scenario, scratch_dir
 
 PF = "0000:3b:00.0"
 

@@ -20,7 +20,7 @@ import pyudev
 from cyborg_smartnic.cli import watch as watch_cli
 from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.discovery.watch import DeviceEvent, UdevEventSource, WatchUnavailable
-from tests.fixtures.sysfs import SysfsTree, build_scenario, scratch_dir
+from cyborg_smartnic.hostgen import SysfsTree, build_scenario, scratch_dir
 
 PF = "0000:3b:00.0"
 ERROR = "cyborg-smartnic: error: discover --watch cannot listen to udev events: "
