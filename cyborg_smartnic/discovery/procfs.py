@@ -93,6 +93,11 @@ class ProcReader:
         Below another root (a tree anyone may have made) anything but a regular file is
         refused before opening it, and nothing is opened blocking: a FIFO planted at
         ``proc/loadavg`` cannot hang the command. The running host's /proc needs no check."""
+        data = self.read_bytes(path)
+        return None if data is None else data.decode("utf-8", "replace")
+
+    def read_bytes(self, path: str) -> bytes | None:
+        """``read`` without decoding (``/proc/config.gz``); at most 1 MiB."""
         chunks: list[bytes] = []
         try:
             if self._hook is not None:
@@ -111,7 +116,7 @@ class ProcReader:
             if exc.errno in _GONE:
                 return None
             raise self._failed(path, exc) from exc
-        return b"".join(chunks).decode("utf-8", "replace")
+        return b"".join(chunks)
 
     def readlink(self, path: str) -> str | None:
         """A link's target as the kernel spells it (``/dev/vfio/45 (deleted)``,
@@ -174,6 +179,42 @@ class ProcReader:
         except ProcUnreadable:
             tasks = None
         return max(1, len(tasks or ()))
+
+    def tasks(self, pid: int) -> list[int] | None:
+        """The thread ids of ``pid`` (``task/``), or ``None`` when the process is gone."""
+        names = self.listdir(f"{self.proc}/{pid}/task")
+        return None if names is None else sorted(int(n) for n in names if n.isdigit())
+
+    def stat_fields(self, pid: int, tid: int | None = None) -> list[str] | None:
+        """``/proc/<pid>/stat`` (or thread ``tid``'s ``task/<tid>/stat``) split after the
+        command name, which may hold spaces and parentheses: item ``n - 3`` is the
+        proc(5) field ``n`` (``[0]`` the state, ``[19]`` starttime). ``None`` when gone."""
+        path = f"{self.proc}/{pid}/stat" if tid is None else f"{self.proc}/{pid}/task/{tid}/stat"
+        text = self.read(path)
+        return None if text is None else text.rsplit(")", 1)[-1].split()
+
+    def task_comm(self, pid: int, tid: int) -> str | None:
+        """A thread's name (``task/<tid>/comm``), or ``None`` when the thread is gone."""
+        text = self.read(f"{self.proc}/{pid}/task/{tid}/comm")
+        return None if text is None else text.strip()
+
+    # ------------------------------------------------------------------ the host
+    def uptime(self) -> float | None:
+        """Seconds since boot (``/proc/uptime``); ``None`` when absent or malformed."""
+        text = self.read(f"{self.proc}/uptime")
+        try:
+            return float((text or "").split()[0])
+        except (IndexError, ValueError):
+            return None
+
+    def os_release(self) -> str | None:
+        """The running kernel's release (``/proc/sys/kernel/osrelease``), or ``None`` when
+        it cannot be read: callers treat an unknown release as "cannot tell"."""
+        try:
+            text = self.read(f"{self.proc}/sys/kernel/osrelease")
+        except ProcUnreadable:
+            return None
+        return (text or "").strip() or None
 
     # ------------------------------------------------------------------ our own view
     def pid_namespace(self) -> str:

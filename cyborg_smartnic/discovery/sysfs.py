@@ -191,6 +191,13 @@ class SysfsReader:
             raise self._unreadable(path, exc) from exc
         return target.rsplit("/", 1)[-1]
 
+    def is_dir(self, path: str) -> bool:
+        """True when ``path`` is a directory (a loaded module, a bound driver), following
+        links as sysfs's own directory links need."""
+        if self._hook is not None:
+            self._hook("isdir", path)
+        return os.path.isdir(path)
+
     def listdir(self, path: str) -> list[str]:
         """Entry names, or ``[]`` when the directory is not there."""
         if self._hook is not None:

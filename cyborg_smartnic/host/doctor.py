@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from cyborg_smartnic.catalog import Catalog
 from cyborg_smartnic.discovery.model import Host
-from cyborg_smartnic.discovery.sysfs import open_regular
+from cyborg_smartnic.discovery.procfs import ProcReader
+from cyborg_smartnic.discovery.sysfs import SysfsReader, open_regular
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig
 from cyborg_smartnic.host.ovs import plan as ovs_plan
@@ -39,11 +40,13 @@ class Check:
 
 
 def vfio_state(root: str) -> str | None:
-    """``loaded``, ``module`` (installed, not loaded) or None, read under ``root``."""
-    if os.path.isdir(os.path.join(root, "sys/bus/pci/drivers", VFIO)) or os.path.isdir(
-            os.path.join(root, "sys/module/vfio_pci")):
+    """``loaded``, ``module`` (installed, not loaded) or None, read under ``root``: sysfs
+    and /proc through their readers, the module index from ``lib/modules``."""
+    sysfs = SysfsReader(root)
+    if sysfs.is_dir(f"{sysfs.sys}/bus/pci/drivers/{VFIO}") or sysfs.is_dir(
+            f"{sysfs.sys}/module/vfio_pci"):
         return "loaded"
-    release = _read(os.path.join(root, "proc/sys/kernel/osrelease"))
+    release = ProcReader(root).os_release()
     if release:
         modules = os.path.join(root, "lib/modules", release)
         dep = _read(os.path.join(modules, "modules.dep")) or ""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 from pathlib import Path
 
 import pytest
 
-from cyborg_smartnic.host.ovs import cost
+from cyborg_smartnic.discovery.procfs import ProcReader
+from cyborg_smartnic.host.ovs import cost, state
 
 HZ = os.sysconf("SC_CLK_TCK")
 DPCTL_SHOW = """\
@@ -37,23 +40,23 @@ def test_classify_thread_names() -> None:
 
 
 def test_measure_counts_cores_per_class_and_gives_the_verdict(tmp_path: Path) -> None:
-    pid = 4242
+    pid, proc_dir = 4242, tmp_path / "proc"
     start = {pid: ("ovs-vswitchd", 100), 4243: ("handler5", 0), 4244: ("revalidator4", 0),
              4245: ("pmd-c02/id:7", 1000), 4246: ("pmd-c03/id:8", 1000), 4247: ("urcu3", 0)}
-    _write(tmp_path, pid, start)
+    _write(proc_dir, pid, start)
     shows = iter([DPCTL_SHOW.format(hit=1000, missed=10), DPCTL_SHOW.format(hit=2001000,
                                                                              missed=10)])
     clock = iter([0.0, 2.0])
 
     def advance(seconds: float) -> None:  # what the threads did during the interval
         assert seconds == 2.0
-        _write(tmp_path, pid, {pid: ("ovs-vswitchd", 100 + HZ // 5),  # 0.1 core
+        _write(proc_dir, pid, {pid: ("ovs-vswitchd", 100 + HZ // 5),  # 0.1 core
                                4243: ("handler5", HZ // 2), 4244: ("revalidator4", HZ),
                                4245: ("pmd-c02/id:7", 1000 + 2 * HZ),  # busy polling:
                                4246: ("pmd-c03/id:8", 1000 + 2 * HZ),  # 1 core each
                                4247: ("urcu3", 0)})
 
-    result = cost.measure(pid, 2.0, proc=str(tmp_path), dpctl_show=lambda: next(shows),
+    result = cost.measure(pid, 2.0, proc=ProcReader(tmp_path), dpctl_show=lambda: next(shows),
                           offloaded=lambda dp: (9, 3), sleep=advance,
                           clock=lambda: next(clock))
 
@@ -84,4 +87,31 @@ def test_more_than_four_cores_pays() -> None:
 
 def test_a_vanished_process_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ProcessLookupError):
-        cost.sample_threads(999999, str(tmp_path))
+        cost.sample_threads(999999, ProcReader(tmp_path))
+
+
+def test_a_thread_that_may_not_be_read_is_skipped_not_fatal(tmp_path: Path) -> None:
+    """/proc answers EACCES for one thread (as for a process we may not inspect): the
+    others are still counted, through the same reader in-use detection uses."""
+    _write(tmp_path / "proc", 7, {7: ("ovs-vswitchd", 40), 8: ("handler1", 80)})
+
+    def deny(op: str, path: str) -> None:
+        if path.endswith("/task/8/stat"):
+            raise PermissionError(errno.EACCES, "denied")
+
+    found = cost.sample_threads(7, ProcReader(tmp_path, hook=deny))
+    assert {tid: (t.name, t.ticks) for tid, t in found.items()} == {7: ("ovs-vswitchd", 40)}
+
+
+def test_process_start_is_boot_time_plus_starttime(tmp_path: Path) -> None:
+    proc = tmp_path / "proc"
+    _write(proc, 42, {42: ("ovs-vswitchd", 0)})
+    fields = (proc / "42/task/42/stat").read_text().split()
+    fields[21] = str(300 * HZ)  # starttime: 300 s after boot
+    (proc / "42/stat").write_text(" ".join(fields) + "\n")
+    (proc / "uptime").write_text("1000.00 1900.00\n")
+    started = state.process_start(42, ProcReader(tmp_path))
+    assert started is not None and abs(started - (time.time() - 700)) < 5
+    (proc / "uptime").write_text("garbage\n")
+    assert state.process_start(42, ProcReader(tmp_path)) is None
+    assert state.process_start(43, ProcReader(tmp_path)) is None  # no such process

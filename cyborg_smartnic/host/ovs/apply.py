@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
+from cyborg_smartnic.discovery.procfs import ProcReader
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.ovs import privileged as ovs_privileged
@@ -32,7 +33,7 @@ class OvsRunner:
     poll_interval: float = 0.2
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
-    proc: str = "/proc"
+    proc: ProcReader = field(default_factory=lambda: ProcReader("/"))
 
     def undo_for(self, step: S.Step) -> list[S.Step]:
         if step.kind != S.SET_OVS_CONFIG:

@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from cyborg_smartnic.discovery.procfs import ProcReader, ProcUnreadable
+
 PMD = "pmd"
 HANDLER = "handler"
 REVALIDATOR = "revalidator"
@@ -53,35 +55,31 @@ def classify(name: str) -> str:
     return OTHER
 
 
-def _ticks(stat: str) -> int | None:
-    fields = stat.rsplit(")", 1)[-1].split()
+def _ticks(fields: list[str]) -> int | None:
     try:
         return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
     except (IndexError, ValueError):
         return None
 
 
-def sample_threads(pid: int, proc: str = "/proc") -> dict[int, ThreadTicks]:
-    """Every thread of ``pid`` with its CPU ticks so far; threads that exit meanwhile are
-    skipped. Raises ``ProcessLookupError`` when the process is gone."""
-    task = f"{proc}/{pid}/task"
-    try:
-        tids = os.listdir(task)
-    except FileNotFoundError as exc:
-        raise ProcessLookupError(pid) from exc
+def sample_threads(pid: int, proc: ProcReader | None = None) -> dict[int, ThreadTicks]:
+    """Every thread of ``pid`` with its CPU ticks so far; threads that exit meanwhile (or
+    may not be read) are skipped. Raises ``ProcessLookupError`` when the process is gone.
+    ``proc``: the host's /proc (default: this machine's)."""
+    proc = proc or ProcReader("/")
+    tids = proc.tasks(pid)
+    if tids is None:
+        raise ProcessLookupError(pid)
     out: dict[int, ThreadTicks] = {}
     for tid in tids:
-        if not tid.isdigit():
-            continue
         try:
-            with open(f"{task}/{tid}/stat", encoding="ascii", errors="replace") as stream:
-                ticks = _ticks(stream.read())
-            with open(f"{task}/{tid}/comm", encoding="utf-8", errors="replace") as stream:
-                name = stream.read().strip()
-        except OSError:
+            fields = proc.stat_fields(pid, tid)
+            name = proc.task_comm(pid, tid)
+        except ProcUnreadable:
             continue
-        if ticks is not None:
-            out[int(tid)] = ThreadTicks(int(tid), name, ticks)
+        ticks = None if fields is None or name is None else _ticks(fields)
+        if ticks is not None and name is not None:
+            out[tid] = ThreadTicks(tid, name, ticks)
     return out
 
 
@@ -179,7 +177,7 @@ def parse_dpctl_show(text: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-def measure(pid: int, interval: float, *, proc: str = "/proc",
+def measure(pid: int, interval: float, *, proc: ProcReader | None = None,
             dpctl_show: Callable[[], str | None] = lambda: None,
             offloaded: Callable[[str], tuple[int, int] | None] = lambda dp: None,
             sleep: Callable[[float], None] = time.sleep,

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from cyborg_smartnic.discovery.procfs import ProcReader
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host.ovs import state as st
 
@@ -92,7 +93,7 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def read_state(paths: OvsPaths, proc: str = "/proc") -> st.OvsState:
+def read_state(paths: OvsPaths, proc: ProcReader | None = None) -> st.OvsState:
     """OVSDB's view plus the daemon's start time and the keys' change times."""
     with _api(paths.connection) as api:
         root = api.db_list("Open_vSwitch", columns=["other_config", "ovs_version"]

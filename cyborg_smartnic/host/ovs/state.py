@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cyborg_smartnic.discovery.procfs import ProcReader, ProcUnreadable
 from cyborg_smartnic.discovery.sysfs import open_regular
 
 LOG = logging.getLogger(__name__)
@@ -215,20 +216,21 @@ def read_change_times(db_file: str) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------- process
-def process_start(pid: int, proc: str = "/proc") -> float | None:
+def process_start(pid: int, proc: ProcReader | None = None) -> float | None:
     """Unix time a process started, to the clock tick: ``starttime`` (ticks since boot,
     field 22 of ``/proc/<pid>/stat``) plus the boot time, taken as now minus
     ``/proc/uptime`` (``btime`` in ``/proc/stat`` is whole seconds: too coarse to tell a
-    restart from a setting changed in the same second)."""
+    restart from a setting changed in the same second). ``None`` when either cannot be
+    read. ``proc``: the host's /proc (default: this machine's)."""
+    proc = proc or ProcReader("/")
     try:
-        with open(f"{proc}/{pid}/stat", encoding="ascii", errors="replace") as stream:
-            stat = stream.read()
-        with open(f"{proc}/uptime", encoding="ascii") as stream:
-            uptime = float(stream.read().split()[0])
-    except (OSError, ValueError, IndexError):
+        fields = proc.stat_fields(pid)
+        uptime = proc.uptime()
+    except ProcUnreadable:
+        return None
+    if fields is None or uptime is None:
         return None
     boot = time.time() - uptime
-    fields = stat.rsplit(")", 1)[-1].split()
     try:
         ticks = int(fields[19])  # field 22 overall; the first two precede ")"
     except (IndexError, ValueError):
@@ -245,7 +247,7 @@ def read_pidfile(path: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def vswitchd_from_pidfile(pidfile: str, proc: str = "/proc") -> Vswitchd | None:
+def vswitchd_from_pidfile(pidfile: str, proc: ProcReader | None = None) -> Vswitchd | None:
     """The daemon named by its pidfile, if that process is alive."""
     pid = read_pidfile(pidfile)
     if pid is None:

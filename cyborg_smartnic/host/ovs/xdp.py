@@ -11,12 +11,14 @@ fact (``catalog.xdp_support``).
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 from collections.abc import Iterable
 
 from cyborg_smartnic.catalog import XDP_GENERIC, XDP_NATIVE, Catalog, xdp_support
 from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.discovery.procfs import ProcReader, ProcUnreadable
 from cyborg_smartnic.discovery.sysfs import open_regular
 from cyborg_smartnic.host.doctor import FAIL, OK, WARN, Check
 from cyborg_smartnic.profiles.compiler import HostRequirements
@@ -41,24 +43,28 @@ def parse_config(text: str) -> dict[str, str]:
 def read_config(root: str) -> tuple[dict[str, str] | None, str]:
     """(options, where they were read) or (None, why not)."""
     base = root.rstrip("/")
-    release = _read(f"{base}/proc/sys/kernel/osrelease")
+    proc = ProcReader(root)
+    release = proc.os_release()
     if release is None and base == "":
         release = os.uname().release
     tried = []
     if release:
-        path = f"{base}/boot/config-{release.strip()}"
+        path = f"{base}/boot/config-{release}"
         tried.append(path)
         text = _read(path)
         if text is not None:
             return parse_config(text), path
-    path = f"{base}/proc/config.gz"
+    path = f"{proc.proc}/config.gz"
     tried.append(path)
     try:
-        with open_regular(path) as raw, gzip.open(raw, "rb") as stream:
-            data = stream.read(MAX_CONFIG_BYTES)
-        return parse_config(data.decode("utf-8", "replace")), path
-    except (OSError, EOFError, zlib.error):
-        return None, f"no kernel config at {' or '.join(tried)}"
+        packed = proc.read_bytes(path)
+        if packed is not None:
+            with gzip.GzipFile(fileobj=io.BytesIO(packed)) as stream:
+                data = stream.read(MAX_CONFIG_BYTES)
+            return parse_config(data.decode("utf-8", "replace")), path
+    except (ProcUnreadable, OSError, EOFError, zlib.error):
+        pass
+    return None, f"no kernel config at {' or '.join(tried)}"
 
 
 def kernel_check(root: str, *, wanted: bool) -> Check:
