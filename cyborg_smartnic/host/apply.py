@@ -36,6 +36,7 @@ from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.firmware_apply import FirmwareRunner
 from cyborg_smartnic.host.inuse import InUse
 from cyborg_smartnic.host.ovs.apply import OvsRunner
+from cyborg_smartnic.host.runner import StepFailed, StepRunner
 
 LOG = logging.getLogger(__name__)
 
@@ -59,10 +60,6 @@ _ERRNO_HINTS[errno.EACCES] = f"permission denied: {HOW_TO_GET_PRIVILEGE}"
 
 class PlanRefused(SmartNicError):
     msg_fmt = "refusing to apply: %(count)s refused step(s); first: %(target)s: %(reason)s"
-
-
-class StepFailed(SmartNicError):
-    msg_fmt = "%(target)s: %(reason)s"
 
 
 class StepRefused(StepFailed):
@@ -262,10 +259,9 @@ class Executor:
     def _undo_for(self, step: S.Step, host: Host) -> list[S.Step]:
         """The steps that put back what ``step`` is about to change (read before it runs)."""
         why = f"rollback of: {describe(step)}"
-        if step.kind in S.OVS_KINDS:
-            return self._ovs_runner(step).undo_for(step)
-        if step.kind in S.FIRMWARE_KINDS:
-            return []  # see host.firmware_apply: firmware changes are not rolled back
+        runner = self._runner(step)
+        if runner is not None:  # firmware: none, see host.firmware_apply
+            return runner.undo_for(step)
         if step.kind == S.SET_HUGEPAGES:
             pool = _pool(host, step)
             if pool is None:
@@ -309,21 +305,22 @@ class Executor:
             return self._devlink_param(step, host)
         if step.kind == S.SET_HUGEPAGES:
             return self._hugepages(step, host)
-        if step.kind in S.OVS_KINDS:
-            return self._ovs_runner(step).run(step)
-        if step.kind in S.FIRMWARE_KINDS:
-            return self._firmware_runner().run(step, host)
+        runner = self._runner(step)
+        if runner is not None:
+            return runner.run(step, host)
         raise StepFailed(target=step.target, reason=f"unknown step kind {step.kind!r}")
 
-    def _firmware_runner(self) -> FirmwareRunner:
-        if self.firmware is None:
-            self.firmware = FirmwareRunner(self.root, self.scan, self.sleep, self.clock)
-        return self.firmware
-
-    def _ovs_runner(self, step: S.Step) -> OvsRunner:
-        if self.ovs is None:
-            raise StepFailed(target=step.target, reason="no Open vSwitch to apply this to")
-        return self.ovs
+    def _runner(self, step: S.Step) -> StepRunner | None:
+        """The runner of a step the executor does not run itself (OVS, firmware)."""
+        if step.kind in S.OVS_KINDS:
+            if self.ovs is None:
+                raise StepFailed(target=step.target, reason="no Open vSwitch to apply this to")
+            return self.ovs
+        if step.kind in S.FIRMWARE_KINDS:
+            if self.firmware is None:
+                self.firmware = FirmwareRunner(self.root, self.scan, self.sleep, self.clock)
+            return self.firmware
+        return None
 
     def _check_not_in_use(self, step: S.Step, host: Host) -> None:
         """The plan's guard again, right before the write (a VM may have started since).

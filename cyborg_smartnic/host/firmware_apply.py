@@ -15,23 +15,19 @@ next ``host plan`` reads it, and ``host apply`` continues from there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
-from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import firmware, firmware_privileged
 from cyborg_smartnic.host import steps as S
+from cyborg_smartnic.host.runner import Handler, StepFailed, StepRunner
 
 LOG = logging.getLogger(__name__)
 
 
-class FirmwareStepFailed(SmartNicError):
-    msg_fmt = "%(target)s: %(reason)s"
-
-
 @dataclass
-class FirmwareRunner:
+class FirmwareRunner(StepRunner):
     """What the executor hands a firmware step to; ``facts`` re-reads one PF's NV config."""
 
     root: str
@@ -45,18 +41,12 @@ class FirmwareRunner:
     def read_facts(self, address: str) -> firmware.FirmwareFacts:
         return (self.facts or (lambda a: firmware.read_facts(self.root, a)))(address)
 
-    def run(self, step: S.Step, host: Host) -> str:
-        if step.kind == S.SET_NV_CONFIG:
-            return self._nv(step)
-        if step.kind == S.FW_RESET:
-            return self._reset(step, host)
-        if step.kind == S.INSTALL_DDP:
-            return self._install(step)
-        if step.kind == S.RELOAD_DRIVER:
-            return self._reload(step, host)
-        raise FirmwareStepFailed(target=step.target, reason=f"cannot run {step.kind} here")
+    def handlers(self) -> Mapping[str, Handler]:
+        # not rolled back (undo_for gives nothing): see the module's docstring
+        return {S.SET_NV_CONFIG: self._nv, S.FW_RESET: self._reset,
+                S.INSTALL_DDP: self._install, S.RELOAD_DRIVER: self._reload}
 
-    def _nv(self, step: S.Step) -> str:
+    def _nv(self, step: S.Step, _host: Host) -> str:
         key, want = str(step.param), int(step.to_value or 0)
         have = self.read_facts(str(step.pf)).nv.get(key)
         if have is not None and have.next_boot == want:
@@ -64,12 +54,12 @@ class FirmwareRunner:
         tool = firmware_privileged.nv_config_set(str(step.pf), key, want)
         after = self.read_facts(str(step.pf)).nv.get(key)
         if after is not None and after.next_boot != want:
-            raise FirmwareStepFailed(target=step.target,
-                                     reason=f"{key} reads {after.next_boot} for the next boot "
-                                            f"after {tool} set {want}")
+            raise StepFailed(target=step.target,
+                             reason=f"{key} reads {after.next_boot} for the next boot "
+                                    f"after {tool} set {want}")
         return f"{key}={want} set with {tool}" + ("" if after else " (not verifiable)")
 
-    def _reset(self, step: S.Step, host: Host) -> str:
+    def _reset(self, step: S.Step, _host: Host) -> str:
         pending = {name: self.read_facts(name).nv for name in step.disturbs_pfs or (step.pf,)
                    if name}
         waiting = {f"{name} {key}" for name, nv in pending.items()
@@ -81,17 +71,17 @@ class FirmwareRunner:
         still = {f"{name} {key}" for name in pending
                  for key, value in self.read_facts(name).nv.items() if value.pending}
         if still:
-            raise FirmwareStepFailed(target=step.target,
-                                     reason=f"still pending after the reset ({tool}): "
-                                            f"{', '.join(sorted(still))}; a reboot activates "
-                                            f"them")
+            raise StepFailed(target=step.target,
+                             reason=f"still pending after the reset ({tool}): "
+                                    f"{', '.join(sorted(still))}; a reboot activates "
+                                    f"them")
         return f"firmware reset with {tool}; NV config active"
 
-    def _install(self, step: S.Step) -> str:
+    def _install(self, step: S.Step, _host: Host) -> str:
         source = step.target
         directory, _, name = source.lstrip("/").rpartition("/")
         if not name:
-            raise FirmwareStepFailed(target=step.target, reason="no package chosen")
+            raise StepFailed(target=step.target, reason="no package chosen")
         changed = firmware_privileged.install_ddp(self.root, directory, name)
         return f"installed {name}" if changed else f"already installed: {name}"
 
@@ -105,24 +95,21 @@ class FirmwareRunner:
         wrong = [f"{pf.address} runs {pf.firmware.mode or 'an unknown package'}"
                  for pf in back if pf.firmware.mode != step.to_value]
         if wrong:
-            raise FirmwareStepFailed(target=step.target,
-                                     reason=f"after reloading {driver}: {'; '.join(wrong)} "
-                                            f"(wanted {step.to_value}; see dmesg for the "
-                                            f"package ice loaded)")
+            raise StepFailed(target=step.target,
+                             reason=f"after reloading {driver}: {'; '.join(wrong)} "
+                                    f"(wanted {step.to_value}; see dmesg for the "
+                                    f"package ice loaded)")
         return f"{driver} reloaded; {len(back)} port(s) run {step.to_value}"
 
     def _wait_back(self, step: S.Step, names: tuple[str, ...]) -> list[PhysicalFunction]:
         """Poll until every PF in ``names`` is back with its driver bound."""
-        deadline = self.clock() + self.timeout
-        while True:
-            host = self.scan()
-            found = [pf for pf in host.physical_functions
-                     if str(pf.address) in names and pf.driver is not None]
-            if len(found) == len(set(names)):
-                return found
-            if self.clock() >= deadline:
-                gone = sorted(set(names) - {str(pf.address) for pf in found})
-                raise FirmwareStepFailed(target=step.target,
-                                         reason=f"{', '.join(gone)} did not come back within "
-                                                f"{self.timeout:.0f}s")
-            self.sleep(self.poll_interval)
+        found: list[PhysicalFunction] = []
+
+        def back() -> list[PhysicalFunction] | None:
+            found[:] = [pf for pf in self.scan().physical_functions
+                        if str(pf.address) in names and pf.driver is not None]
+            return list(found) if len(found) == len(set(names)) else None
+
+        return self.wait_until(step, back, self.timeout, lambda: (
+            f"{', '.join(sorted(set(names) - {str(pf.address) for pf in found}))} did not "
+            f"come back within {self.timeout:.0f}s"))

@@ -9,23 +9,22 @@ privsep entry points in ``privileged``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
+from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.procfs import ProcReader
-from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.ovs import privileged as ovs_privileged
 from cyborg_smartnic.host.ovs.ovsdb import OvsPaths
-from cyborg_smartnic.host.ovs.state import OvsState, vswitchd_from_pidfile
-
-
-class OvsStepFailed(SmartNicError):
-    msg_fmt = "%(target)s: %(reason)s"
+from cyborg_smartnic.host.ovs.state import OvsState, Vswitchd, vswitchd_from_pidfile
+from cyborg_smartnic.host.runner import Handler, StepFailed, StepRunner
 
 
 @dataclass
-class OvsRunner:
+class OvsRunner(StepRunner):
+    """Runs ``set_ovs_config`` and ``restart_ovs``; ``read`` asks OVSDB for its state."""
+
     paths: OvsPaths
     read: Callable[[], OvsState]
     unit: str = "openvswitch-switch.service"
@@ -35,6 +34,9 @@ class OvsRunner:
     clock: Callable[[], float] = time.monotonic
     proc: ProcReader = field(default_factory=lambda: ProcReader("/"))
 
+    def handlers(self) -> Mapping[str, Handler]:
+        return {S.SET_OVS_CONFIG: self._set, S.RESTART_OVS: self._restart}
+
     def undo_for(self, step: S.Step) -> list[S.Step]:
         if step.kind != S.SET_OVS_CONFIG:
             return []  # a restart cannot be undone; the keys' undo restores the settings
@@ -42,14 +44,7 @@ class OvsRunner:
         return [replace(step, reason=f"rollback of: {step.param}", from_value=None,
                         to_value=before)]
 
-    def run(self, step: S.Step) -> str:
-        if step.kind == S.SET_OVS_CONFIG:
-            return self._set(step)
-        if step.kind == S.RESTART_OVS:
-            return self._restart(step)
-        raise OvsStepFailed(target=step.target, reason=f"not an OVS step: {step.kind}")
-
-    def _set(self, step: S.Step) -> str:
+    def _set(self, step: S.Step, _host: Host) -> str:
         key = str(step.param)
         want = None if step.to_value is None else str(step.to_value)
         have = self.read().other_config.get(key)
@@ -58,22 +53,19 @@ class OvsRunner:
         ovs_privileged.ovs_set_other_config(self.paths.connection, key, want)
         now = self.read().other_config.get(key)
         if now != want:
-            raise OvsStepFailed(target=step.target,
-                                reason=f"other_config:{key} reads {now!r} after writing "
-                                       f"{want!r}")
+            raise StepFailed(target=step.target,
+                             reason=f"other_config:{key} reads {now!r} after writing {want!r}")
         return f"other_config:{key}={want}" if want is not None else f"removed {key}"
 
-    def _restart(self, step: S.Step) -> str:
+    def _restart(self, step: S.Step, _host: Host) -> str:
         old = vswitchd_from_pidfile(self.paths.vswitchd_pidfile, self.proc)
         ovs_privileged.ovs_restart_vswitchd(self.unit)
-        deadline = self.clock() + self.restart_timeout
-        while True:
+
+        def restarted() -> Vswitchd | None:
             new = vswitchd_from_pidfile(self.paths.vswitchd_pidfile, self.proc)
-            if new is not None and new != old:
-                return f"ovs-vswitchd restarted (pid {new.pid})"
-            if self.clock() >= deadline:
-                raise OvsStepFailed(target=step.target,
-                                    reason=f"no new ovs-vswitchd within "
-                                           f"{self.restart_timeout:.0f}s (pidfile "
-                                           f"{self.paths.vswitchd_pidfile})")
-            self.sleep(self.poll_interval)
+            return new if new is not None and new != old else None
+
+        new = self.wait_until(step, restarted, self.restart_timeout, lambda: (
+            f"no new ovs-vswitchd within {self.restart_timeout:.0f}s (pidfile "
+            f"{self.paths.vswitchd_pidfile})"))
+        return f"ovs-vswitchd restarted (pid {new.pid})"
