@@ -2,6 +2,8 @@
 """Start, stop or show a real local OpenStack stack for cyborg-smartnic.
 
     python deploy/stack.py start [--work-dir build/stack] [--sysfs-root DIR] ...
+    python deploy/stack.py start --only fleet   (MariaDB, RabbitMQ, Placement, Cyborg API and
+                                                 conductor: what bench/fleet reports into)
     python deploy/stack.py status [-f json]
     python deploy/stack.py restart SERVICE...   (cyborg-agent, nova-compute, ...)
     python deploy/stack.py stop
@@ -45,6 +47,10 @@ PIDS = "pids.json"
 DEFAULT_HOSTNAME = "compute-0"
 SUBDIRS = ("logs", "placement", "cyborg", "nova", "rabbitmq", "mariadb", "neutron")
 DATABASES = ("placement", "cyborg", "nova_api", "nova", "nova_cell0", "neutron")
+# `--only fleet`: the services N simulated compute nodes report into (bench/fleet), and the
+# databases they use. Placement then writes an access log (one line per request).
+FLEET_DATABASES = ("placement", "cyborg")
+PLACEMENT_ACCESS_LOG = "placement-access.log"
 
 
 def _log(message: str) -> None:
@@ -104,7 +110,8 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
                          f"({', '.join(p.name for p in running)}): run `stop` first")
     rabbit.check_installed()
     mariadb.check_installed()
-    if args.driver == "smartnic_driver" and not (BIN / "cyborg-smartnic").exists():
+    if (args.only == "all" and args.driver == "smartnic_driver"
+            and not (BIN / "cyborg-smartnic").exists()):
         raise StackError(f"{BIN}/cyborg-smartnic is missing: install the project (make install)")
     work.mkdir(parents=True, exist_ok=True)
     for sub in SUBDIRS:
@@ -170,7 +177,7 @@ def _plan(work: Path, args: argparse.Namespace) -> Plan:
                              "vhost": broker.vhost},
         "mariadb": {"port": database.port, "socket": str(database.socket),
                     "user": database.user, "password": database.password,
-                    "databases": list(DATABASES)},
+                    "databases": list(_databases(args.only))},
         "admin_token": ADMIN_TOKEN,
         "service_token": SERVICE_TOKEN,
         "cyborg_config": str(work / "cyborg" / "cyborg.conf"),
@@ -179,6 +186,9 @@ def _plan(work: Path, args: argparse.Namespace) -> Plan:
         "cloud": "smartnic-stack",
         "logs": str(work / "logs"),
     }
+    if args.only == "fleet":
+        state["only"] = "fleet"
+        state["placement_access_log"] = str(work / "logs" / PLACEMENT_ACCESS_LOG)
     values = {"work_dir": str(work), "hostname": hostname, "debug": str(args.debug),
               "transport_url": broker.transport_url, "cyborg_port": str(ports["cyborg"]),
               "drivers": args.driver, "placement_url": state["placement_url"],
@@ -189,6 +199,10 @@ def _plan(work: Path, args: argparse.Namespace) -> Plan:
               **neutron.template_values(smartnic),
               **{f"{name}_db": database.url(name) for name in DATABASES}}
     return Plan(state=state, values=values, broker=broker, database=database)
+
+
+def _databases(only: str) -> tuple[str, ...]:
+    return FLEET_DATABASES if only == "fleet" else DATABASES
 
 
 def _render(work: Path, state: dict[str, Any], values: dict[str, str]) -> None:
@@ -209,7 +223,10 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
     state = plan.state
     _render(st.work, state, plan.values)
     _start_backends(st, plan)
-    _start_openstack(st, plan)
+    if state.get("only") == "fleet":
+        _start_fleet(st, plan)
+    else:
+        _start_openstack(st, plan)
     state["services"] = {p.name: {"pid": p.pid, "log": p.log} for p in st.started}
     state["startup_seconds"] = st.timings
     (st.work / STATE).write_text(json.dumps(state, indent=2) + "\n")
@@ -222,13 +239,14 @@ def _start_backends(st: Starter, plan: Plan) -> None:
     rabbit.prepare(plan.broker)
     for proc in rabbit.start(plan.broker, logs):
         st.add(proc)
-    port = plan.state["image_url"].rsplit(":", 1)[1].split("/", 1)[0]
-    st.spawn("standins", [sys.executable, str(DEPLOY_DIR / "stacklib" / "standins.py"),
-                          "--port", port], _service_env())
+    if plan.state.get("only") != "fleet":  # the fleet has no Nova to ask for images
+        port = plan.state["image_url"].rsplit(":", 1)[1].split("/", 1)[0]
+        st.spawn("standins", [sys.executable, str(DEPLOY_DIR / "stacklib" / "standins.py"),
+                              "--port", port], _service_env())
     mariadb.prepare(plan.database, logs)
     server = st.add(mariadb.start(plan.database, logs))
     mariadb.wait_ready(plan.database, server, st.remaining())
-    mariadb.create_databases(plan.database, DATABASES)
+    mariadb.create_databases(plan.database, plan.state["mariadb"]["databases"])
     st.mark("mariadb up, databases created")
 
 
@@ -267,6 +285,27 @@ def _start_openstack(st: Starter, plan: Plan) -> None:
     _wait_cyborg(st, plan, report)
     _wait_neutron(st, plan)
     _wait_nova(st, plan, manage)
+
+
+def _start_fleet(st: Starter, plan: Plan) -> None:
+    """Placement (with an access log) and Cyborg's API and conductor; no agent, no Nova,
+    no Neutron: bench/fleet brings the compute nodes and their reports."""
+    state = plan.state
+    logs = st.work / "logs"
+    place = st.spawn("placement", _gunicorn("placement", "placement.wsgi.api:application",
+                                            _port(state["placement_url"]),
+                                            ["--access-logfile", state["placement_access_log"]]),
+                     _service_env(OS_PLACEMENT_CONFIG_DIR=str(st.work / "placement")))
+    upgrade = cyborg.start_schema_upgrade(BIN, Path(state["cyborg_config"]), logs,
+                                          _service_env())
+    procs.wait_http_ok(state["placement_url"] + "/", place, st.remaining())
+    st.mark("placement up")
+    rabbit.wait_ready(plan.broker, st.by_name("rabbitmq"), st.remaining())
+    st.mark("rabbitmq up")
+    cyborg.finish_schema_upgrade(upgrade, st.remaining())
+    st.mark("cyborg database migrated")
+    _spawn_cyborg(st, state)
+    _wait_cyborg_services(st, plan)
 
 
 def _listening(broker: rabbit.Broker, queue: str) -> bool:
@@ -339,7 +378,8 @@ def _wait_neutron(st: Starter, plan: Plan) -> None:
     st.mark("neutron agents (stand-in reports) alive")
 
 
-def _wait_cyborg(st: Starter, plan: Plan, report: subprocess.Popen[str] | None) -> None:
+def _wait_cyborg_services(st: Starter, plan: Plan) -> None:
+    """The conductor listens on RabbitMQ and the API answers an authenticated GET."""
     state = plan.state
     conductor = st.by_name("cyborg-conductor")
     api = st.by_name("cyborg-api")
@@ -352,6 +392,12 @@ def _wait_cyborg(st: Starter, plan: Plan, report: subprocess.Popen[str] | None) 
         lambda: procs.http_status(profiles_url, {"X-Auth-Token": ADMIN_TOKEN}) == 200,
         api, f"waiting for an authenticated GET {profiles_url}", st.remaining())
     st.mark("cyborg-api up")
+
+
+def _wait_cyborg(st: Starter, plan: Plan, report: subprocess.Popen[str] | None) -> None:
+    state = plan.state
+    conductor = st.by_name("cyborg-conductor")
+    _wait_cyborg_services(st, plan)
     cyborg_conf = Path(state["cyborg_config"])
     expected = cyborg.expected_deployables(report) if report is not None else None
     agent = st.spawn("cyborg-agent", [str(BIN / "cyborg-agent"), "--config-file",
@@ -529,6 +575,10 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--timeout", type=float, default=240.0,
                              help="seconds for the whole start (default 240)")
             cmd.add_argument("--debug", action="store_true", help="services log at DEBUG")
+            cmd.add_argument("--only", choices=("all", "fleet"), default="all",
+                             help="fleet: only MariaDB, RabbitMQ, Placement (with an access "
+                                  "log) and Cyborg's API and conductor, for bench/fleet "
+                                  "(default all)")
     return parser
 
 

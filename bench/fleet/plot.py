@@ -1,0 +1,134 @@
+"""The fleet bench's recorded table and plot, from the results ``bench/fleet/run.py`` wrote.
+
+Steady state is the mean over the unchanged cycles after the first one (the cycle right after
+a first report re-checks every pool it sent, a one-off); "stub" is the median cycle of those
+(what most cycles cost when a driver sends a full report only every 10th cycle). Rates are per
+60 s report interval (cyborg-agent's default ``periodic_interval``).
+
+    .venv/bin/python bench/fleet/plot.py [--results bench/fleet/results.json]
+        [--png bench/fleet/fleet.png]   (the PNG needs matplotlib: pip install -e .[bench])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+INTERVAL_S = 60.0
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True)
+class Point:
+    """One driver at one fleet size, reduced to what the table and plot show."""
+
+    n: int
+    driver: str
+    hosts: str
+    first_s: float
+    requests_per_host: float  # steady mean per cycle
+    stub_requests_per_host: float
+    cpu_ms_per_host: float  # conductor, steady mean per cycle
+    stub_cpu_ms_per_host: float
+    after_first_cpu_s: float
+    changed_requests: int
+    changed_cpu_s: float
+    after_change_requests: int
+    after_change_cpu_s: float
+    placement_mb: float
+    cyborg_mb: float
+
+    @property
+    def requests_per_s(self) -> float:
+        return self.requests_per_host * self.n / INTERVAL_S
+
+    @property
+    def conductor_cores(self) -> float:
+        return self.cpu_ms_per_host * self.n / 1000 / INTERVAL_S
+
+
+def reduce(raw: dict[str, Any]) -> Point:
+    steady = raw["unchanged"][1:] or raw["unchanged"]
+    n = int(raw["n"])
+
+    def per_host(key: str, cycles: Sequence[dict[str, Any]], scale: float = 1.0) -> float:
+        return float(statistics.mean(c[key] for c in cycles)) * scale / n
+
+    def median_per_host(key: str, scale: float = 1.0) -> float:
+        return float(statistics.median(c[key] for c in steady)) * scale / n
+
+    return Point(
+        n=n, driver=raw["driver"], hosts=raw["hosts"], first_s=raw["first"]["wall_s"],
+        requests_per_host=per_host("requests", steady),
+        stub_requests_per_host=median_per_host("requests"),
+        cpu_ms_per_host=per_host("conductor_cpu_s", steady, 1000),
+        stub_cpu_ms_per_host=median_per_host("conductor_cpu_s", 1000),
+        after_first_cpu_s=raw["unchanged"][0]["conductor_cpu_s"],
+        changed_requests=raw["changed"]["requests"],
+        changed_cpu_s=raw["changed"]["conductor_cpu_s"],
+        after_change_requests=raw["after"]["requests"],
+        after_change_cpu_s=raw["after"]["conductor_cpu_s"],
+        placement_mb=raw["database"]["placement"]["bytes"] / 2**20,
+        cyborg_mb=raw["database"]["cyborg"]["bytes"] / 2**20)
+
+
+def table(points: Sequence[Point]) -> str:
+    lines = [
+        "| N | driver | first reports s | requests/host/cycle (stub) | requests/s | "
+        "conductor CPU ms/host/cycle (stub) | conductor cores | one host changes: "
+        "requests, CPU s (next cycle) | DB MB placement / cyborg |",
+        "|---:|---|---:|---:|---:|---:|---:|---|---:|"]
+    for p in points:
+        lines.append(
+            f"| {p.n} | {p.driver} | {p.first_s:.1f} | {p.requests_per_host:.2f} "
+            f"({p.stub_requests_per_host:.2f}) | {p.requests_per_s:.2f} | "
+            f"{p.cpu_ms_per_host:.1f} ({p.stub_cpu_ms_per_host:.1f}) | "
+            f"{p.conductor_cores:.3f} | {p.changed_requests}, {p.changed_cpu_s:.2f} "
+            f"({p.after_change_requests}, {p.after_change_cpu_s:.2f}) | "
+            f"{p.placement_mb:.1f} / {p.cyborg_mb:.1f} |")
+    return "\n".join(lines)
+
+
+def draw(points: Sequence[Point], png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for driver in sorted({p.driver for p in points}):
+        mine = sorted((p for p in points if p.driver == driver), key=lambda p: p.n)
+        xs = [p.n for p in mine]
+        left.plot(xs, [p.requests_per_s for p in mine], marker="o", label=driver)
+        right.plot(xs, [p.conductor_cores for p in mine], marker="o", label=driver)
+    left.set(title="Placement requests/s at rest", xlabel="hosts (N)", ylabel="requests/s")
+    right.set(title="cyborg-conductor CPU at rest", xlabel="hosts (N)",
+              ylabel="CPU cores busy")
+    for axes in (left, right):
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize="small")
+    fig.suptitle("Fleet bench: unchanged hosts reporting every 60 s (bench/fleet)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(HERE / "results.json"))
+    parser.add_argument("--png", help="also draw the plot here (needs matplotlib)")
+    args = parser.parse_args(argv)
+    points = sorted((reduce(raw) for raw in json.loads(Path(args.results).read_text())),
+                    key=lambda p: (p.n, p.driver))
+    print(table(points))
+    if args.png:
+        draw(points, Path(args.png))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
