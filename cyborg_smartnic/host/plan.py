@@ -1,12 +1,13 @@
 """Diff the desired host config against the discovered host into ordered steps (pure).
 
-The order encodes what the kernel and the drivers demand (see notes/sysfs-and-nics.md):
-hugepages first; firmware steps next (``host.firmware``: NV config and its firmware reset,
-the ice DDP package and its reload, a reboot last); ``sriov_numvfs`` N->M
-goes through 0; ice changes eswitch mode only with 0 VFs, mlx5 only with its VFs unbound;
-mlx5 ``flow_steering_mode`` only changes in legacy mode; VF drivers are bound after the VFs
-exist. A step that would destroy or rebind a VF in use, or change a BlueField in DPU mode
-from the host, is kept in the plan but marked refused, so the operator sees why.
+The order encodes what the kernel and the drivers demand (docs/host.md gives each rule
+with its reason, under "How the plan is ordered, and what it refuses"): hugepages first;
+firmware steps next (``host.firmware``: NV config and its firmware reset, the ice DDP
+package and its reload, a reboot last); ``sriov_numvfs`` N->M goes through 0; ice changes
+eswitch mode only with 0 VFs, mlx5 only with its VFs unbound; mlx5 ``flow_steering_mode``
+only changes in legacy mode; VF drivers are bound after the VFs exist. A step that would
+destroy or rebind a VF in use, or change a BlueField in DPU mode from the host, is kept in
+the plan but marked refused, so the operator sees why.
 """
 
 from __future__ import annotations
