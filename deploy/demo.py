@@ -32,8 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from stacklib import neutron_ports, noauth
-from stacklib.client import (
+if __package__ in (None, ""):  # run as a file: import deploy.* from this checkout, not deploy/
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from cyborg_smartnic.cli.common import render_table
+from cyborg_smartnic.errors import SmartNicError
+from cyborg_smartnic.pci import PciAddress
+from deploy.stacklib import neutron_ports, noauth
+from deploy.stacklib.client import (
     ApiError,
     Clients,
     StackInfo,
@@ -45,10 +51,6 @@ from stacklib.client import (
     vf_usage,
     wait_server,
 )
-
-from cyborg_smartnic.cli.common import render_table
-from cyborg_smartnic.errors import SmartNicError
-from cyborg_smartnic.pci import PciAddress
 
 DEPLOY = Path(__file__).resolve().parent
 REPO = DEPLOY.parent

@@ -36,11 +36,25 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from stacklib import config, cyborg, mariadb, neutron, nova, placement, procs, rabbit, standins
-from stacklib.config import ADMIN_TOKEN, SERVICE_TOKEN, TEMPLATES
-from stacklib.procs import Proc, StackError
+if __package__ in (None, ""):  # run as a file: import deploy.* from this checkout, not deploy/
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from deploy.stacklib import (
+    config,
+    cyborg,
+    mariadb,
+    neutron,
+    nova,
+    placement,
+    procs,
+    rabbit,
+    standins,
+)
+from deploy.stacklib.config import ADMIN_TOKEN, SERVICE_TOKEN, TEMPLATES
+from deploy.stacklib.procs import Proc, StackError
 
 DEPLOY_DIR = Path(__file__).resolve().parent
+REPO_DIR = DEPLOY_DIR.parent  # on the services' path: deploy.stacklib.* (WSGI apps, auth filter)
 BIN = Path(sys.executable).parent
 STATE = "stack.json"
 PIDS = "pids.json"
@@ -321,9 +335,9 @@ def _spawn_cyborg(st: Starter, state: dict[str, Any]) -> None:
     cyborg_conf = state["cyborg_config"]
     st.spawn("cyborg-conductor", [str(BIN / "cyborg-conductor"), "--config-file", cyborg_conf],
              _service_env())
-    st.spawn("cyborg-api", _gunicorn("cyborg-api", "stacklib.cyborg_wsgi:application",
+    st.spawn("cyborg-api", _gunicorn("cyborg-api", "deploy.stacklib.cyborg_wsgi:application",
                                      _port(state["cyborg_url"]),
-                                     ["--pythonpath", str(DEPLOY_DIR)]),
+                                     ["--pythonpath", str(REPO_DIR)]),
              _service_env(CYBORG_STACK_CONFIG=cyborg_conf, SCRIPT_NAME="/accelerator"))
 
 
@@ -332,8 +346,8 @@ def _spawn_nova(st: Starter, state: dict[str, Any]) -> None:
     nova_conf = state["nova_config"]
     for service in ("nova-conductor", "nova-scheduler"):
         st.spawn(service, [str(BIN / service), "--config-file", nova_conf], _service_env())
-    st.spawn("nova-api", _gunicorn("nova-api", "stacklib.nova_wsgi:application",
-                                   _port(state["nova_url"]), ["--pythonpath", str(DEPLOY_DIR)]),
+    st.spawn("nova-api", _gunicorn("nova-api", "deploy.stacklib.nova_wsgi:application",
+                                   _port(state["nova_url"]), ["--pythonpath", str(REPO_DIR)]),
              _service_env(OS_NOVA_CONFIG_DIR=str(Path(nova_conf).parent)))
     nova.write_node_identity(st.work / "nova", state["compute_rp_uuid"])
     st.spawn("nova-compute", [str(BIN / "nova-compute"), "--config-file", nova_conf],
@@ -344,9 +358,9 @@ def _spawn_neutron(st: Starter, state: dict[str, Any]) -> None:
     """Neutron's API (gunicorn) and RPC server, once its schema is there, and the stand-in
     that reports its agents' state."""
     conf_dir = Path(state["neutron_config_dir"])
-    st.spawn("neutron-api", _gunicorn("neutron-api", "stacklib.neutron_wsgi:application",
+    st.spawn("neutron-api", _gunicorn("neutron-api", "deploy.stacklib.neutron_wsgi:application",
                                       _port(state["network_url"]),
-                                      ["--pythonpath", str(DEPLOY_DIR)]),
+                                      ["--pythonpath", str(REPO_DIR)]),
              _service_env(**neutron.api_env(conf_dir)))
     st.spawn("neutron-rpc-server", [str(BIN / "neutron-rpc-server"),
                                     *neutron.config_args(conf_dir)], _service_env())

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "deploy"))
+sys.path.insert(0, str(REPO))  # deploy.* and cyborg_smartnic from this checkout
 
-from stacklib import client, neutron_ports, noauth  # noqa: E402
+from deploy.stacklib import client, neutron_ports, noauth  # noqa: E402
 
 
 def _stack(*args: str) -> subprocess.CompletedProcess[str]:

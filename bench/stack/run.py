@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "deploy"))
+sys.path.insert(0, str(REPO))  # deploy.* and cyborg_smartnic from this checkout
 
-from stacklib import client  # noqa: E402
+from deploy.stacklib import client  # noqa: E402
 
 ACCEL_FLAVOR = "xdp.medium"  # 4 vCPU, 4 GiB, 20 GB, one VF (profiles/xdp.yaml)
 PLAIN_FLAVOR = "bench.plain"

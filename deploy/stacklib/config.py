@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stacklib.procs import StackError
+from deploy.stacklib.procs import StackError
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 UNPACKED_MARK = ".unpacked-by-stack"

@@ -8,9 +8,9 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from stacklib import placement, procs
-from stacklib.config import ADMIN_TOKEN
-from stacklib.procs import Proc, StackError
+from deploy.stacklib import placement, procs
+from deploy.stacklib.config import ADMIN_TOKEN
+from deploy.stacklib.procs import Proc, StackError
 
 
 def start_schema_upgrade(bin_dir: Path, conf: Path, log_dir: Path, env: Mapping[str, str]

@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stacklib import config, procs
-from stacklib.procs import StackError
+from deploy.stacklib import config, procs
+from deploy.stacklib.procs import StackError
 
 CONF_FILES = ("neutron.conf", "ml2_conf.ini")
 # The VLAN range each physnet offers (any; the stack's networks are flat).

@@ -16,8 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stacklib import client, neutron
-from stacklib.procs import StackError
+from deploy.stacklib import client, neutron
+from deploy.stacklib.procs import StackError
 
 CYBORG_VNIC_TYPES = ("accelerator-direct", "accelerator-direct-physical")
 

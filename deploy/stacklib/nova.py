@@ -25,9 +25,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from stacklib import mariadb, placement, procs
-from stacklib.config import ADMIN_TOKEN
-from stacklib.procs import Proc, StackError
+from deploy.stacklib import mariadb, placement, procs
+from deploy.stacklib.config import ADMIN_TOKEN
+from deploy.stacklib.procs import Proc, StackError
 
 COMPUTE_MICROVERSION = "2.96"
 CELL = "cell1"

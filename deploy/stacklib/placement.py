@@ -8,7 +8,7 @@ import urllib.request
 import uuid
 from typing import Any
 
-from stacklib.procs import StackError
+from deploy.stacklib.procs import StackError
 
 MICROVERSION = "placement 1.36"
 # What a small compute node reports; Nova's request for a flavor asks for these on the root.

@@ -20,7 +20,7 @@ from typing import Any
 
 import amqp
 
-from stacklib import procs
+from deploy.stacklib import procs
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 INSTALL_HINT = "apt-get install rabbitmq-server"

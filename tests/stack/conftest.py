@@ -29,10 +29,6 @@ from cyborg_smartnic.hostgen import build_scenario
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 STACK_SCRIPT = DEPLOY / "stack.py"
-# deploy/ holds scripts, not a package: its modules are imported the way the scripts
-# import each other (stack.py imports stacklib; demo.py is imported by the tests).
-if str(DEPLOY) not in sys.path:
-    sys.path.insert(0, str(DEPLOY))
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 MARIADB_SERVER = Path("/usr/sbin/mariadbd")

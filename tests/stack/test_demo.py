@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import demo
 import pytest
 
 from cyborg_smartnic import traits
+from deploy import demo
 from tests.stack.conftest import SHARED
 
 pytestmark = [pytest.mark.stack, SHARED]

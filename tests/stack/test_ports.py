@@ -15,12 +15,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import demo
 import pytest
-from stacklib import client, neutron, neutron_ports, noauth
-from stacklib.client import Clients, StackInfo
-from stacklib.neutron_ports import PortRequest
 
+from deploy import demo
+from deploy.stacklib import client, neutron, neutron_ports, noauth
+from deploy.stacklib.client import Clients, StackInfo
+from deploy.stacklib.neutron_ports import PortRequest
 from tests.stack.conftest import REPO, SHARED
 from tests.stack.test_servers import vf_address
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from stacklib import neutron, neutron_agents, neutron_ports
-from stacklib.procs import StackError
+
+from deploy.stacklib import neutron, neutron_agents, neutron_ports
+from deploy.stacklib.procs import StackError
 
 
 def test_physnets_come_from_physical_device_mappings_in_order_once() -> None:

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stacklib import client, mariadb
-from stacklib.client import Clients, StackInfo
 
 from cyborg_smartnic.pci import PciAddress
 from cyborg_smartnic.profiles.nova_rules import FLAVOR_REFUSED
+from deploy.stacklib import client, mariadb
+from deploy.stacklib.client import Clients, StackInfo
 from tests.stack.conftest import SHARED, stack
 
 pytestmark = [pytest.mark.stack, SHARED]

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stacklib import mariadb, noauth, procs, rabbit, standins
+
+from deploy.stacklib import mariadb, noauth, procs, rabbit, standins
 
 
 def _spawn(tmp_path: Path, script: str) -> procs.Proc:
