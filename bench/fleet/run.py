@@ -35,12 +35,10 @@ from pathlib import Path
 from typing import IO, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
-
-from stacklib import placement
 
 from bench.fleet import measure
 from cyborg_smartnic.hostgen import SysfsTree, large, scratch_dir
+from deploy.stacklib import placement
 
 REPO = Path(__file__).resolve().parents[2]
 

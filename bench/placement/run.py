@@ -33,11 +33,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(REPO), str(REPO / "deploy"), str(Path(__file__).resolve().parent)]
+sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 
 import fleet  # noqa: E402
-from stacklib import mariadb, procs  # noqa: E402
 
+from deploy.stacklib import mariadb, procs  # noqa: E402
 from tests.functional.harness import request_groups_query  # noqa: E402
 
 VERSION = "placement 1.39"
