@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import total_ordering
+from typing import Any
 
 from cyborg_smartnic.errors import InvalidPciAddress
 
@@ -47,6 +50,19 @@ class PciAddress:
                 reason=f"function ({function:x}) is greater than the maximum ({_MAX_FUNCTION:x})",
             )
         return cls(int(match["domain"], 16), int(match["bus"], 16), slot, function)
+
+    @classmethod
+    def from_attach_info(cls, info: str | Mapping[str, Any]) -> PciAddress:
+        """The address in a ``PCI`` attach handle's ``attach_info``: the JSON text Cyborg
+        stores, or the object its API answers (``attach_handle_info``); the inverse of
+        ``attach_fields``. Anything else is an ``InvalidPciAddress``."""
+        try:
+            fields = json.loads(info) if isinstance(info, str) else info
+            text = f"{fields['domain']}:{fields['bus']}:{fields['device']}.{fields['function']}"
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidPciAddress(address=str(info)[:200],
+                                    reason=f"not a PCI attach_info ({exc!r})") from None
+        return cls.parse(text)
 
     @classmethod
     def is_valid(cls, text: str) -> bool:

@@ -60,3 +60,27 @@ def test_attach_fields_match_cyborg() -> None:
     assert address.attach_fields() == {"domain": "0000", "bus": "3b", "device": "01",
                                        "function": "2"}
     assert json.loads(pci_str_to_json(str(address))) == address.attach_fields()
+
+
+def test_from_attach_info_reads_cyborgs_text_and_the_apis_object() -> None:
+    from cyborg.accelerator.common.utils import pci_str_to_json
+
+    text = pci_str_to_json("0000:3b:01.2", "physnet1")
+    assert str(PciAddress.from_attach_info(text)) == "0000:3b:01.2"
+    parsed = {"domain": "0000", "bus": "3b", "device": "01", "function": "2"}
+    assert PciAddress.from_attach_info(parsed) == PciAddress.parse("0000:3b:01.2")
+    assert PciAddress.from_attach_info(PciAddress(0, 0x5E, 0x1F, 7).attach_fields()) == \
+        PciAddress(0, 0x5E, 0x1F, 7)
+
+
+@pytest.mark.parametrize(("info", "reason"), [
+    ("not json", "not a PCI attach_info (JSONDecodeError("),
+    ('{"bus": "3b", "device": "01", "function": "2"}', "not a PCI attach_info (KeyError('domain')"),
+    ("[1, 2]", "not a PCI attach_info (TypeError("),
+    ({"domain": "0000", "bus": "3b", "device": "20", "function": "0"},
+     "slot (20) is greater than the maximum (1f)"),
+])
+def test_from_attach_info_refuses_anything_else(info: object, reason: str) -> None:
+    with pytest.raises(InvalidPciAddress) as caught:
+        PciAddress.from_attach_info(info)  # type: ignore[arg-type]
+    assert reason in str(caught.value)
