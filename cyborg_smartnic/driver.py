@@ -24,6 +24,16 @@ from keystoneauth1 import exceptions as ks_exc
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from cyborg_smartnic.conductor_guards import (
+    Found,
+    Hold,
+    hold_in_use,
+    next_ledger,
+    plan_recovery,
+    unsafe_removals,
+    vanished_handles,
+    without_deployables,
+)
 from cyborg_smartnic.conf import config_files, unknown_options
 from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
 from cyborg_smartnic.errors import ConfigError, SmartNicError
@@ -33,18 +43,10 @@ from cyborg_smartnic.pools import load_report_config
 from cyborg_smartnic.report import (
     DeployableSpec,
     DeviceSpec,
-    Found,
-    Hold,
-    hold_in_use,
     name_prefix,
-    next_ledger,
     pf_of_name,
-    plan_recovery,
     plan_report,
     to_driver_devices,
-    unsafe_removals,
-    vanished_handles,
-    without_deployables,
 )
 from cyborg_smartnic.statefile import (  # noqa: F401  (State, load_state: public here too)
     STATE_VERSION,
@@ -358,7 +360,7 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                  ) -> tuple[State, tuple[DeviceSpec, ...]]:
         """Rebuild what Cyborg holds from Placement for the PFs ``last`` does not cover
         (all when there is no ``last``): ``(the state to guard against, current minus the PFs
-        sent as stubs)``. See ``report.plan_recovery`` and docs/driver.md."""
+        sent as stubs)``. See ``conductor_guards.plan_recovery`` and docs/driver.md."""
         scope = None if last is None else last.unknown
         hostname = self.report_config.hostname
         owner = {dep.name: dev.address for dev in current for dep in dev.deployables}

@@ -3,11 +3,11 @@
 The file is only a cache of what Cyborg holds: losing it must never cost a running instance
 its VF. So reading it never raises (a file that is missing, unreadable, not a regular file,
 too large, not JSON, or JSON of the wrong shape gives ``None`` and one logged line; the driver
-then rebuilds its view from Placement, see ``report.plan_recovery``), and writing it is atomic
-(temporary file in the same directory, fsync, rename, fsync of the directory), so a crash or a
-full disk leaves the previous file or the new one, never a mix. A file that could not be
-replaced is removed, because a stale report is worse than none (it would make the driver
-believe Cyborg lacks handles it has).
+then rebuilds its view from Placement, see ``conductor_guards.plan_recovery``), and writing it
+is atomic (temporary file in the same directory, fsync, rename, fsync of the directory), so a
+crash or a full disk leaves the previous file or the new one, never a mix. A file that could
+not be replaced is removed, because a stale report is worse than none (it would make the
+driver believe Cyborg lacks handles it has).
 
 The file names the host it describes; a file written for another host is ignored. One agent
 at a time may use a file: ``StateLock`` takes an exclusive ``flock`` on ``<file>.lock`` for
@@ -30,7 +30,7 @@ from typing import Any
 import jsonschema
 from oslo_log import log as logging
 
-from cyborg_smartnic.errors import SmartNicError
+from cyborg_smartnic.errors import InvalidPciAddress, SmartNicError
 from cyborg_smartnic.report import DeviceSpec, dicts_to_specs, specs_to_dicts
 
 LOG = logging.getLogger(__name__)
@@ -143,7 +143,7 @@ def _parse(raw: bytes, host: str | None) -> State:
         raise _Unusable(f"written for host {data['host']!r}, not {host!r}")
     try:
         report = dicts_to_specs(data["report"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, InvalidPciAddress) as exc:
         raise _Unusable(f"report: bad attach_info: {exc!r}"[:300]) from None
     ledger = {name: tuple(tuple(batch) for batch in batches)
               for name, batches in data["ledger"].items()}

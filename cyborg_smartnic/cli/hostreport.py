@@ -13,6 +13,7 @@ import argparse
 import os
 import socket
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from cyborg_smartnic.pools import (
     provider_name,
     report_config_from_conf,
 )
+from cyborg_smartnic.report import DeviceSpec, plan_report, specs_to_dicts
 from cyborg_smartnic.reportcheck import (
     PHYSNET_REMEDY,
     physnet_problem,
@@ -42,7 +44,12 @@ class HostReport:
     host: Host
     provider: ProviderName
     config: ReportConfig
-    devices: list[dict[str, Any]]
+    specs: tuple[DeviceSpec, ...]
+
+    @cached_property
+    def devices(self) -> list[dict[str, Any]]:
+        """The report as ``report -f json`` prints it (``specs_to_dicts``)."""
+        return specs_to_dicts(self.specs)
 
     def warnings(self) -> list[str]:
         return [physnet_warning(name) for name in pools_without_physnet(self.devices)]
@@ -67,14 +74,13 @@ def build(args: argparse.Namespace) -> HostReport:
     """Scan and map exactly as ``SmartNicDriver.discover()`` does (minus the in-use guard,
     which needs the previous report and Placement)."""
     from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf  # noqa: PLC0415
-    from cyborg_smartnic.report import plan_report, specs_to_dicts  # noqa: PLC0415
 
     conf = common.load_config(args)
     check_root(conf.smartnic.sysfs_root)  # a mistyped root is an error, not an empty host
     host = scan(Path(conf.smartnic.sysfs_root), scan_options_from_conf(conf))
     provider = host_provider(conf, host)
     config = report_config_from_conf(conf, provider.name)
-    return HostReport(host, provider, config, specs_to_dicts(plan_report(host, config)))
+    return HostReport(host, provider, config, plan_report(host, config))
 
 
 def doctor_checks(args: argparse.Namespace) -> tuple[Any, ...]:

@@ -172,7 +172,7 @@ def run_check(args: argparse.Namespace) -> int:
 
     compiled = compile_all(load_profiles(args.paths))
     built = hostreport.build(args)
-    offers, hugepages = offers_from_report(built.devices), built.host.hugepages
+    offers, hugepages = offers_from_report(built.specs), built.host.hugepages
     verdicts = check_all([c.host for c in compiled], offers, hugepages,
                          lambda mode: firmware.firmware_hint(mode, built.host))
     data = [v.to_dict() for v in verdicts]
@@ -190,7 +190,7 @@ def host_offers(args: argparse.Namespace) -> tuple[list[Any], tuple[Any, ...]]:
     from cyborg_smartnic.profiles.check import offers_from_report  # noqa: PLC0415
 
     built = hostreport.build(args)
-    return offers_from_report(built.devices), built.host.hugepages
+    return offers_from_report(built.specs), built.host.hugepages
 
 
 def _check_table(verdicts: list[Any]) -> str:

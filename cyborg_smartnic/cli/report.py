@@ -12,11 +12,12 @@ cyborg-agent. Pools without a physnet are warned about on stderr.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from cyborg_smartnic.cli import common, hostreport
 from cyborg_smartnic.pools import ProviderName
-from cyborg_smartnic.report import RC_KEY
+from cyborg_smartnic.report import DeviceSpec
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     built = hostreport.build(args)
-    common.show(args, built.devices, lambda: render(built.devices, built.provider))
+    common.show(args, built.devices, lambda: render(built.specs, built.provider))
     for warning in built.warnings():
         common.warn(warning)
     return 0
@@ -41,21 +42,19 @@ def build(args: argparse.Namespace) -> list[dict[str, Any]]:
     return hostreport.build(args).devices
 
 
-def render(data: list[dict[str, Any]], provider: ProviderName | None = None) -> str:
+def render(devices: Sequence[DeviceSpec], provider: ProviderName | None = None) -> str:
     rows = []
-    for device in data:
-        pf = device["controlpath_id"]["cpid_info"]
-        if not device["deployable_list"]:
+    for device in devices:
+        pf = device.address
+        if not device.deployables:
             rows.append([pf, "", "", 0, "(no VFs to report)"])
-        for dep in device["deployable_list"]:
-            attributes = {a["key"]: a["value"] for a in dep["attribute_list"]}
-            traits = sorted(v for k, v in attributes.items() if k != RC_KEY)
-            pool = dep["name"].rsplit(pf, 1)[-1].lstrip("_") or "(default)"
-            rows.append([pf, pool, attributes.get(RC_KEY, ""), dep["num_accelerators"],
-                         "\n".join(traits)])
-    total = sum(dep["num_accelerators"] for dev in data for dep in dev["deployable_list"])
+        for dep in device.deployables:
+            pool = dep.name.rsplit(pf, 1)[-1].lstrip("_") or "(default)"
+            rows.append([pf, pool, dep.resource_class, dep.num_accelerators,
+                         "\n".join(dep.traits)])
+    total = sum(dep.num_accelerators for dev in devices for dep in dev.deployables)
     header = (f"Provider {provider.name} (from {provider.source})\n" if provider else "")
-    header += (f"{len(data)} devices, "
-              f"{sum(len(dev['deployable_list']) for dev in data)} deployables, {total} VFs")
+    header += (f"{len(devices)} devices, "
+              f"{sum(len(dev.deployables) for dev in devices)} deployables, {total} VFs")
     return header + "\n" + common.render_table(["PF", "Pool", "Resource class", "VFs",
                                                 "Traits"], rows)

@@ -1,18 +1,18 @@
 """Which profiles a host can serve, and for the others exactly what is missing (pure).
 
-The host side is the driver's own report (``report.build_report`` -> ``report_to_dicts``):
-one ``PoolOffer`` per deployable, i.e. per Placement resource provider, with the resource
-class, traits and VF count the driver would send. Matching follows Placement's rules for
-one request group: one provider with the resource class, every required trait, no forbidden
-trait and enough inventory. Groups may share a provider (Nova's default group policy), so
-the groups are assigned together with capacity bookkeeping. Hugepages come from the
-discovered host.
+The host side is the driver's own report (``report.plan_report``, or ``dicts_to_specs`` of a
+``report -f json`` output): one ``PoolOffer`` per deployable, i.e. per Placement resource
+provider, with the resource class, traits and VF count the driver would send. Matching follows
+Placement's rules for one request group: one provider with the resource class, every required
+trait, no forbidden trait and enough inventory. Groups may share a provider (Nova's default
+group policy), so the groups are assigned together with capacity bookkeeping. Hugepages come
+from the discovered host.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +20,7 @@ from cyborg_smartnic import catalog, traits
 from cyborg_smartnic.discovery.model import HugepagePool
 from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements
 from cyborg_smartnic.profiles.spec import PATH_CYBORG, format_page_size
-
-RC_KEY = "rc"
+from cyborg_smartnic.report import DeviceSpec
 
 
 @dataclass(frozen=True)
@@ -57,16 +56,11 @@ class ProfileVerdict:
                 "problems": list(self.problems)}
 
 
-def offers_from_report(devices: Iterable[Mapping[str, Any]]) -> list[PoolOffer]:
-    """Pools from ``report_to_dicts`` output: ``rc`` and every ``trait*`` attribute."""
-    offers = []
-    for device in devices:
-        for dep in device["deployable_list"]:
-            attrs = [(a["key"], a["value"]) for a in dep["attribute_list"]]
-            rc = next((v for k, v in attrs if k == RC_KEY), "")
-            found = frozenset(v for k, v in attrs if k.startswith("trait"))
-            offers.append(PoolOffer(name=dep["name"], resource_class=rc, traits=found,
-                                    capacity=int(dep["num_accelerators"])))
+def offers_from_report(devices: Iterable[DeviceSpec]) -> list[PoolOffer]:
+    """One offer per pool of the report, sorted by name."""
+    offers = [PoolOffer(name=dep.name, resource_class=dep.resource_class,
+                        traits=frozenset(dep.traits), capacity=dep.num_accelerators)
+              for device in devices for dep in device.deployables]
     return sorted(offers, key=lambda o: o.name)
 
 

@@ -5,8 +5,8 @@ shown first (``test_conductor_without_the_guard_*``, with the driver's guard swi
 it deletes the in-use attach handle, after which the bound ARQ cannot be read or deleted; it
 deletes an in-use pool's deployable from its DB before Placement refuses to delete the
 provider (409), which then stays behind for good; and for a vanished in-use PF it fails the
-whole report every cycle. The driver's guard (``report.hold_in_use``) avoids all three; the
-remaining tests show it. See docs/driver.md.
+whole report every cycle. The driver's guard (``conductor_guards.hold_in_use``) avoids all
+three; the remaining tests show it. See docs/driver.md.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from cyborg_smartnic import driver as driver_module
 from cyborg_smartnic.driver import ScanFailed, SmartNicDriver
 from cyborg_smartnic.errors import ConfigError
 from cyborg_smartnic.hostgen import SysfsTree, build_scenario
-from cyborg_smartnic.report import report_to_dicts
+from tests.fixtures.cyborg_objects import object_data
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
@@ -113,8 +113,8 @@ def test_two_reports_of_an_unchanged_host_are_identical(example: InProcessCloud)
     (driver,) = example.agent._rt.acc_drivers
     assert isinstance(driver, SmartNicDriver)
     driver.discover()  # the cycle after a change sends it again in full
-    first = json.dumps(report_to_dicts(driver.discover()))
-    second = json.dumps(report_to_dicts(driver.discover()))
+    first = json.dumps(object_data(driver.discover()))
+    second = json.dumps(object_data(driver.discover()))
     assert first == second
 
 

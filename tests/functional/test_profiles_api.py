@@ -20,7 +20,7 @@ from cyborg_smartnic.pools import ReportConfig
 from cyborg_smartnic.profiles.check import check_profile, offers_from_report
 from cyborg_smartnic.profiles.compiler import CompiledProfile, compile_all
 from cyborg_smartnic.profiles.loader import load_profiles
-from cyborg_smartnic.report import build_report, report_to_dicts
+from cyborg_smartnic.report import plan_report
 from tests.functional.harness import COMPUTE_HOST, InProcessCloud, request_groups_query
 
 EXAMPLES = Path(__file__).parent.parent.parent / "profiles"
@@ -62,7 +62,7 @@ def _offline_verdicts(root: Path, physnets: list[str],
                       compiled: list[CompiledProfile]) -> dict[str, tuple[str | None, ...]]:
     """``profile check`` on the same tree: servable profile -> pools chosen."""
     host = scan(root, ScanOptions(physnets=parse_physnet_mappings(physnets)))
-    offers = offers_from_report(report_to_dicts(build_report(host, ReportConfig(COMPUTE_HOST))))
+    offers = offers_from_report(plan_report(host, ReportConfig(COMPUTE_HOST)))
     verdicts = {}
     for profile in compiled:
         verdict = check_profile(profile.host, offers, host.hugepages)

@@ -23,7 +23,7 @@ from cyborg_smartnic.profiles.check import (
 )
 from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements, compile_all
 from cyborg_smartnic.profiles.loader import load_profiles
-from cyborg_smartnic.report import build_report, report_to_dicts
+from cyborg_smartnic.report import plan_report
 from cyborg_smartnic.traits import physnet_trait
 
 EXAMPLES = Path(__file__).parent.parent.parent / "profiles"
@@ -33,7 +33,7 @@ HOST = "compute-0.example.org"
 def _host(tmp_path: Path, scenario: str) -> tuple[list[PoolOffer], tuple[HugepagePool, ...]]:
     tree = build_scenario(tmp_path, scenario)
     host = scan(tmp_path, ScanOptions(physnets=parse_physnet_mappings(tree.physnet_mappings())))
-    devices = report_to_dicts(build_report(host, ReportConfig(hostname=HOST)))
+    devices = plan_report(host, ReportConfig(hostname=HOST))
     return offers_from_report(devices), host.hugepages
 
 
@@ -82,7 +82,7 @@ def test_dpu_host_serves_the_dpu_port(tmp_path: Path) -> None:
     build_scenario(tmp_path, "bluefield2_dpu")
     mappings = ["physnet6:" + pf for pf in ("0000:af:00.0",)]
     host = scan(tmp_path, ScanOptions(physnets=parse_physnet_mappings(mappings)))
-    offers = offers_from_report(report_to_dicts(build_report(host, ReportConfig(HOST))))
+    offers = offers_from_report(plan_report(host, ReportConfig(HOST)))
     compiled = {c.name: c for c in compile_all(load_profiles([EXAMPLES]))}
     # the DPU's port is remote-managed: Nova's PCI tracker picks its VF, not Cyborg
     verdict = check_profile(compiled["bluefield-dpu-port"].host, offers, host.hugepages)

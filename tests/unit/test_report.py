@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -20,9 +21,10 @@ from cyborg_smartnic.discovery.model import (
     VirtualFunction,
 )
 from cyborg_smartnic.discovery.selection import parse_selectors
-from cyborg_smartnic.errors import ConfigError
+from cyborg_smartnic.errors import ConfigError, InvalidPciAddress
 from cyborg_smartnic.pci import PciAddress
 from cyborg_smartnic.pools import PoolSpec, ReportConfig
+from tests.fixtures.cyborg_objects import object_data
 
 HOST = "cn1.example.org"
 
@@ -200,8 +202,8 @@ def test_an_unchanged_host_serialises_byte_identically() -> None:
 
     first, second = wire(), wire()
     assert first == second
-    assert json.dumps(report.report_to_dicts(report.build_report(host, config))) == \
-        json.dumps(report.report_to_dicts(report.build_report(host, config)))
+    assert json.dumps(report.specs_to_dicts(report.plan_report(host, config))) == \
+        json.dumps(report.specs_to_dicts(report.plan_report(host, config)))
 
 
 def test_a_changed_fact_changes_only_its_own_attributes() -> None:
@@ -214,8 +216,17 @@ def test_a_changed_fact_changes_only_its_own_attributes() -> None:
                                                           if k in old}
 
 
-def test_report_to_dicts_uses_cyborgs_field_names() -> None:
-    (data,) = report.report_to_dicts(report.build_report(make_host(make_pf(vfs=1)), CONFIG))
+def sent_data(specs: tuple[report.DeviceSpec, ...]) -> list[dict[str, object]]:
+    """The fields of the objects the agent sends, less the two the data leaves out."""
+    data = object_data(report.to_driver_devices(specs))
+    for device in data:
+        assert (device.pop("stub"), device.pop("vendor_board_info")) == (False, None)
+    return list(data)
+
+
+def test_specs_to_dicts_uses_cyborgs_field_names() -> None:
+    specs = report.plan_report(make_host(make_pf(vfs=1)), CONFIG)
+    (data,) = report.specs_to_dicts(specs)
     assert set(data) == {"vendor", "model", "type", "std_board_info", "controlpath_id",
                          "deployable_list"}
     assert data["controlpath_id"] == {"cpid_type": "PCI", "cpid_info": "0000:3b:00.0"}
@@ -226,9 +237,10 @@ def test_report_to_dicts_uses_cyborgs_field_names() -> None:
     assert dep["attach_handle_list"] == [{"attach_type": "PCI", "in_use": False,
                                           "attach_info": pci_str_to_json("0000:3b:01.0",
                                                                          "physnet1")}]
-    specs = report.dicts_to_specs([data])
-    assert report.report_to_dicts(report.to_driver_devices(specs)) == [data]
-    assert report.specs_to_dicts(specs) == [data]
+    assert sent_data(specs) == [data]
+    read_back = report.dicts_to_specs([data])
+    assert report.specs_to_dicts(read_back) == [data]
+    assert sent_data(read_back) == [data]
 
 
 def test_specs_to_dicts_matches_the_objects_for_a_busy_host() -> None:
@@ -236,8 +248,18 @@ def test_specs_to_dicts_matches_the_objects_for_a_busy_host() -> None:
                      make_pf(vfs=8, vf_drivers={1: "vfio-pci"}), make_pf("0000:af:00.0", vfs=0))
     config = ReportConfig(hostname=HOST, pools=(pool("p", "ens1f0#5-7", physnet="x"),))
     specs = report.plan_report(host, config)
-    assert report.specs_to_dicts(specs) == report.report_to_dicts(
-        report.to_driver_devices(specs))
+    assert report.specs_to_dicts(specs) == sent_data(specs)
+    read_back = report.dicts_to_specs(report.specs_to_dicts(specs))
+    assert [dataclasses.replace(dev, deployables=tuple(
+        dataclasses.replace(dep, pool=None) for dep in dev.deployables))
+        for dev in specs] == list(read_back)  # everything but the pool name comes back
+
+
+def test_dicts_to_specs_refuses_a_malformed_attach_info() -> None:
+    (data,) = report.specs_to_dicts(report.plan_report(make_host(make_pf(vfs=1)), CONFIG))
+    data["deployable_list"][0]["attach_handle_list"][0]["attach_info"] = '{"bus": "3b"}'
+    with pytest.raises(InvalidPciAddress):
+        report.dicts_to_specs([data])
 
 
 @pytest.mark.parametrize(("host", "pf", "pool_name", "expected"), [
@@ -257,92 +279,3 @@ def test_deployable_names_are_sanitised_bounded_and_unique() -> None:
     assert len(long_a) == len(long_b) == report.MAX_RP_NAME
     assert long_a != long_b
     assert report.deployable_name("h" * 300, "0000:3b:00.0", "a") == long_a
-
-
-# -- hold_in_use: an in-use pool never loses attach handles --------------------------------
-def _plan(*pfs: PhysicalFunction) -> tuple[report.DeviceSpec, ...]:
-    return report.plan_report(make_host(*pfs), CONFIG)
-
-
-NAME = "cn1.example.org_0000:3b:00.0"
-
-
-def test_hold_nothing_lost_is_a_no_op() -> None:
-    before = _plan(make_pf())
-    after = _plan(make_pf(vfs=6))
-    assert report.vanished_handles(before, after) == {}
-    assert report.hold_in_use(before, after, {}) == (after, ())
-
-
-def test_hold_free_pool_shrinks_as_discovered() -> None:
-    before, after = _plan(make_pf()), _plan(make_pf(present=[0, 1]))
-    lost = report.vanished_handles(before, after)
-    assert list(lost) == [NAME] and len(lost[NAME]) == 2
-    assert report.hold_in_use(before, after, {NAME: 0}) == (after, ())
-
-
-def test_hold_in_use_pool_keeps_vanished_handles_and_freezes_capacity() -> None:
-    before, after = _plan(make_pf()), _plan(make_pf(present=[0, 1]))
-    amended, holds = report.hold_in_use(before, after, {NAME: 1})
-    (dep,) = amended[0].deployables
-    assert dep.attach_infos == before[0].deployables[0].attach_infos
-    assert dep.num_accelerators == 1
-    (hold,) = holds
-    assert (hold.deployable, hold.used, hold.frozen_total) == (NAME, 1, 1)
-    assert hold.vanished == tuple(sorted(set(before[0].deployables[0].attach_infos)
-                                         - set(after[0].deployables[0].attach_infos)))
-
-
-def test_hold_unknown_usage_reports_the_pool_as_it_was() -> None:
-    before, after = _plan(make_pf()), _plan(make_pf(present=[0]))
-    amended, holds = report.hold_in_use(before, after, {NAME: None})
-    assert amended[0].deployables == before[0].deployables
-    assert holds[0].used is None
-
-
-def test_hold_a_vanished_pf_in_use_stays_reported() -> None:
-    other = make_pf("0000:5e:00.0", netdev="ens2f0")
-    before, after = _plan(make_pf(), other), _plan(other)
-    amended, _ = report.hold_in_use(before, after, {NAME: 2})
-    assert [d.address for d in amended] == ["0000:3b:00.0", "0000:5e:00.0"]
-    assert amended[0].std_board_info == before[0].std_board_info
-    assert amended[0].deployables[0].num_accelerators == 2
-    assert amended[0].deployables[0].attach_infos == before[0].deployables[0].attach_infos
-    dropped, _ = report.hold_in_use(before, after, {NAME: 0})
-    assert [d.address for d in dropped] == ["0000:5e:00.0"]
-
-
-def test_hold_withholds_kept_handles_from_the_pool_they_moved_to() -> None:
-    before = _plan(make_pf(vfs=4))
-    moved = report.plan_report(make_host(make_pf(vfs=6)), ReportConfig(
-        hostname=HOST, pools=(pool("dpdk", "ens1f0#2-5"),)))
-    amended, holds = report.hold_in_use(before, moved, {NAME: 3})
-    default, dpdk = amended[0].deployables
-    assert default.name == NAME
-    assert default.attach_infos == before[0].deployables[0].attach_infos
-    assert default.num_accelerators == 3
-    assert dpdk.name == NAME + "_dpdk"
-    assert dpdk.vf_addresses == ("0000:3b:01.4", "0000:3b:01.5")
-    assert dpdk.num_accelerators == 2
-    assert not set(default.attach_infos) & set(dpdk.attach_infos)
-    assert [h.deployable for h in holds] == [NAME]
-
-
-def test_hold_withheld_pool_that_empties_is_left_out() -> None:
-    before = _plan(make_pf(vfs=4))
-    moved = report.plan_report(make_host(make_pf(vfs=4)), ReportConfig(
-        hostname=HOST, pools=(pool("dpdk", "ens1f0#2-3"),)))
-    amended, _ = report.hold_in_use(before, moved, {NAME: 3})
-    assert [d.name for d in amended[0].deployables] == [NAME]
-
-
-def test_hold_physnet_rename_keeps_old_handles_only_while_in_use() -> None:
-    before = _plan(make_pf(physnet="old"))
-    after = _plan(make_pf(physnet="new"))
-    assert len(report.vanished_handles(before, after)[NAME]) == 4
-    amended, _ = report.hold_in_use(before, after, {NAME: 1})
-    (dep,) = amended[0].deployables
-    assert len(dep.attach_infos) == 8 and dep.num_accelerators == 1
-    assert "CUSTOM_PHYSNET_NEW" in dep.traits
-    released, _ = report.hold_in_use(before, after, {NAME: 0})
-    assert released == after

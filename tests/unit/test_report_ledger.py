@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from keystoneauth1 import exceptions as ks_exc
 
+from cyborg_smartnic import conductor_guards as guards
 from cyborg_smartnic import driver, report
 from cyborg_smartnic.pools import ReportConfig
 from tests.unit.test_report import HOST, make_host, make_pf
@@ -30,7 +31,7 @@ A, B, C, D, E = "a", "b", "c", "d", "e"
 ])
 def test_removal_is_safe_only_for_the_newest_rows(
         batches: tuple[tuple[str, ...], ...] | None, removed: set[str], safe: bool) -> None:
-    assert report.removal_is_safe(batches, removed) is safe
+    assert guards.removal_is_safe(batches, removed) is safe
 
 
 def _plan(**kwargs: Any) -> tuple[report.DeviceSpec, ...]:
@@ -40,33 +41,33 @@ def _plan(**kwargs: Any) -> tuple[report.DeviceSpec, ...]:
 def test_ledger_follows_creation_additions_and_removals() -> None:
     four = _plan(vfs=4)
     infos = four[0].deployables[0].attach_infos
-    created = report.next_ledger({}, (), four)
+    created = guards.next_ledger({}, (), four)
     assert created == {NAME: tuple((i,) for i in infos)}
     six = _plan(vfs=6)
-    grown = report.next_ledger(created, four, six)
+    grown = guards.next_ledger(created, four, six)
     assert grown[NAME][:4] == created[NAME]
     assert grown[NAME][4] == tuple(sorted(six[0].deployables[0].attach_infos[4:]))
-    assert report.next_ledger(grown, six, four) == created
+    assert guards.next_ledger(grown, six, four) == created
     # an entry we know nothing about stays unknown after an addition
-    assert report.next_ledger({}, four, six) == {}
+    assert guards.next_ledger({}, four, six) == {}
 
 
 def test_unsafe_removals_and_leaving_pools_out() -> None:
     four = _plan(vfs=4)
-    ledger = report.next_ledger({}, (), four)
-    assert report.unsafe_removals(four, _plan(vfs=2), ledger) == ()
+    ledger = guards.next_ledger({}, (), four)
+    assert guards.unsafe_removals(four, _plan(vfs=2), ledger) == ()
     middle = _plan(present=[0, 2, 3])
-    assert report.unsafe_removals(four, middle, ledger) == (NAME,)
-    assert report.unsafe_removals(four, middle, {}) == (NAME,)
-    assert report.unsafe_removals(four, _plan(vfs=6), {}) == ()  # additions are always safe
-    (device,) = report.without_deployables(middle, [NAME])
+    assert guards.unsafe_removals(four, middle, ledger) == (NAME,)
+    assert guards.unsafe_removals(four, middle, {}) == (NAME,)
+    assert guards.unsafe_removals(four, _plan(vfs=6), {}) == ()  # additions are always safe
+    (device,) = guards.without_deployables(middle, [NAME])
     assert device.address == "0000:3b:00.0" and device.deployables == ()
 
 
 def test_state_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     four = _plan(vfs=4)
-    state = driver.State(four, report.next_ledger({}, (), four))
+    state = driver.State(four, guards.next_ledger({}, (), four))
     driver.save_state(str(path), state)
     loaded = driver.load_state(str(path))
     assert loaded is not None
@@ -198,7 +199,7 @@ def test_rp_uuid_is_the_conductors() -> None:
     assert driver.rp_uuid(NAME) == str(uuid.uuid3(uuid.NAMESPACE_DNS, NAME))
 
 
-# -- rebuilding the view from Placement (report.plan_recovery) -----------------------------------
+# -- rebuilding the view from Placement (conductor_guards.plan_recovery) --------------------
 def test_pf_of_name_reads_this_hosts_names_only() -> None:
     assert report.pf_of_name(HOST, NAME) == "0000:3b:00.0"
     assert report.pf_of_name(HOST, f"{NAME}_dpdk") == "0000:3b:00.0"
@@ -220,16 +221,16 @@ def test_pf_of_name_reads_this_hosts_names_only() -> None:
 def test_plan_recovery(usage: int | None, agrees: bool, in_scan: bool,
                        stubs: tuple[str, ...], rebuilds: tuple[str, ...]) -> None:
     current = _plan(vfs=4) if in_scan else ()
-    plan = report.plan_recovery(current, {NAME: report.Found("0000:3b:00.0", usage, agrees)})
+    plan = guards.plan_recovery(current, {NAME: guards.Found("0000:3b:00.0", usage, agrees)})
     assert (plan.stubs, plan.rebuilds, plan.blocked) == (stubs, rebuilds, ())
     trusted = {dep.name for dev in plan.trusted for dep in dev.deployables}
     assert trusted == (set() if stubs or not in_scan else {NAME})
 
 
 def test_plan_recovery_blocks_on_an_in_use_provider_it_cannot_place() -> None:
-    plan = report.plan_recovery((), {f"{HOST}_x": report.Found(None, 1, False)})
+    plan = guards.plan_recovery((), {f"{HOST}_x": guards.Found(None, 1, False)})
     assert plan.blocked == (f"{HOST}_x",)
-    new = report.plan_recovery(_plan(vfs=2), {})
+    new = guards.plan_recovery(_plan(vfs=2), {})
     assert new.trusted == ()  # pools Placement lacks are new: created whole, not believed
 
 
