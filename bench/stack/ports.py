@@ -16,27 +16,15 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # deploy.* and cyborg_smartnic from this checkout
 
+from timed_stack import print_start, started, tool  # noqa: E402
+
 from deploy.stacklib import client, neutron_ports, noauth  # noqa: E402
-
-
-def _stack(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(REPO / "deploy" / "stack.py"), *args],
-                          capture_output=True, text=True, timeout=600, check=False,
-                          stdin=subprocess.DEVNULL)
-
-
-def _tool(*args: str, env: dict[str, str]) -> str:
-    return subprocess.run([str(Path(sys.executable).parent / "cyborg-smartnic"), *args],
-                          check=True, env=env, capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=120).stdout
 
 
 def main() -> int:
@@ -44,23 +32,10 @@ def main() -> int:
     parser.add_argument("--boots", type=int, default=5)
     parser.add_argument("--work-dir", default=str(REPO / "build" / "bench-ports"))
     args = parser.parse_args()
-    work = Path(args.work_dir).resolve()
-    load_before = os.getloadavg()[0]
-    started = time.monotonic()
-    done = _stack("start", "--work-dir", str(work))
-    start_seconds = time.monotonic() - started
-    if done.returncode != 0:
-        print(done.stderr, file=sys.stderr)
-        return 1
-    try:
-        state = json.loads((work / "stack.json").read_text())
-        info = client.StackInfo.from_state(state)
-        api = client.Clients(info)
-        env = {**os.environ, "OS_CLIENT_CONFIG_FILE": state["clouds_yaml"],
-               "OS_CLOUD": state["cloud"]}
-        _tool("profile", "apply", "--yes", str(REPO / "profiles"), env=env)
-        rendered = json.loads(_tool("profile", "render", "-f", "json", str(REPO / "profiles"),
-                                    env=env))
+    with started(Path(args.work_dir).resolve()) as stack:
+        state, api = stack.state, stack.api
+        rendered = json.loads(tool("profile", "render", "-f", "json", str(REPO / "profiles"),
+                                   env=stack.env))
         networks = {f"provider-{p}" for p in state["provider_networks"]}
         profile, request = sorted(
             (n, r) for n, r in neutron_ports.port_profiles(rendered).items()
@@ -77,13 +52,7 @@ def main() -> int:
                 raise SystemExit(f"boot {index}: {booted}")
             seconds.append(booted.seconds)
         load_after = os.getloadavg()[0]
-    finally:
-        _stack("stop", "--work-dir", str(work))
-    print(f"load average (1 min) before/after: {load_before:.1f} / {load_after:.1f}\n")
-    print("| what | seconds |\n|---|---:|")
-    print(f"| `stack.py start`, whole command | {start_seconds:.1f} |")
-    for step, mark in state["startup_seconds"].items():
-        print(f"| - {step} (mark) | {mark:.1f} |")
+    print_start(stack, load_after)
     print("\n| port profile | boots | to ACTIVE median | min | max |\n|---|---:|---:|---:|---:|")
     print(f"| {profile} ({request.vnic_type}) | {len(seconds)} | "
           f"{statistics.median(seconds):.2f} | {min(seconds):.2f} | {max(seconds):.2f} |")

@@ -13,10 +13,8 @@ machine is shared. Stops the stack at the end.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,16 +23,12 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # deploy.* and cyborg_smartnic from this checkout
 
+from timed_stack import print_start, started  # noqa: E402
+
 from deploy.stacklib import client  # noqa: E402
 
 ACCEL_FLAVOR = "xdp.medium"  # 4 vCPU, 4 GiB, 20 GB, one VF (profiles/xdp.yaml)
 PLAIN_FLAVOR = "bench.plain"
-
-
-def _stack(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(REPO / "deploy" / "stack.py"), *args],
-                          capture_output=True, text=True, timeout=600, check=False,
-                          stdin=subprocess.DEVNULL)
 
 
 def _boot_once(info: client.StackInfo, api: client.Clients, flavor: dict[str, Any],
@@ -58,23 +52,8 @@ def main() -> int:
     parser.add_argument("--work-dir", default=str(REPO / "build" / "bench-stack"))
     parser.add_argument("--keep", action="store_true", help="leave the stack running")
     args = parser.parse_args()
-    work = Path(args.work_dir).resolve()
-    load_before = os.getloadavg()[0]
-    started = time.monotonic()
-    done = _stack("start", "--work-dir", str(work))
-    start_seconds = time.monotonic() - started
-    if done.returncode != 0:
-        print(done.stderr, file=sys.stderr)
-        return 1
-    try:
-        state = json.loads((work / "stack.json").read_text())
-        info = client.StackInfo.from_state(state)
-        api = client.Clients(info)
-        env = {**os.environ, "OS_CLIENT_CONFIG_FILE": state["clouds_yaml"],
-               "OS_CLOUD": state["cloud"]}
-        subprocess.run([str(Path(sys.executable).parent / "cyborg-smartnic"), "profile",
-                        "apply", "--yes", str(REPO / "profiles")], check=True, env=env,
-                       capture_output=True, stdin=subprocess.DEVNULL, timeout=120)
+    with started(Path(args.work_dir).resolve(), keep=args.keep) as stack:
+        info, api = stack.info, stack.api
         flavors = {f["name"]: f for f in client.json_of(
             api.nova.get("/flavors/detail"), "flavors")["flavors"]}
         accel = flavors[ACCEL_FLAVOR]
@@ -86,16 +65,8 @@ def main() -> int:
             times["with"].append(_boot_once(info, api, accel, f"bench-accel-{index}"))
             times["without"].append(_boot_once(info, api, plain, f"bench-plain-{index}"))
         load_after = os.getloadavg()[0]
-    finally:
-        if not args.keep:
-            _stack("stop", "--work-dir", str(work))
 
-    marks = state["startup_seconds"]
-    print(f"load average (1 min) before/after: {load_before:.1f} / {load_after:.1f}\n")
-    print("| what | seconds |\n|---|---:|")
-    print(f"| `stack.py start`, whole command | {start_seconds:.1f} |")
-    for step, seconds in marks.items():
-        print(f"| - {step} (mark) | {seconds:.1f} |")
+    print_start(stack, load_after)
     print("\n| flavor | boots | to ACTIVE median | min | max | delete median | ARQs |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, name in (("with", ACCEL_FLAVOR), ("without", PLAIN_FLAVOR)):

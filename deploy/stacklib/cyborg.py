@@ -14,28 +14,12 @@ from deploy.stacklib.procs import Proc, StackError
 
 
 def start_schema_upgrade(bin_dir: Path, conf: Path, log_dir: Path, env: Mapping[str, str]
-                         ) -> tuple[subprocess.Popen[bytes], Path]:
-    """`cyborg-dbsync upgrade` (Cyborg's migrations, as production runs them on MariaDB)."""
-    log = log_dir / "cyborg-dbsync.log"
-    with open(log, "wb") as out:
-        child = subprocess.Popen([str(bin_dir / "cyborg-dbsync"), "--config-file", str(conf),
-                                  "upgrade"], stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=subprocess.STDOUT,
-                                 env=dict(env))
-    return child, log
-
-
-def finish_schema_upgrade(started: tuple[subprocess.Popen[bytes], Path],
-                          timeout: float) -> None:
-    child, log = started
-    try:
-        code = child.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        code = child.wait()
-    if code != 0:
-        raise StackError(f"cyborg-dbsync upgrade failed (exit {code}); "
-                         f"last lines of {log}:\n{procs.log_tail(log)}")
+                         ) -> procs.Job:
+    """`cyborg-dbsync upgrade` (Cyborg's migrations, as production runs them on MariaDB);
+    wait for it with `procs.finish_job`."""
+    return procs.start_job("cyborg-dbsync upgrade",
+                           [str(bin_dir / "cyborg-dbsync"), "--config-file", str(conf),
+                            "upgrade"], log_dir / "cyborg-dbsync.log", env)
 
 
 def start_expected_deployables(bin_dir: Path, conf: Path, sysfs_root: Path,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -70,27 +69,12 @@ def api_env(conf_dir: Path) -> dict[str, str]:
 
 
 def start_schema_upgrade(bin_dir: Path, conf_dir: Path, log_dir: Path,
-                         env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], Path]:
-    """`neutron-db-manage upgrade heads` (Neutron's migrations) in the background."""
-    log = log_dir / "neutron-db-manage.log"
-    with open(log, "wb") as out:
-        child = subprocess.Popen([str(bin_dir / "neutron-db-manage"), *config_args(conf_dir),
-                                  "upgrade", "heads"], stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=subprocess.STDOUT, env=dict(env))
-    return child, log
-
-
-def finish_schema_upgrade(started: tuple[subprocess.Popen[bytes], Path],
-                          timeout: float) -> None:
-    child, log = started
-    try:
-        code = child.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        code = child.wait()
-    if code != 0:
-        raise StackError(f"neutron-db-manage upgrade heads failed (exit {code}); "
-                         f"last lines of {log}:\n{procs.log_tail(log)}")
+                         env: Mapping[str, str]) -> procs.Job:
+    """`neutron-db-manage upgrade heads` (Neutron's migrations) in the background; wait for
+    it with `procs.finish_job`."""
+    return procs.start_job("neutron-db-manage upgrade heads",
+                           [str(bin_dir / "neutron-db-manage"), *config_args(conf_dir),
+                            "upgrade", "heads"], log_dir / "neutron-db-manage.log", env)
 
 
 def api(network_url: str, method: str, path: str, body: Mapping[str, Any] | None = None,

@@ -15,7 +15,6 @@ need before they start and tells when the compute host is really usable:
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -46,39 +45,22 @@ class Manage:
         return [str(self.bin_dir / "nova-manage"), "--config-file", str(conf or self.conf),
                 *args]
 
-    def popen(self, name: str, args: Sequence[str], conf: Path | None = None
-              ) -> tuple[str, subprocess.Popen[bytes], Path]:
-        log = self.log_dir / f"nova-manage-{name}.log"
-        with open(log, "wb") as out:
-            child = subprocess.Popen(self.argv(args, conf), stdin=subprocess.DEVNULL, stdout=out,
-                                     stderr=subprocess.STDOUT, env=dict(self.env))
-        return name, child, log
+    def popen(self, name: str, args: Sequence[str], conf: Path | None = None) -> procs.Job:
+        return procs.start_job(f"nova-manage {name}", self.argv(args, conf),
+                               self.log_dir / f"nova-manage-{name}.log", self.env)
 
     def run(self, name: str, args: Sequence[str], conf: Path | None = None,
             timeout: float = 180.0) -> int:
-        _, child, _ = self.popen(name, args, conf)
-        return child.wait(timeout=timeout)
+        return self.popen(name, args, conf).child.wait(timeout=timeout)
 
 
-def _wait_all(started: Sequence[tuple[str, subprocess.Popen[bytes], Path]],
-              timeout: float) -> None:
-    failed = []
-    for name, child, log in started:
-        try:
-            code = child.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-            code = -9
-        if code != 0:
-            failed.append(f"nova-manage {name} exited {code}; last lines of {log}:\n"
-                          f"{procs.log_tail(log, 15)}")
+def _wait_all(started: Sequence[procs.Job], timeout: float) -> None:
+    failed = [why for job in started if (why := procs.job_failure(job, timeout, 15))]
     if failed:
         raise StackError("\n".join(failed))
 
 
-def start_schema_syncs(manage: Manage, cell0_conf: Path
-                       ) -> list[tuple[str, subprocess.Popen[bytes], Path]]:
+def start_schema_syncs(manage: Manage, cell0_conf: Path) -> list[procs.Job]:
     """The API, cell1 and cell0 schemas at once (three databases, no shared rows).
 
     `db sync --local_cell` with a config pointing [database] at cell0 syncs cell0 without
@@ -89,12 +71,12 @@ def start_schema_syncs(manage: Manage, cell0_conf: Path
             manage.popen("db-sync-cell0", ["db", "sync", "--local_cell"], cell0_conf)]
 
 
-def map_cells(manage: Manage, syncs: Sequence[tuple[str, subprocess.Popen[bytes], Path]],
-              cell0_url: str, timeout: float) -> None:
+def map_cells(manage: Manage, syncs: Sequence[procs.Job], cell0_url: str,
+              timeout: float) -> None:
     """Map cell0 and create cell1 (from [database] and transport_url) as soon as the API
     schema is there, while the cells' schemas may still be syncing; each adds its own row
     to the API database. Returns when everything is done."""
-    api_sync = [s for s in syncs if s[0] == "api_db-sync"]
+    api_sync = [s for s in syncs if s.what == "nova-manage api_db-sync"]
     _wait_all(api_sync, timeout)
     cells = [manage.popen("map_cell0", ["cell_v2", "map_cell0", "--database_connection",
                                         cell0_url]),

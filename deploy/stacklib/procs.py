@@ -90,6 +90,43 @@ def log_tail(path: str | Path, lines: int = 25) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty log)"
 
 
+@dataclass(frozen=True)
+class Job:
+    """A one-shot command running in the background while the stack starts (a schema
+    migration, a nova-manage step), its output in a log of its own."""
+
+    what: str  # how messages name it: "cyborg-dbsync upgrade"
+    child: subprocess.Popen[bytes]
+    log: Path
+
+
+def start_job(what: str, argv: Sequence[str], log: Path, env: Mapping[str, str]) -> Job:
+    with open(log, "wb") as out:
+        child = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, env=dict(env))
+    return Job(what, child, log)
+
+
+def job_failure(job: Job, timeout: float, tail: int = 25) -> str | None:
+    """Wait for ``job`` (killed after ``timeout`` seconds): ``None`` when it exited 0, else
+    one paragraph saying so with the last lines of its log."""
+    try:
+        code = job.child.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        job.child.kill()
+        code = job.child.wait()
+    if code == 0:
+        return None
+    return f"{job.what} failed (exit {code}); last lines of {job.log}:\n{log_tail(job.log, tail)}"
+
+
+def finish_job(job: Job, timeout: float) -> None:
+    """``job_failure`` as a ``StackError``."""
+    failed = job_failure(job, timeout)
+    if failed is not None:
+        raise StackError(failed)
+
+
 def died_error(proc: Proc, what: str) -> StackError:
     return StackError(
         f"{proc.name} exited while {what}; last lines of {proc.log}:\n{log_tail(proc.log)}")

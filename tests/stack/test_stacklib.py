@@ -61,6 +61,27 @@ def test_a_service_dying_at_start_fails_with_its_log_tail(tmp_path: Path) -> Non
     assert "boom: port in use" in str(caught.value)
 
 
+def test_a_background_job_that_fails_names_itself_with_its_log_tail(tmp_path: Path) -> None:
+    """One helper for every schema migration (Cyborg's, Neutron's, nova-manage's)."""
+    ok = procs.start_job("true job", ["sh", "-c", "echo fine"], tmp_path / "ok.log",
+                         dict(os.environ))
+    procs.finish_job(ok, 10)
+    assert (tmp_path / "ok.log").read_text() == "fine\n"
+    bad = procs.start_job("dbsync upgrade", ["sh", "-c", "echo 'no such table' >&2; exit 3"],
+                          tmp_path / "bad.log", dict(os.environ))
+    with pytest.raises(procs.StackError, match=r"^dbsync upgrade failed \(exit 3\); last "
+                                               r"lines of .*bad\.log:\nno such table$"):
+        procs.finish_job(bad, 10)
+
+
+def test_a_background_job_that_hangs_is_killed_after_its_timeout(tmp_path: Path) -> None:
+    job = procs.start_job("slow job", ["sleep", "30"], tmp_path / "slow.log", dict(os.environ))
+    started = time.monotonic()
+    failed = procs.job_failure(job, 0.5)
+    assert failed is not None and failed.startswith("slow job failed (exit -9)")
+    assert time.monotonic() - started < 5 and job.child.poll() == -9
+
+
 def test_wait_until_times_out_with_a_clear_message(tmp_path: Path) -> None:
     proc = _spawn(tmp_path, "exec sleep 30")
     started = time.monotonic()
