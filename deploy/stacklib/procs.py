@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from cyborg_smartnic.discovery.procfs import ProcReader, ProcUnreadable
+
 
 class StackError(Exception):
     """A step of the stack failed; the message is one paragraph for the operator."""
@@ -42,13 +44,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+_PROC = ProcReader("/")
+
+
 def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` after the command name (``[0]`` state, ``[19]`` starttime),
+    through the project's /proc reader; None when the process is gone or unreadable."""
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return _PROC.stat_fields(pid)
+    except ProcUnreadable:
         return None
-    # The command name is in parentheses and may hold spaces: split after the last ')'.
-    return raw[raw.rindex(")") + 2:].split()
 
 
 def start_ticks(pid: int) -> int | None:
@@ -166,14 +171,9 @@ def wait_http_ok(url: str, proc: Proc, timeout: float) -> None:
 
 def group_members(pgid: int) -> list[int]:
     """Live (non-zombie) processes whose process group is pgid."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        fields = _stat_fields(int(entry.name))
-        if fields and fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+    return [pid for pid in _PROC.pids()
+            if (fields := _stat_fields(pid)) and fields[0] not in ("Z", "X")
+            and int(fields[2]) == pgid]
 
 
 def stop(proc: Proc, grace: float = 15.0) -> str:
