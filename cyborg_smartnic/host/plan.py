@@ -178,59 +178,88 @@ class _PfPlanner:
         return str(self.pf.address)
 
     def run(self) -> list[S.Step]:
-        pf, device = self.pf, self.device
+        """Tear down if needed, change modes, create, then get every VF its driver."""
+        pf = self.pf
         vfs = {vf.index: vf for vf in pf.virtual_functions}
-        target_count = device.vf_count if device.vf_count is not None else pf.num_vfs
+        target_count = self.device.vf_count if self.device.vf_count is not None else pf.num_vfs
         modes = self._mode_sequence()
-        is_mlx5 = pf.driver == MLX5
         destroy = pf.num_vfs > 0 and (
-            target_count != pf.num_vfs or (bool(modes) and not is_mlx5))
-        previous = {index: vf.driver for index, vf in vfs.items()}
+            target_count != pf.num_vfs or (bool(modes) and pf.driver != MLX5))
         # VFs that exist but discovery left out die with the others: name them too
         unscanned = self.in_use.unscanned_of(self.addr)
-        hidden = tuple(vf.address for vf in unscanned)
+        existing = (tuple(str(vf.address) for vf in vfs.values())
+                    + tuple(vf.address for vf in unscanned))
         if destroy:
-            self._set_numvfs(pf.num_vfs, 0,
-                             tuple(str(vf.address) for vf in vfs.values()) + hidden,
+            self._set_numvfs(pf.num_vfs, 0, existing,
                              "go through 0: the kernel refuses N->M directly"
                              if target_count else "remove the VFs")
+        unbound = (self._unbind_for_modes(vfs) if modes and not destroy and pf.num_vfs > 0
+                   else set())
+        self._change_modes(modes, () if destroy else existing)
+        now = 0 if destroy else pf.num_vfs
+        if target_count != now:
+            self._set_numvfs(now, target_count, (), "create the VFs")
+        if destroy:
+            self._recreated_drivers(target_count, {i: vf.driver for i, vf in vfs.items()})
+        else:
+            unscanned_at = {vf.index: vf.address for vf in unscanned if vf.index is not None}
+            self._kept_drivers(target_count, vfs, unbound, unscanned_at)
+        return self.steps
+
+    def _unbind_for_modes(self, vfs: dict[int, VirtualFunction]) -> set[int]:
+        """mlx5 keeps its VFs through an eswitch mode change, unbound: the indices unbound."""
         unbound: set[int] = set()
-        if modes and not destroy and pf.num_vfs > 0:
-            for index, vf in sorted(vfs.items()):
-                if vf.driver is not None:
-                    self._bind(vf, index, vf.driver, None, "mlx5 changes eswitch mode only "
-                               "with its VFs unbound")
-                    unbound.add(index)
-        alive = () if destroy else tuple(str(vf.address) for vf in vfs.values()) + hidden
-        unscanned_at = {vf.index: vf.address for vf in unscanned if vf.index is not None}
+        for index, vf in sorted(vfs.items()):
+            if vf.driver is not None:
+                self._bind(vf, index, vf.driver, None, "mlx5 changes eswitch mode only "
+                           "with its VFs unbound")
+                unbound.add(index)
+        return unbound
+
+    def _change_modes(self, modes: list[tuple[str, str]], alive: tuple[str, ...]) -> None:
         for kind, value in modes:
             if kind == S.SET_ESWITCH_MODE:
                 self._eswitch(value, alive)
             else:
                 self._flow_steering(value)
-        now = 0 if destroy else pf.num_vfs
-        if target_count != now:
-            self._set_numvfs(now, target_count, (), "create the VFs")
-        for index in range(target_count):
-            survivor = vfs.get(index) if not destroy else None
+
+    def _recreated_drivers(self, count: int, previous: dict[int, str | None]) -> None:
+        """After the VFs were destroyed and created again: the wanted drivers, else the
+        driver each VF had before (autoprobe gives it the default)."""
+        for index in range(count):
             want = self._wanted_driver(index)
-            if survivor is not None:
-                have = None if index in unbound else survivor.driver
-                goal = want or (survivor.driver if index in unbound else None)
-                if goal is not None and goal != have:
-                    self._bind(survivor, index, have, goal,
-                               "rebind after the eswitch mode change" if index in unbound
-                               and want is None else f"VF {index} should use {goal}")
-            elif want is not None and not destroy and index in unscanned_at:
-                self._bind_unscanned(unscanned_at[index], index, want)
-            elif want is not None:
-                usual = " (the default: autoprobe usually binds it)" if (
-                    want == self._default()) else ""
-                self._bind(None, index, None, want, f"new VF {index} should use {want}{usual}")
-            elif destroy and previous.get(index) and previous[index] != self._default():
+            if want is not None:
+                self._bind_new(index, want)
+            elif previous.get(index) and previous[index] != self._default():
                 self._bind(None, index, None, previous[index],
                            f"restore the driver VF {index} had before it was recreated")
-        return self.steps
+
+    def _kept_drivers(self, count: int, vfs: dict[int, VirtualFunction], unbound: set[int],
+                      unscanned_at: dict[int, str]) -> None:
+        """VFs that survive: rebind where the driver differs (or was unbound for a mode
+        change); VFs that are new or were not scanned get the wanted driver."""
+        for index in range(count):
+            want = self._wanted_driver(index)
+            survivor = vfs.get(index)
+            if survivor is not None:
+                self._rebind_survivor(survivor, index, want, was_unbound=index in unbound)
+            elif want is not None and index in unscanned_at:
+                self._bind_unscanned(unscanned_at[index], index, want)
+            elif want is not None:
+                self._bind_new(index, want)
+
+    def _rebind_survivor(self, vf: VirtualFunction, index: int, want: str | None, *,
+                         was_unbound: bool) -> None:
+        have = None if was_unbound else vf.driver
+        goal = want or (vf.driver if was_unbound else None)
+        if goal is not None and goal != have:
+            self._bind(vf, index, have, goal,
+                       "rebind after the eswitch mode change" if was_unbound and want is None
+                       else f"VF {index} should use {goal}")
+
+    def _bind_new(self, index: int, want: str) -> None:
+        usual = " (the default: autoprobe usually binds it)" if want == self._default() else ""
+        self._bind(None, index, None, want, f"new VF {index} should use {want}{usual}")
 
     # ----------------------------------------------------------------- decisions
 
