@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from cyborg_smartnic.hostgen.builder import SysfsTree
+from cyborg_smartnic.hostgen.builder import PfOptions, SysfsTree
 
 PATHOLOGY_PF = "0000:3b:00.0"  # the ConnectX-6 Dx PF every pathology breaks something of
 BYSTANDER_PF = "0000:18:00.0"  # an X710 PF that must come through every pathology untouched
@@ -19,11 +19,13 @@ def pathology_base(root: Path | str) -> SysfsTree:
     """A small healthy host: one CX-6 Dx PF (4 VFs, 0-1 on vfio-pci, switchdev, physnet1) and
     one X710 PF (2 iavf VFs) as a bystander."""
     tree = SysfsTree(root)
-    tree.add_pf(PATHOLOGY_PF, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
-                numa_node=0, total_vfs=8, num_vfs=4, vf_drivers={0: "vfio-pci", 1: "vfio-pci"},
-                eswitch="switchdev", fw_version="22.36.1010", vf_offset=2, physnet="physnet1")
-    tree.add_pf(BYSTANDER_PF, vendor="8086", device="1572", driver="i40e", netdev="ens3f0",
-                numa_node=0, total_vfs=32, num_vfs=2, fw_version="9.20")
+    tree.add_pf(PATHOLOGY_PF, PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", numa_node=0, total_vfs=8,
+        num_vfs=4, vf_drivers={0: "vfio-pci", 1: "vfio-pci"}, eswitch="switchdev",
+        fw_version="22.36.1010", vf_offset=2, physnet="physnet1"))
+    tree.add_pf(BYSTANDER_PF, PfOptions(
+        vendor="8086", device="1572", driver="i40e", netdev="ens3f0", numa_node=0, total_vfs=32,
+        num_vfs=2, fw_version="9.20"))
     return tree
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from cyborg_smartnic.hostgen.builder import SysfsTree
+from cyborg_smartnic.hostgen.builder import PfOptions, SysfsTree
 
 _LARGE_MODELS = (
     # vendor, device, driver, vf driver, eswitch
@@ -32,12 +32,11 @@ def large(root: Path | str, pfs: int = 16, vfs: int = 128, noise: int = 2000,
     kinds = tuple(models)
     for i in range(pfs):
         vendor, device, driver, vf_driver, eswitch = kinds[i % len(kinds)]
-        tree.add_pf(f"0000:{0x10 + 2 * i:02x}:00.0", vendor=vendor, device=device,
-                    driver=driver, netdev=f"enp{0x10 + 2 * i}s0f0", numa_node=i % 2,
-                    total_vfs=vfs, num_vfs=vfs,
-                    vf_driver=vf_driver, vf_drivers={n: "vfio-pci" for n in range(0, vfs, 2)},
-                    eswitch=eswitch, fw_version="1.2.3", fw_mode="comms" if driver == "ice"
-                    else None, vf_offset=8)
+        tree.add_pf(f"0000:{0x10 + 2 * i:02x}:00.0", PfOptions(
+            vendor=vendor, device=device, driver=driver, netdev=f"enp{0x10 + 2 * i}s0f0",
+            numa_node=i % 2, total_vfs=vfs, num_vfs=vfs, vf_driver=vf_driver,
+            vf_drivers={n: "vfio-pci" for n in range(0, vfs, 2)}, eswitch=eswitch,
+            fw_version="1.2.3", fw_mode="comms" if driver == "ice" else None, vf_offset=8))
     for i in range(noise):
         vendor, device, cls, noise_driver = _NOISE_KINDS[i % len(_NOISE_KINDS)]
         bus, devfn = 0x80 + 2 * (i // 256), i % 256

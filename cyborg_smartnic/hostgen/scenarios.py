@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cyborg_smartnic.hostgen import firmware
-from cyborg_smartnic.hostgen.builder import SysfsTree
+from cyborg_smartnic.hostgen.builder import PfOptions, SysfsTree
 
 
 def cx6dx_switchdev(tree: SysfsTree) -> None:
@@ -15,24 +15,22 @@ def cx6dx_switchdev(tree: SysfsTree) -> None:
 
     mlx5 offsets as on real cards: PF0's VF0 is 0000:3b:00.2, PF1's VF0 0000:3b:01.2."""
     for port in (0, 1):
-        tree.add_pf(f"0000:3b:00.{port}", vendor="15b3", device="101d", driver="mlx5_core",
-                    netdev=f"ens1f{port}", numa_node=0, total_vfs=8, num_vfs=4,
-                    vf_drivers={0: "vfio-pci", 1: "vfio-pci"}, eswitch="switchdev",
-                    fw_version="22.36.1010", subsystem_device="0042", speed=100000,
-                    physnet=f"physnet{port + 1}", serial="MT2034X12345",
-                    vf_offset=2 if port == 0 else 9,
-                    product="ConnectX-6 Dx EN adapter card, 100GbE, Dual-port QSFP56")
+        tree.add_pf(f"0000:3b:00.{port}", PfOptions(
+            vendor="15b3", device="101d", driver="mlx5_core", netdev=f"ens1f{port}", numa_node=0,
+            total_vfs=8, num_vfs=4, vf_drivers={0: "vfio-pci", 1: "vfio-pci"}, eswitch="switchdev",
+            fw_version="22.36.1010", subsystem_device="0042", speed=100000,
+            physnet=f"physnet{port + 1}", serial="MT2034X12345", vf_offset=2 if port == 0 else 9,
+            product="ConnectX-6 Dx EN adapter card, 100GbE, Dual-port QSFP56"))
 
 
 def bluefield2(tree: SysfsTree, mode: str = "nic") -> None:
     """BlueField-2 dual port from the host: NIC mode (legacy eswitch) or DPU mode (ECPF)."""
     for port in (0, 1):
-        tree.add_pf(f"0000:af:00.{port}", vendor="15b3", device="a2d6", driver="mlx5_core",
-                    netdev=f"ens5f{port}np{port}", numa_node=1, total_vfs=16, num_vfs=2,
-                    eswitch="legacy", fw_version="24.35.2000", fw_mode=mode,
-                    subsystem_device="0061", speed=25000, serial="MT2109X00521",
-                    vf_offset=2 if port == 0 else 17,
-                    product="BlueField-2 DPU 25GbE Dual-Port SFP56")
+        tree.add_pf(f"0000:af:00.{port}", PfOptions(
+            vendor="15b3", device="a2d6", driver="mlx5_core", netdev=f"ens5f{port}np{port}",
+            numa_node=1, total_vfs=16, num_vfs=2, eswitch="legacy", fw_version="24.35.2000",
+            fw_mode=mode, subsystem_device="0061", speed=25000, serial="MT2109X00521",
+            vf_offset=2 if port == 0 else 17, product="BlueField-2 DPU 25GbE Dual-Port SFP56"))
 
 
 def bluefield2_dpu(tree: SysfsTree) -> None:
@@ -42,33 +40,36 @@ def bluefield2_dpu(tree: SysfsTree) -> None:
 def e810_comms(tree: SysfsTree) -> None:
     """E810-CQDA2 running the ICE COMMS DDP package: port 0 VFs 0-3 on vfio-pci and 4-7 on
     iavf; port 1 four vfio-pci VFs."""
-    tree.add_pf("0000:5e:00.0", vendor="8086", device="1592", driver="ice", netdev="ens2f0",
-                numa_node=1, total_vfs=128, num_vfs=8,
-                vf_drivers={0: "vfio-pci", 1: "vfio-pci", 2: "vfio-pci", 3: "vfio-pci"},
-                eswitch="legacy", fw_version="4.40", fw_mode="comms", subsystem_device="0002",
-                physnet="physnet3")
-    tree.add_pf("0000:5e:00.1", vendor="8086", device="1592", driver="ice", netdev="ens2f1",
-                numa_node=1, total_vfs=128, num_vfs=4, vf_driver="vfio-pci", eswitch="legacy",
-                fw_version="4.40", fw_mode="comms", subsystem_device="0002", physnet="physnet4")
+    tree.add_pf("0000:5e:00.0", PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f0", numa_node=1, total_vfs=128,
+        num_vfs=8, vf_drivers={0: "vfio-pci", 1: "vfio-pci", 2: "vfio-pci", 3: "vfio-pci"},
+        eswitch="legacy", fw_version="4.40", fw_mode="comms", subsystem_device="0002",
+        physnet="physnet3"))
+    tree.add_pf("0000:5e:00.1", PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f1", numa_node=1, total_vfs=128,
+        num_vfs=4, vf_driver="vfio-pci", eswitch="legacy", fw_version="4.40", fw_mode="comms",
+        subsystem_device="0002", physnet="physnet4"))
 
 
 def x710_legacy(tree: SysfsTree) -> None:
     """X710 (i40e) in legacy SR-IOV: four iavf VFs on port 0; port 1 has none, link down."""
-    tree.add_pf("0000:18:00.0", vendor="8086", device="1572", driver="i40e", netdev="ens3f0",
-                numa_node=0, total_vfs=32, num_vfs=4, eswitch="legacy", fw_version="9.20",
-                subsystem_device="0001", speed=10000, physnet="physnet5")
-    tree.add_pf("0000:18:00.1", vendor="8086", device="1572", driver="i40e", netdev="ens3f1",
-                numa_node=0, total_vfs=32, num_vfs=0, eswitch="legacy", fw_version="9.20",
-                subsystem_device="0001", speed=10000, operstate="down")
+    tree.add_pf("0000:18:00.0", PfOptions(
+        vendor="8086", device="1572", driver="i40e", netdev="ens3f0", numa_node=0, total_vfs=32,
+        num_vfs=4, eswitch="legacy", fw_version="9.20", subsystem_device="0001", speed=10000,
+        physnet="physnet5"))
+    tree.add_pf("0000:18:00.1", PfOptions(
+        vendor="8086", device="1572", driver="i40e", netdev="ens3f1", numa_node=0, total_vfs=32,
+        num_vfs=0, eswitch="legacy", fw_version="9.20", subsystem_device="0001", speed=10000,
+        operstate="down"))
 
 
 def bcm57414(tree: SysfsTree) -> None:
     """Broadcom BCM57414 (bnxt_en), legacy eswitch, two VFs on port 0."""
     for port in (0, 1):
-        tree.add_pf(f"0000:86:00.{port}", vendor="14e4", device="16d7", driver="bnxt_en",
-                    netdev=f"ens4f{port}np{port}", numa_node=1, total_vfs=64,
-                    num_vfs=2 if port == 0 else 0, eswitch="legacy",
-                    fw_version="223.0.161.0", subsystem_device="4140", speed=25000)
+        tree.add_pf(f"0000:86:00.{port}", PfOptions(
+            vendor="14e4", device="16d7", driver="bnxt_en", netdev=f"ens4f{port}np{port}",
+            numa_node=1, total_vfs=64, num_vfs=2 if port == 0 else 0, eswitch="legacy",
+            fw_version="223.0.161.0", subsystem_device="4140", speed=25000))
 
 
 def noise(tree: SysfsTree) -> None:

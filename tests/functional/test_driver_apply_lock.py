@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 
 from cyborg_smartnic.host import lock
-from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
@@ -24,9 +24,9 @@ def test_pools_of_pfs_being_changed_hold_still_until_the_apply_ends(
     inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens2f0,physnet2:ens2f1"})
     tree = SysfsTree(inproc.sysfs_root)
     for pf, netdev, vfs in ((PF0, "ens2f0", 4), (PF1, "ens2f1", 2)):
-        tree.add_pf(pf, vendor="8086", device="1592", driver="ice", netdev=netdev,
-                    numa_node=0, total_vfs=16, num_vfs=vfs, eswitch="legacy",
-                    fw_version="4.40")
+        tree.add_pf(pf, PfOptions(
+            vendor="8086", device="1592", driver="ice", netdev=netdev, numa_node=0, total_vfs=16,
+            num_vfs=vfs, eswitch="legacy", fw_version="4.40"))
     inproc.run_agent_cycle()
     assert (total(inproc, PF0), total(inproc, PF1)) == (4, 2)
 

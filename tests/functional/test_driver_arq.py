@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
@@ -22,13 +22,15 @@ CX6, E810, X710 = "0000:3b:00.0", "0000:5e:00.0", "0000:18:00.0"
 
 
 def build_host(tree: SysfsTree) -> None:
-    tree.add_pf(CX6, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
-                numa_node=0, total_vfs=8, num_vfs=4, vf_driver="vfio-pci", eswitch="switchdev",
-                fw_version="22.36.1010", vf_offset=2)
-    tree.add_pf(E810, vendor="8086", device="1592", driver="ice", netdev="ens2f0", numa_node=1,
-                total_vfs=16, num_vfs=4, eswitch="legacy", fw_version="4.40", fw_mode="comms")
-    tree.add_pf(X710, vendor="8086", device="1572", driver="i40e", netdev="ens3f0",
-                numa_node=0, total_vfs=8, num_vfs=2, eswitch="legacy", fw_version="9.20")
+    tree.add_pf(CX6, PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", numa_node=0, total_vfs=8,
+        num_vfs=4, vf_driver="vfio-pci", eswitch="switchdev", fw_version="22.36.1010", vf_offset=2))
+    tree.add_pf(E810, PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f0", numa_node=1, total_vfs=16,
+        num_vfs=4, eswitch="legacy", fw_version="4.40", fw_mode="comms"))
+    tree.add_pf(X710, PfOptions(
+        vendor="8086", device="1572", driver="i40e", netdev="ens3f0", numa_node=0, total_vfs=8,
+        num_vfs=2, eswitch="legacy", fw_version="9.20"))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
-from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree
 from tests.functional.harness import InProcessCloud, request_groups_query
 
 RC = "CUSTOM_SMARTNIC_VF"
@@ -26,10 +26,12 @@ def e810(make_inproc: Callable[..., InProcessCloud]) -> tuple[InProcessCloud, Sy
     """Two E810 ports in legacy mode with iavf VFs (4 and 2), physnet1 and physnet2."""
     inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens2f0,physnet2:ens2f1"})
     tree = SysfsTree(inproc.sysfs_root)
-    tree.add_pf(PF0, vendor="8086", device="1592", driver="ice", netdev="ens2f0", numa_node=0,
-                total_vfs=16, num_vfs=4, eswitch="legacy", fw_version="4.40")
-    tree.add_pf(PF1, vendor="8086", device="1592", driver="ice", netdev="ens2f1", numa_node=0,
-                total_vfs=16, num_vfs=2, eswitch="legacy", fw_version="4.40")
+    tree.add_pf(PF0, PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f0", numa_node=0, total_vfs=16,
+        num_vfs=4, eswitch="legacy", fw_version="4.40"))
+    tree.add_pf(PF1, PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f1", numa_node=0, total_vfs=16,
+        num_vfs=2, eswitch="legacy", fw_version="4.40"))
     inproc.run_agent_cycle()
     return inproc, tree
 
@@ -182,8 +184,9 @@ def test_a_renamed_physnet(e810: tuple[InProcessCloud, SysfsTree]) -> None:
 
 def test_a_new_pf_appears(e810: tuple[InProcessCloud, SysfsTree]) -> None:
     inproc, tree = e810
-    tree.add_pf("0000:3b:00.0", vendor="15b3", device="101d", driver="mlx5_core",
-                netdev="ens1f0", total_vfs=8, num_vfs=2, eswitch="switchdev")
+    tree.add_pf("0000:3b:00.0", PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", total_vfs=8, num_vfs=2,
+        eswitch="switchdev"))
     inproc.run_agent_cycle()
     view = inproc.provider_view()
     assert view[name(inproc, "0000:3b:00.0")]["inventories"][RC]["total"] == 2

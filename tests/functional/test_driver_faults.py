@@ -23,7 +23,7 @@ import pytest
 
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.driver import rp_uuid
-from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree
 from cyborg_smartnic.report import plan_report
 from tests.functional.harness import FAULT_KINDS, InProcessCloud
 from tests.functional.test_driver_inuse import Bound
@@ -43,8 +43,9 @@ class Cloud:
 
 
 def add_pf_a(tree: SysfsTree) -> None:
-    tree.add_pf(PF_A, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
-                total_vfs=8, num_vfs=4, vf_driver="vfio-pci", eswitch="switchdev")
+    tree.add_pf(PF_A, PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", total_vfs=8, num_vfs=4,
+        vf_driver="vfio-pci", eswitch="switchdev"))
 
 
 @pytest.fixture
@@ -52,8 +53,9 @@ def cloud(make_inproc: Callable[..., InProcessCloud]) -> Cloud:
     stack = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens1f0,physnet2:ens2f0"})
     tree = SysfsTree(stack.sysfs_root)
     add_pf_a(tree)
-    tree.add_pf(PF_B, vendor="8086", device="1592", driver="ice", netdev="ens2f0",
-                total_vfs=8, num_vfs=2, eswitch="legacy")
+    tree.add_pf(PF_B, PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f0", total_vfs=8, num_vfs=2,
+        eswitch="legacy"))
     stack.run_agent_cycle()
     stack.create_device_profile("physnet2", [GROUP_B])
     requests = stack.allocation_candidates([GROUP_B])["allocation_requests"]

@@ -19,7 +19,7 @@ from cyborg import context
 
 from cyborg_smartnic import report
 from cyborg_smartnic.discovery.scan import scan
-from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree
 from cyborg_smartnic.pools import ReportConfig
 from tests.functional.harness import InProcessCloud
 
@@ -31,8 +31,9 @@ PF = "0000:3b:00.0"
 def pool(make_inproc: Callable[..., InProcessCloud]) -> tuple[InProcessCloud, SysfsTree]:
     inproc = make_inproc()
     tree = SysfsTree(inproc.sysfs_root)
-    tree.add_pf(PF, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
-                total_vfs=8, num_vfs=4, eswitch="legacy")
+    tree.add_pf(PF, PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", total_vfs=8, num_vfs=4,
+        eswitch="legacy"))
     inproc.run_agent_cycle()
     return inproc, tree
 

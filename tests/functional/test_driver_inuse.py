@@ -21,7 +21,7 @@ import pytest
 from cyborg.common.exception import ResourceProviderInUse
 
 from cyborg_smartnic.driver import SmartNicDriver, rp_uuid
-from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
@@ -41,10 +41,12 @@ class Bound:
 def cloud(make_inproc: Callable[..., InProcessCloud]) -> tuple[InProcessCloud, SysfsTree]:
     inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens1f0,physnet2:ens2f0"})
     tree = SysfsTree(inproc.sysfs_root)
-    tree.add_pf(PF, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
-                total_vfs=8, num_vfs=4, vf_driver="vfio-pci", eswitch="switchdev")
-    tree.add_pf(OTHER, vendor="8086", device="1592", driver="ice", netdev="ens2f0",
-                total_vfs=8, num_vfs=2, eswitch="legacy")
+    tree.add_pf(PF, PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", total_vfs=8, num_vfs=4,
+        vf_driver="vfio-pci", eswitch="switchdev"))
+    tree.add_pf(OTHER, PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f0", total_vfs=8, num_vfs=2,
+        eswitch="legacy"))
     inproc.run_agent_cycle()
     inproc.create_device_profile("physnet1", [GROUP])
     return inproc, tree

@@ -12,7 +12,7 @@ import pytest
 from cyborg_smartnic import driver as driver_module
 from cyborg_smartnic.driver import ScanFailed, SmartNicDriver
 from cyborg_smartnic.errors import ConfigError
-from cyborg_smartnic.hostgen import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree, build_scenario
 from tests.fixtures.cyborg_objects import object_data
 from tests.functional.harness import InProcessCloud
 
@@ -221,9 +221,9 @@ def test_explicit_pools_split_a_pf(make_inproc: Callable[..., InProcessCloud]) -
         pools={"dpdk": {"devices": "ens1f0#0-1", "resource_class": "CUSTOM_DPDK_VF",
                         "traits": "CUSTOM_DPDK", "physnet": "dpdknet"}})
     tree = SysfsTree(inproc.sysfs_root)
-    tree.add_pf("0000:3b:00.0", vendor="15b3", device="101d", driver="mlx5_core",
-                netdev="ens1f0", total_vfs=8, num_vfs=6, vf_drivers={0: "vfio-pci",
-                                                                     1: "vfio-pci"})
+    tree.add_pf("0000:3b:00.0", PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", total_vfs=8, num_vfs=6,
+        vf_drivers={0: "vfio-pci", 1: "vfio-pci"}))
     inproc.run_agent_cycle()
     view = inproc.provider_view()
     default = view[f"{inproc.hostname}_0000:3b:00.0"]

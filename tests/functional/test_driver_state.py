@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree
 from cyborg_smartnic.statefile import StateFileInUse
 from tests.functional.harness import InProcessCloud
 from tests.functional.test_driver_inuse import (
@@ -45,8 +45,9 @@ from tests.functional.test_driver_inuse import (
 def bound(make_inproc: Callable[..., InProcessCloud]) -> tuple[InProcessCloud, SysfsTree, Bound]:
     inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens1f0"})
     tree = SysfsTree(inproc.sysfs_root)
-    tree.add_pf(PF, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
-                total_vfs=8, num_vfs=4, vf_driver="vfio-pci", eswitch="switchdev")
+    tree.add_pf(PF, PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", total_vfs=8, num_vfs=4,
+        vf_driver="vfio-pci", eswitch="switchdev"))
     inproc.run_agent_cycle()
     inproc.create_device_profile("physnet1", [GROUP])
     return inproc, tree, only_last_vf_in_use(inproc, tree)
@@ -208,8 +209,9 @@ def test_without_a_state_file_a_restarted_agent_rereads_placement(
     inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens1f0",
                                  "state_file": ""})
     tree = SysfsTree(inproc.sysfs_root)
-    tree.add_pf(PF, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
-                total_vfs=8, num_vfs=2, vf_driver="vfio-pci", eswitch="switchdev")
+    tree.add_pf(PF, PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", total_vfs=8, num_vfs=2,
+        vf_driver="vfio-pci", eswitch="switchdev"))
     inproc.run_agent_cycle()
     inproc.create_device_profile("physnet1", [GROUP])
     last = boot(inproc)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.cli.main import main
-from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree
 from cyborg_smartnic.hostgen.kernel import emulated_kernel
 from tests.functional.harness import InProcessCloud
 
@@ -29,8 +29,9 @@ def test_recheck_refuses_a_vf_cyborg_bound_after_the_plan(
         capsys: pytest.CaptureFixture[str]) -> None:
     inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens3f0"})
     tree = SysfsTree(inproc.sysfs_root)
-    tree.add_pf(X710, vendor="8086", device="1572", driver="i40e", netdev="ens3f0",
-                numa_node=0, total_vfs=8, num_vfs=2, eswitch="legacy", fw_version="9.20")
+    tree.add_pf(X710, PfOptions(
+        vendor="8086", device="1572", driver="i40e", netdev="ens3f0", numa_node=0, total_vfs=8,
+        num_vfs=2, eswitch="legacy", fw_version="9.20"))
     tree.add_hugepages(node=0, size_kb=2048, total=0, free=0)
     inproc.run_agent_cycle()
     profile = inproc.create_device_profile("x710", [{f"resources:{RC}": "1"}])

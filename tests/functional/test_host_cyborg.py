@@ -18,7 +18,7 @@ from cyborg_smartnic.discovery.scan import ScanOptions, scan
 from cyborg_smartnic.host import inuse
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan
-from cyborg_smartnic.hostgen import SysfsTree
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree
 from tests.functional.harness import InProcessCloud
 
 X710 = "0000:18:00.0"
@@ -34,8 +34,9 @@ def bound(make_inproc: Callable[..., InProcessCloud], tmp_path: Path,
     """A cloud with one ARQ bound to VF of the X710; returns (inproc, VF, arq, instance)."""
     inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens3f0"})
     SysfsTree(inproc.sysfs_root).add_pf(
-        X710, vendor="8086", device="1572", driver="i40e", netdev="ens3f0", numa_node=0,
-        total_vfs=8, num_vfs=2, eswitch="legacy", fw_version="9.20")
+        X710, PfOptions(
+        vendor="8086", device="1572", driver="i40e", netdev="ens3f0", numa_node=0, total_vfs=8,
+        num_vfs=2, eswitch="legacy", fw_version="9.20"))
     inproc.run_agent_cycle()
     profile = inproc.create_device_profile("x710", [{f"resources:{RC}": "1"}])
     (request,) = inproc.allocation_candidates(profile["groups"])["allocation_requests"]

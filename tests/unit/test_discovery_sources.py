@@ -27,7 +27,7 @@ from cyborg_smartnic.discovery.sysfs import (
     parse_switch_id,
     parse_vpd_serial,
 )
-from cyborg_smartnic.hostgen import build_scenario, scratch_dir, vpd
+from cyborg_smartnic.hostgen import PfOptions, build_scenario, scratch_dir, vpd
 
 
 @pytest.fixture
@@ -219,8 +219,9 @@ def test_switchdev_inferred_without_compat_or_devlink(root: Path) -> None:
     from cyborg_smartnic.hostgen import SysfsTree
 
     tree = SysfsTree(root)
-    tree.add_pf("0000:5e:00.0", vendor="8086", device="1592", driver="ice", netdev="ens2f0",
-                total_vfs=8, num_vfs=2, eswitch="switchdev", fw_mode="comms")
+    tree.add_pf("0000:5e:00.0", PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f0", total_vfs=8, num_vfs=2,
+        eswitch="switchdev", fw_mode="comms"))
     with_devlink = scan(root, ScanOptions(hostname="h")).physical_functions[0]
     without = scan(root, ScanOptions(hostname="h", use_devlink=False)).physical_functions[0]
     assert with_devlink.eswitch_mode == without.eswitch_mode == "switchdev"
@@ -318,8 +319,9 @@ def test_uncatalogued_pf_named_from_pci_ids(root: Path) -> None:
     from cyborg_smartnic.hostgen import SysfsTree
 
     tree = SysfsTree(tree_root)
-    tree.add_pf("0000:41:00.0", vendor="1234", device="5678", driver="acme", netdev="eth7",
-                total_vfs=4, num_vfs=1, vf_device="5679", vf_driver="acmevf")
+    tree.add_pf("0000:41:00.0", PfOptions(
+        vendor="1234", device="5678", driver="acme", netdev="eth7", total_vfs=4, num_vfs=1,
+        vf_device="5679", vf_driver="acmevf"))
     options = ScanOptions(selectors=parse_selectors(["1234:5678"]), hostname="h",
                           pci_ids_path=str(root / "pci.ids"))
     (pf,) = scan(tree_root, options).physical_functions

@@ -22,7 +22,7 @@ from cyborg_smartnic.host.apply import ApplyOptions, ApplyResult, Executor, Plan
 from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan
-from cyborg_smartnic.hostgen import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree, build_scenario
 from cyborg_smartnic.hostgen.kernel import KernelEmulator, emulated_kernel
 
 EXAMPLE_CONFIG = Path(__file__).parents[2] / "deploy" / "host.example.yaml"
@@ -255,9 +255,9 @@ def test_rollback_that_fails_is_reported(example: KernelEmulator) -> None:
 
 def mlx5_legacy(root: Path) -> SysfsTree:
     tree = SysfsTree(root)
-    tree.add_pf(CX_PF, vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0",
-                numa_node=0, total_vfs=8, num_vfs=2, vf_drivers={0: "vfio-pci"},
-                eswitch="legacy", fw_version="22.36.1010")
+    tree.add_pf(CX_PF, PfOptions(
+        vendor="15b3", device="101d", driver="mlx5_core", netdev="ens1f0", numa_node=0, total_vfs=8,
+        num_vfs=2, vf_drivers={0: "vfio-pci"}, eswitch="legacy", fw_version="22.36.1010"))
     return tree
 
 

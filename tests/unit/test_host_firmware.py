@@ -22,7 +22,7 @@ from cyborg_smartnic.host.config import HostConfig, InvalidHostConfig, load_host
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.requirements import check
-from cyborg_smartnic.hostgen import SysfsTree, build_scenario
+from cyborg_smartnic.hostgen import PfOptions, SysfsTree, build_scenario
 from cyborg_smartnic.hostgen.firmware import (
     read_nv,
     write_ddp_packages,
@@ -402,15 +402,16 @@ def test_resume_record_is_atomic_and_bad_ones_are_reported(tmp_path: Path) -> No
 # ---------------------------------------------------------------------------- hints (item 4)
 def _os_default_e810(root: Path) -> SysfsTree:
     tree = SysfsTree(root)
-    tree.add_pf(ICE0, vendor="8086", device="1592", driver="ice", netdev="ens2f0",
-                numa_node=1, total_vfs=128, num_vfs=4, vf_driver="vfio-pci",
-                fw_version="4.40", fw_mode="os_default", physnet="physnet3")
-    tree.add_pf(ICE1, vendor="8086", device="1592", driver="ice", netdev="ens2f1",
-                numa_node=1, total_vfs=128, num_vfs=0, fw_version="4.40",
-                fw_mode="os_default", physnet="physnet4")
-    tree.add_pf("0000:af:00.0", vendor="15b3", device="a2d6", driver="mlx5_core",
-                netdev="ens5f0np0", total_vfs=16, num_vfs=0, fw_version="24.35.2000",
-                fw_mode="nic", eswitch="legacy")
+    tree.add_pf(ICE0, PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f0", numa_node=1, total_vfs=128,
+        num_vfs=4, vf_driver="vfio-pci", fw_version="4.40", fw_mode="os_default",
+        physnet="physnet3"))
+    tree.add_pf(ICE1, PfOptions(
+        vendor="8086", device="1592", driver="ice", netdev="ens2f1", numa_node=1, total_vfs=128,
+        num_vfs=0, fw_version="4.40", fw_mode="os_default", physnet="physnet4"))
+    tree.add_pf("0000:af:00.0", PfOptions(
+        vendor="15b3", device="a2d6", driver="mlx5_core", netdev="ens5f0np0", total_vfs=16,
+        num_vfs=0, fw_version="24.35.2000", fw_mode="nic", eswitch="legacy"))
     return tree
 
 
