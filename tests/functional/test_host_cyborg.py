@@ -33,8 +33,7 @@ def bound(make_inproc: Callable[..., InProcessCloud], tmp_path: Path,
           monkeypatch: pytest.MonkeyPatch) -> tuple[InProcessCloud, str, str, str]:
     """A cloud with one ARQ bound to VF of the X710; returns (inproc, VF, arq, instance)."""
     inproc = make_inproc(smartnic={"physical_device_mappings": "physnet1:ens3f0"})
-    SysfsTree(inproc.sysfs_root).add_pf(
-        X710, PfOptions(
+    SysfsTree(inproc.sysfs_root).add_pf(X710, PfOptions(
         vendor="8086", device="1572", driver="i40e", netdev="ens3f0", numa_node=0, total_vfs=8,
         num_vfs=2, eswitch="legacy", fw_version="9.20"))
     inproc.run_agent_cycle()
