@@ -25,12 +25,12 @@ from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import doctor as doctor_mod
 from cyborg_smartnic.host import firmware_resume, guard, inuse
 from cyborg_smartnic.host import lock as host_lock
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.interrupt import Interrupted, StopSignals
 from cyborg_smartnic.host.plan import plan as make_plan
 from cyborg_smartnic.host.reader import HostReader, apply_state_dir
 from cyborg_smartnic.host.requirements import Finding, check
+from cyborg_smartnic.host.steps import DISRUPTION_NONE, DISRUPTION_VFS, MANUAL, REBOOT, Plan, show
 
 if TYPE_CHECKING:
     from cyborg_smartnic.host.apply import ApplyResult
@@ -133,28 +133,28 @@ def _findings(paths: list[str], config: HostConfig | None, host: Host) -> tuple[
 # --------------------------------------------------------------------------- output
 
 
-def plan_rows(plan: S.Plan) -> list[list[str]]:
+def plan_rows(plan: Plan) -> list[list[str]]:
     rows = []
     for number, step in enumerate(plan.steps, 1):
         flags = []
         if step.refused:
             flags.append("REFUSED")
-        if step.kind == S.MANUAL:
+        if step.kind == MANUAL:
             flags.append("MANUAL")
         if step.disruptive:
             flags.append("DISRUPTIVE")
-        if step.disruption not in (S.DISRUPTION_NONE, S.DISRUPTION_VFS):
+        if step.disruption not in (DISRUPTION_NONE, DISRUPTION_VFS):
             flags.append(step.disruption.upper())
         reason = f"{step.refused} (wanted: {step.reason})" if step.refused else step.reason
         if step.destroys_vfs and not step.refused:
             reason += f" [affects {len(step.destroys_vfs)} VF(s)]"
         target = step.target + (f" {step.param}" if step.param else "")
-        rows.append([str(number), step.kind, target, S.show(step.from_value),
-                     S.show(step.to_value), " ".join(flags), reason])
+        rows.append([str(number), step.kind, target, show(step.from_value),
+                     show(step.to_value), " ".join(flags), reason])
     return rows
 
 
-def plan_table(plan: S.Plan, findings: tuple[Finding, ...] = ()) -> str:
+def plan_table(plan: Plan, findings: tuple[Finding, ...] = ()) -> str:
     if not plan.steps:
         text = "Nothing to do: the host matches the host config."
     else:
@@ -163,7 +163,7 @@ def plan_table(plan: S.Plan, findings: tuple[Finding, ...] = ()) -> str:
         text += (f"\n{len(plan.actions)} change(s), {len(plan.manual)} manual, "
                  f"{len(plan.refused)} refused; VFs destroyed or disturbed: "
                  f"{len(plan.destroys_vfs)}")
-        if plan.disruption not in (S.DISRUPTION_NONE, S.DISRUPTION_VFS):
+        if plan.disruption not in (DISRUPTION_NONE, DISRUPTION_VFS):
             text += f"; worst disruption: {plan.disruption}"
     for note in plan.notes:
         text += f"\nnote: {note}"
@@ -172,7 +172,7 @@ def plan_table(plan: S.Plan, findings: tuple[Finding, ...] = ()) -> str:
     return text
 
 
-def _plan_data(plan: S.Plan, findings: tuple[Finding, ...]) -> dict[str, Any]:
+def _plan_data(plan: Plan, findings: tuple[Finding, ...]) -> dict[str, Any]:
     data = plan.to_dict()
     data["requirements"] = [{"profile": f.profile, "ok": f.ok, "message": f.message}
                             for f in findings]
@@ -234,7 +234,7 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
         plan = make_plan(config, host, _in_use(args, root, host),
                          ovs=ovs_cli.ovs_input(args, root, config), **_firmware(root, host))
         print(plan_table(plan), file=progress_out)
-        if resuming is not None and plan.steps and plan.steps[-1].kind == S.REBOOT:
+        if resuming is not None and plan.steps and plan.steps[-1].kind == REBOOT:
             raise ApplyRefused(reason=f"resuming after a reboot, but the firmware change is "
                                       f"still not active ({plan.steps[-1].reason}); a BlueField "
                                       f"mode change needs a cold power cycle, not a warm "
@@ -336,11 +336,11 @@ def _result_text(result: ApplyResult) -> str:
             lines.append(f"Rolled back {len(undone)} change(s) (newest first):")
         elif not result.not_restored:
             lines.append("Nothing to roll back: no step had changed the host.")
-        lines += [f"  {o.step.kind} {o.step.target} -> {S.show(o.step.to_value)}: {o.detail}"
+        lines += [f"  {o.step.kind} {o.step.target} -> {show(o.step.to_value)}: {o.detail}"
                   for o in undone]
         if result.not_restored:
             lines.append("NOT restored (left as they are; fix by hand):")
-            lines += [f"  {o.step.kind} {o.step.target} -> {S.show(o.step.to_value)}: "
+            lines += [f"  {o.step.kind} {o.step.target} -> {show(o.step.to_value)}: "
                       f"{o.detail}" for o in result.not_restored]
     for step in result.manual:
         lines.append(f"manual step left to you: {step.target}: {step.reason}")

@@ -32,11 +32,23 @@ from cyborg_smartnic.discovery.model import (
 )
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import guard, privileged
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.firmware_apply import FirmwareRunner
 from cyborg_smartnic.host.inuse import InUse
 from cyborg_smartnic.host.ovs.apply import OvsRunner
 from cyborg_smartnic.host.runner import StepFailed, StepRunner
+from cyborg_smartnic.host.steps import (
+    BIND_DRIVER,
+    FIRMWARE_KINDS,
+    OVS_KINDS,
+    REBOOT,
+    SET_DEVLINK_PARAM,
+    SET_ESWITCH_MODE,
+    SET_HUGEPAGES,
+    SET_NUMVFS,
+    Plan,
+    Step,
+    show,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -87,7 +99,7 @@ ALREADY = "already "  # how every step's detail starts when it found nothing to 
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    step: S.Step
+    step: Step
     detail: str
 
     @property
@@ -98,13 +110,13 @@ class Outcome:
 @dataclass(frozen=True, slots=True)
 class ApplyResult:
     done: tuple[Outcome, ...] = ()
-    manual: tuple[S.Step, ...] = ()
-    failed: S.Step | None = None
+    manual: tuple[Step, ...] = ()
+    failed: Step | None = None
     error: str | None = None
     restored: tuple[Outcome, ...] = ()
     not_restored: tuple[Outcome, ...] = ()
     # a reboot step stopped the apply here: these steps (the reboot first) wait for the boot
-    after_reboot: tuple[S.Step, ...] = ()
+    after_reboot: tuple[Step, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -156,17 +168,17 @@ class Executor:
     firmware: FirmwareRunner | None = None  # runs the firmware steps (host.firmware_apply)
     _rolling_back: bool = field(default=False, init=False, repr=False)
 
-    def apply(self, plan: S.Plan) -> ApplyResult:
+    def apply(self, plan: Plan) -> ApplyResult:
         """Run ``plan.actions`` in order; on failure undo what was changed, in reverse."""
         if plan.refused:
             first = plan.refused[0]
             raise PlanRefused(count=len(plan.refused), target=first.target,
                               reason=first.refused or "")
         done: list[Outcome] = []
-        undo: list[list[S.Step]] = []
+        undo: list[list[Step]] = []
         actions = plan.actions
         for number, step in enumerate(actions, 1):
-            if step.kind == S.REBOOT:  # ends the apply: the boot unit resumes it
+            if step.kind == REBOOT:  # ends the apply: the boot unit resumes it
                 self.progress(f"[{number}/{len(actions)}] {describe(step)}: stopping here, "
                               f"reboot to continue")
                 return ApplyResult(tuple(done), plan.manual, after_reboot=actions[number - 1:])
@@ -186,7 +198,7 @@ class Executor:
             done.append(Outcome(step, detail))
         return ApplyResult(tuple(done), plan.manual)
 
-    def _check_stop(self, step: S.Step) -> None:
+    def _check_stop(self, step: Step) -> None:
         """Stop between writes when a signal asked us to (never during a rollback)."""
         name = None if self._rolling_back else self.stop_requested()
         if name is not None:
@@ -194,7 +206,7 @@ class Executor:
 
     # ----------------------------------------------------------------- rollback
 
-    def _rollback(self, undo: list[list[S.Step]]) -> tuple[tuple[Outcome, ...],
+    def _rollback(self, undo: list[list[Step]]) -> tuple[tuple[Outcome, ...],
                                                             tuple[Outcome, ...]]:
         """Run the undo groups newest first, each step through the in-use guard.
 
@@ -229,7 +241,7 @@ class Executor:
             self._rolling_back = False
         return tuple(restored), tuple(not_restored)
 
-    def _undo(self, step: S.Step) -> Outcome:
+    def _undo(self, step: Step) -> Outcome:
         """One undo step; if the privileged helper turns out to be gone, once more with a
         new one (the rollback must not depend on the daemon that was there when we failed)."""
         self.revive()
@@ -243,86 +255,86 @@ class Executor:
             self.revive()
             return Outcome(step, self._run(step))
 
-    def _read(self, step: S.Step) -> Host:
+    def _read(self, step: Step) -> Host:
         """What ``step`` can change and must check: its PF, its pools, or else the host."""
-        if step.kind in S.OVS_KINDS:  # OVS steps read OVSDB themselves (OvsRunner)
+        if step.kind in OVS_KINDS:  # OVS steps read OVSDB themselves (OvsRunner)
             return Host(hostname="", physical_functions=(), skipped=())
-        if step.kind in S.FIRMWARE_KINDS:  # a reset or reload disturbs more than its PF
+        if step.kind in FIRMWARE_KINDS:  # a reset or reload disturbs more than its PF
             return self.scan()
-        if step.kind == S.SET_HUGEPAGES and self.scan_hugepages is not None:
+        if step.kind == SET_HUGEPAGES and self.scan_hugepages is not None:
             return Host(hostname="", physical_functions=(), skipped=(),
                         hugepages=self.scan_hugepages())
         if step.pf is not None and self.scan_pf is not None:
             return self.scan_pf(step.pf)
         return self.scan()
 
-    def _undo_for(self, step: S.Step, host: Host) -> list[S.Step]:
+    def _undo_for(self, step: Step, host: Host) -> list[Step]:
         """The steps that put back what ``step`` is about to change (read before it runs)."""
         why = f"rollback of: {describe(step)}"
         runner = self._runner(step)
         if runner is not None:  # firmware: none, see host.firmware_apply
             return runner.undo_for(step)
-        if step.kind == S.SET_HUGEPAGES:
+        if step.kind == SET_HUGEPAGES:
             pool = _pool(host, step)
             if pool is None:
                 return []
             return [replace(step, reason=why, from_value=None, to_value=pool.total)]
         pf = _pf(host, step)
-        if step.kind == S.SET_NUMVFS:
+        if step.kind == SET_NUMVFS:
             # one step back to the old count (through 0 when both are non-zero), then the
             # old VFs' drivers; what it destroys is judged when it runs
             back = [replace(step, reason=why, from_value=None, to_value=pf.num_vfs,
                             destroys_vfs=(), disruptive=False)]
-            back.extend(S.Step(S.BIND_DRIVER, f"{pf.address} vf{old.index}", why,
+            back.extend(Step(BIND_DRIVER, f"{pf.address} vf{old.index}", why,
                                to_value=old.driver, pf=step.pf, vf_index=old.index)
                         for old in pf.virtual_functions if pf.num_vfs)
             return back
-        if step.kind == S.BIND_DRIVER:
+        if step.kind == BIND_DRIVER:
             vf = _vf(pf, step)
             return [] if vf is None else [replace(
                 step, reason=why, from_value=None, to_value=vf.driver, destroys_vfs=(),
                 disruptive=False)]
-        if step.kind == S.SET_ESWITCH_MODE and pf.eswitch_mode is not None:
+        if step.kind == SET_ESWITCH_MODE and pf.eswitch_mode is not None:
             return [replace(step, reason=why, from_value=None, to_value=pf.eswitch_mode,
                             destroys_vfs=())]
-        if step.kind == S.SET_DEVLINK_PARAM and pf.flow_steering_mode is not None:
+        if step.kind == SET_DEVLINK_PARAM and pf.flow_steering_mode is not None:
             return [replace(step, reason=why, from_value=None,
                             to_value=pf.flow_steering_mode)]
         return []
 
     # ----------------------------------------------------------------- steps
 
-    def _run(self, step: S.Step, before: Host | None = None) -> str:
+    def _run(self, step: Step, before: Host | None = None) -> str:
         host = before if before is not None else self._read(step)
         self._check_not_in_use(step, host)
-        if step.kind == S.SET_NUMVFS:
+        if step.kind == SET_NUMVFS:
             return self._numvfs(step, host)
-        if step.kind == S.BIND_DRIVER:
+        if step.kind == BIND_DRIVER:
             return self._bind(step, host)
-        if step.kind == S.SET_ESWITCH_MODE:
+        if step.kind == SET_ESWITCH_MODE:
             return self._eswitch(step, host)
-        if step.kind == S.SET_DEVLINK_PARAM:
+        if step.kind == SET_DEVLINK_PARAM:
             return self._devlink_param(step, host)
-        if step.kind == S.SET_HUGEPAGES:
+        if step.kind == SET_HUGEPAGES:
             return self._hugepages(step, host)
         runner = self._runner(step)
         if runner is not None:
             return runner.run(step, host)
         raise StepFailed(target=step.target, reason=f"unknown step kind {step.kind!r}")
 
-    def _runner(self, step: S.Step) -> StepRunner | None:
+    def _runner(self, step: Step) -> StepRunner | None:
         """The runner of a step the executor does not run itself (OVS, firmware)."""
-        if step.kind in S.OVS_KINDS:
+        if step.kind in OVS_KINDS:
             if self.ovs is None:
                 raise StepFailed(target=step.target, reason="no Open vSwitch to apply this to")
             return self.ovs
-        if step.kind in S.FIRMWARE_KINDS:
+        if step.kind in FIRMWARE_KINDS:
             if self.firmware is None:
                 self.firmware = FirmwareRunner(self.root, self.scan, self.sleep, self.clock)
             return self.firmware
         return None
 
-    def _check_not_in_use(self, step: S.Step, host: Host) -> None:
+    def _check_not_in_use(self, step: Step, host: Host) -> None:
         """The plan's guard again, right before the write (a VM may have started since).
 
         A forward step: the VFs the plan said it destroys, under the plan's full rule with
@@ -340,7 +352,7 @@ class Executor:
         if reason is not None:
             raise StepRefused(target=step.target, reason=f"not touching it now: {reason}")
 
-    def _numvfs(self, step: S.Step, before: Host) -> str:
+    def _numvfs(self, step: Step, before: Host) -> str:
         want = int(step.to_value or 0)
         pf = _pf(before, step)
         if pf.num_vfs == want and len(pf.virtual_functions) == want:
@@ -353,12 +365,12 @@ class Executor:
             self._write_numvfs(step, want)
         return self._wait_for_vfs(step, want)
 
-    def _write_numvfs(self, step: S.Step, count: int) -> None:
+    def _write_numvfs(self, step: Step, count: int) -> None:
         pf_address = str(step.pf)
         self._busy_retry(step, lambda: privileged.set_sriov_numvfs(self.root, pf_address,
                                                                    count))
 
-    def _wait_for_vfs(self, step: S.Step, want: int) -> str:
+    def _wait_for_vfs(self, step: Step, want: int) -> str:
         """Poll until ``sriov_numvfs`` and the VF directories both say ``want``; say what we
         wait for every ``note_every`` seconds (VFs can take minutes to appear)."""
         start = self.clock()
@@ -388,7 +400,7 @@ class Executor:
             self._check_stop(step)
             self.sleep(self.options.poll_interval)
 
-    def _bind(self, step: S.Step, before: Host) -> str:
+    def _bind(self, step: Step, before: Host) -> str:
         found = _vf(_pf(before, step), step)
         if found is None:
             raise StepFailed(target=step.target, reason=f"VF {step.vf_index} of {step.pf} "
@@ -420,7 +432,7 @@ class Executor:
             self._check_stop(step)
             self.sleep(self.options.poll_interval)
 
-    def _eswitch(self, step: S.Step, before: Host) -> str:
+    def _eswitch(self, step: Step, before: Host) -> str:
         want = str(step.to_value)
         pf = _pf(before, step)
         if pf.eswitch_mode == want:
@@ -434,7 +446,7 @@ class Executor:
                                                         f"setting {want}")
         return f"eswitch mode {want}"
 
-    def _devlink_param(self, step: S.Step, before: Host) -> str:
+    def _devlink_param(self, step: Step, before: Host) -> str:
         want = str(step.to_value)
         pf = _pf(before, step)
         if pf.flow_steering_mode == want:
@@ -447,7 +459,7 @@ class Executor:
                                                         f"setting {want}")
         return f"{step.param} {want}" + (" (not verifiable)" if value is None else "")
 
-    def _hugepages(self, step: S.Step, before: Host) -> str:
+    def _hugepages(self, step: Step, before: Host) -> str:
         want = int(step.to_value or 0)
         pool = _pool(before, step)
         if pool is None:
@@ -466,7 +478,7 @@ class Executor:
                                     f"line)")
         return f"{got} pages"
 
-    def _busy_retry(self, step: S.Step, write: Callable[[], object]) -> None:
+    def _busy_retry(self, step: Step, write: Callable[[], object]) -> None:
         """Run one privileged write, retrying EBUSY (a device still settling) with backoff."""
         delay = self.options.busy_backoff
         for attempt in range(self.options.busy_retries + 1):
@@ -491,29 +503,29 @@ class Executor:
                 delay *= 2
 
 
-def describe(step: S.Step) -> str:
+def describe(step: Step) -> str:
     """One line: ``set_numvfs 0000:3b:00.0: 4 -> 0``."""
     what = f"{step.kind} {step.target}"
     if step.param:
         what += f" {step.param}"
-    return f"{what}: {S.show(step.from_value)} -> {S.show(step.to_value)}"
+    return f"{what}: {show(step.from_value)} -> {show(step.to_value)}"
 
 
-def affected_vfs(step: S.Step, host: Host) -> tuple[str, ...]:
+def affected_vfs(step: Step, host: Host) -> tuple[str, ...]:
     """The VFs ``step`` would destroy or rebind if it ran on ``host`` as read now.
 
     A VF count change destroys every VF of the PF (the kernel goes through 0); a driver
     change takes the VF from its current driver; an eswitch mode change disturbs every VF.
     """
-    if step.kind not in (S.SET_NUMVFS, S.BIND_DRIVER, S.SET_ESWITCH_MODE):
+    if step.kind not in (SET_NUMVFS, BIND_DRIVER, SET_ESWITCH_MODE):
         return ()
     pf = next((p for p in host.physical_functions if str(p.address) == step.pf), None)
     if pf is None:
         return ()
     present = tuple(str(vf.address) for vf in pf.virtual_functions)
-    if step.kind == S.SET_NUMVFS:
+    if step.kind == SET_NUMVFS:
         return present if pf.num_vfs != int(step.to_value or 0) else ()
-    if step.kind == S.SET_ESWITCH_MODE:
+    if step.kind == SET_ESWITCH_MODE:
         return present if pf.eswitch_mode != step.to_value else ()
     vf = _vf(pf, step)
     want = None if step.to_value is None else str(step.to_value)
@@ -542,17 +554,17 @@ def _explain(exc: BaseException) -> str:
     return str(exc)
 
 
-def _pf(host: Host, step: S.Step) -> PhysicalFunction:
+def _pf(host: Host, step: Step) -> PhysicalFunction:
     for pf in host.physical_functions:
         if str(pf.address) == step.pf:
             return pf
     raise StepFailed(target=step.target, reason=f"PF {step.pf} is no longer on this host")
 
 
-def _vf(pf: PhysicalFunction, step: S.Step) -> VirtualFunction | None:
+def _vf(pf: PhysicalFunction, step: Step) -> VirtualFunction | None:
     return next((vf for vf in pf.virtual_functions if vf.index == step.vf_index), None)
 
 
-def _pool(host: Host, step: S.Step) -> HugepagePool | None:
+def _pool(host: Host, step: Step) -> HugepagePool | None:
     return next((p for p in host.hugepages
                  if p.numa_node == step.numa_node and p.size_kb == step.size_kb), None)

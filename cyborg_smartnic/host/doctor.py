@@ -15,11 +15,11 @@ from cyborg_smartnic.catalog import Catalog
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.procfs import ProcReader
 from cyborg_smartnic.discovery.sysfs import SysfsReader, open_regular
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import HostConfig
 from cyborg_smartnic.host.ovs import plan as ovs_plan
 from cyborg_smartnic.host.plan import FW_DPU
 from cyborg_smartnic.host.requirements import Finding
+from cyborg_smartnic.host.steps import Plan, Step
 
 OK = "ok"
 WARN = "warn"
@@ -57,7 +57,7 @@ def vfio_state(root: str) -> str | None:
 
 
 def run_checks(host: Host, *, vfio: str | None, config: HostConfig | None = None,
-               plan: S.Plan | None = None, findings: Iterable[Finding] = (),
+               plan: Plan | None = None, findings: Iterable[Finding] = (),
                catalog: Catalog | None = None) -> tuple[Check, ...]:
     """Every check, in a fixed order; the caller exits 1 when any is FAIL."""
     found = tuple(findings)
@@ -147,7 +147,7 @@ def _dpus(host: Host, catalog: Catalog) -> list[Check]:
     return checks
 
 
-def _plan(plan: S.Plan) -> Check:
+def _plan(plan: Plan) -> Check:
     if plan.refused:
         first = plan.refused[0]
         return Check("host.yaml", FAIL, f"{len(plan.refused)} change(s) refused; first: "
@@ -168,7 +168,7 @@ def _plan(plan: S.Plan) -> Check:
     return Check("host.yaml", OK, "host matches host.yaml")
 
 
-def _is_ovs_step(step: S.Step) -> bool:
+def _is_ovs_step(step: Step) -> bool:
     """A manual step of host.yaml's ``ovs:`` section (restart, uplink), not firmware."""
     return step.target == ovs_plan.VSWITCHD or step.reason.startswith("uplink ")
 

@@ -27,9 +27,23 @@ from cyborg_smartnic.catalog import Catalog, NicModel
 from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, Host, PhysicalFunction
 from cyborg_smartnic.host import guard
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import DeviceConfig
 from cyborg_smartnic.host.inuse import InUse
+from cyborg_smartnic.host.steps import (
+    DISRUPTION_DRIVER,
+    DISRUPTION_FW_RESET,
+    DISRUPTION_REBOOT,
+    FW_RESET,
+    INSTALL_DDP,
+    MANUAL,
+    REBOOT,
+    RELOAD_DRIVER,
+    SET_ESWITCH_MODE,
+    SET_NUMVFS,
+    SET_NV_CONFIG,
+    Step,
+    Value,
+)
 
 LOG = logging.getLogger(__name__)
 
@@ -232,10 +246,10 @@ def choose_ddp(root: str, mode: str, named: str | None = None) -> DdpPackage | s
 class FirmwarePlan:
     """What firmware needs before the per-PF steps, and the host the rest is planned on."""
 
-    steps: tuple[S.Step, ...] = ()  # run first (NV writes, installs, resets, reloads)
+    steps: tuple[Step, ...] = ()  # run first (NV writes, installs, resets, reloads)
     host: Host | None = None  # the host as the activations leave it (None: unchanged)
     held: Mapping[str, str] = field(default_factory=dict)  # PF -> why its steps wait
-    reboot: S.Step | None = None  # the last step, when something needs a reboot
+    reboot: Step | None = None  # the last step, when something needs a reboot
     notes: tuple[str, ...] = ()
 
 
@@ -266,17 +280,17 @@ def plan_firmware(pairs: tuple[tuple[DeviceConfig, PhysicalFunction], ...], curr
         model = models.lookup_pf(pf.vendor_id, pf.device_id)
         if device.firmware_mode and model is not None and not model.ddp and not (
                 model.dpu and model.nv_config) and device.firmware_mode != pf.firmware.mode:
-            steps.append(S.Step(S.MANUAL, str(pf.address), pf=str(pf.address),
+            steps.append(Step(MANUAL, str(pf.address), pf=str(pf.address),
                                 from_value=pf.firmware.mode, to_value=device.firmware_mode,
                                 reason=f"{model.name} has no firmware mode this tool sets: "
                                        f"use the vendor's tool, then reboot"))
     reboot = None
     if reboot_for:
-        reboot = S.Step(S.REBOOT, "host", from_value=None, to_value=None,
+        reboot = Step(REBOOT, "host", from_value=None, to_value=None,
                         reason=f"activate the NV config of {', '.join(reboot_for)} (no "
                                f"firmware reset can); `host apply --resume` at boot "
                                f"finishes the plan",
-                        disruption=S.DISRUPTION_REBOOT,
+                        disruption=DISRUPTION_REBOOT,
                         disturbs_pfs=tuple(str(p.address) for p in current.physical_functions),
                         destroys_vfs=_all_vfs(current.physical_functions))
         reboot = replace(reboot, refused=guard.refusal(in_use, reboot.destroys_vfs))
@@ -330,7 +344,7 @@ class _Acc:
     current: Host
     in_use: InUse
     facts: Mapping[str, FirmwareFacts]
-    steps: list[S.Step] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     held: dict[str, str] = field(default_factory=dict)
     changed: dict[str, PhysicalFunction] = field(default_factory=dict)
@@ -350,7 +364,7 @@ def _plan_adapter(acc: _Acc, adapter: str,
     current, in_use, facts = acc.current, acc.in_use, acc.facts
     steps, changed, held, reboot_for = acc.steps, acc.changed, acc.held, acc.reboot_for
     activate: list[str] = []  # keys whose new value waits for activation
-    writes: list[S.Step] = []
+    writes: list[Step] = []
     reset_ok = True
     for device, pf, model in members:
         known = facts.get(str(pf.address), FirmwareFacts())
@@ -362,7 +376,7 @@ def _plan_adapter(acc: _Acc, adapter: str,
             activate.append(key)
             if have is not None and have.next_boot == value:
                 continue  # written already, waiting for activation
-            writes.append(S.Step(S.SET_NV_CONFIG, str(pf.address), pf=str(pf.address),
+            writes.append(Step(SET_NV_CONFIG, str(pf.address), pf=str(pf.address),
                                  param=key, from_value=None if have is None else have.next_boot,
                                  to_value=value,
                                  reason="NV config (persistent; active after the firmware "
@@ -377,11 +391,11 @@ def _plan_adapter(acc: _Acc, adapter: str,
     if reset_ok and not REBOOT_KEYS.intersection(activate):
         first = members[0][1]
         destroys = _all_vfs(pfs)
-        steps.append(S.Step(
-            S.FW_RESET, str(first.address), pf=str(first.address), to_value="active",
+        steps.append(Step(
+            FW_RESET, str(first.address), pf=str(first.address), to_value="active",
             reason=f"activate the NV config: firmware reset of adapter {adapter} "
                    f"(takes down {', '.join(names)} and their VFs)",
-            disruption=S.DISRUPTION_FW_RESET, disturbs_pfs=tuple(names), destroys_vfs=destroys,
+            disruption=DISRUPTION_FW_RESET, disturbs_pfs=tuple(names), destroys_vfs=destroys,
             disruptive=True, refused=guard.refusal(in_use, destroys)))
         for pf in pfs:
             changed[str(pf.address)] = _after_reset(pf, facts.get(str(pf.address)),
@@ -396,7 +410,7 @@ def _plan_adapter(acc: _Acc, adapter: str,
 
 
 def _after_reset(pf: PhysicalFunction, facts: FirmwareFacts | None,
-                 written: Mapping[str | None, S.Value]) -> PhysicalFunction:
+                 written: Mapping[str | None, Value]) -> PhysicalFunction:
     """The PF as a firmware reset leaves it: no VFs, the NV VF limit, legacy eswitch."""
     known = facts or FirmwareFacts()
     limit = written.get("NUM_OF_VFS")
@@ -421,7 +435,7 @@ def _plan_ddp(acc: _Acc, wanted: list[tuple[DeviceConfig, PhysicalFunction]],
     names = tuple(str(pf.address) for pf in ice)
     first = wanted[0][1]
     if len(modes) > 1:
-        steps.append(S.Step(S.INSTALL_DDP, "ice.pkg", to_value=" / ".join(modes),
+        steps.append(Step(INSTALL_DDP, "ice.pkg", to_value=" / ".join(modes),
                             reason="install the ice DDP package",
                             refused=f"host.yaml asks for {' and '.join(modes)}: ice loads "
                                     f"one package for every port on the host"))
@@ -436,19 +450,19 @@ def _plan_ddp(acc: _Acc, wanted: list[tuple[DeviceConfig, PhysicalFunction]],
         chosen = f"{chosen.name} holds the {chosen.mode} package, not {mode}"
     refused = chosen if isinstance(chosen, str) else None
     source = None if isinstance(chosen, str) else f"/{chosen.directory}/{chosen.name}"
-    steps.append(S.Step(
-        S.INSTALL_DDP, source or f"({mode} package)", from_value=first.firmware.mode,
+    steps.append(Step(
+        INSTALL_DDP, source or f"({mode} package)", from_value=first.firmware.mode,
         to_value=mode, refused=refused,
         reason=f"install as /{DDP_TARGET_DIR}/{DDP_TARGET}, where ice looks first (loaded at "
                f"the reload below)"))
     destroys = _all_vfs(ice)
     others = [str(pf.address) for pf in ice
               if str(pf.address) not in {str(p.address) for _, p in wanted}]
-    steps.append(S.Step(
-        S.RELOAD_DRIVER, DDP_DRIVER, param=None, to_value=mode, pf=None,
+    steps.append(Step(
+        RELOAD_DRIVER, DDP_DRIVER, param=None, to_value=mode, pf=None,
         reason=f"reload ice to load the {mode} package: takes down every ice port "
                f"({', '.join(names)}) and their VFs",
-        disruption=S.DISRUPTION_DRIVER, disturbs_pfs=names, destroys_vfs=destroys,
+        disruption=DISRUPTION_DRIVER, disturbs_pfs=names, destroys_vfs=destroys,
         disruptive=True, refused=guard.refusal(in_use, destroys)))
     if others:
         notes.append(f"the ice reload also takes down {', '.join(others)} (not in host.yaml): "
@@ -459,7 +473,7 @@ def _plan_ddp(acc: _Acc, wanted: list[tuple[DeviceConfig, PhysicalFunction]],
             firmware=replace(pf.firmware, mode=mode))
 
 
-def restore_steps(before: Host, after: Host, configured: set[str]) -> list[S.Step]:
+def restore_steps(before: Host, after: Host, configured: set[str]) -> list[Step]:
     """Put back what an activation reset on PFs host.yaml does not configure: the eswitch
     mode (before the VFs: ice and mlx5 change it best with none) and the VF count."""
     out = []
@@ -469,13 +483,13 @@ def restore_steps(before: Host, after: Host, configured: set[str]) -> list[S.Ste
         if key in configured or now is None:
             continue
         if pf.eswitch_mode is not None and now.eswitch_mode != pf.eswitch_mode:
-            out.append(S.Step(S.SET_ESWITCH_MODE, f"pci/{key}", pf=key,
+            out.append(Step(SET_ESWITCH_MODE, f"pci/{key}", pf=key,
                               from_value=now.eswitch_mode, to_value=pf.eswitch_mode,
                               reason="restore the eswitch mode the firmware activation resets",
                               disruptive=True))
         if now.num_vfs == pf.num_vfs or not pf.num_vfs:
             continue
-        out.append(S.Step(S.SET_NUMVFS, key, pf=key, from_value=now.num_vfs,
+        out.append(Step(SET_NUMVFS, key, pf=key, from_value=now.num_vfs,
                           to_value=pf.num_vfs,
                           reason="recreate the VFs the firmware activation removes"))
     return out
@@ -495,12 +509,12 @@ def firmware_hint(mode: str, host: Host, catalog: Catalog | None = None) -> str 
         if model.ddp and mode in dl.ICE_DDP_MODES.values():
             return (f"firmware_mode: {mode} on {pf.address} ({model.name}) in host.yaml would "
                     f"serve it: host apply installs the {mode} DDP package and reloads ice "
-                    f"({S.DISRUPTION_DRIVER}: every ice port, {len(ice_ports)} here, loses "
+                    f"({DISRUPTION_DRIVER}: every ice port, {len(ice_ports)} here, loses "
                     f"its VFs)")
         if model.dpu and model.nv_config and mode in BLUEFIELD_MODES:
             return (f"firmware_mode: {mode} on {pf.address} ({model.name}) in host.yaml would "
                     f"serve it: host apply writes the INTERNAL_CPU_* NV config, then needs a "
-                    f"{S.DISRUPTION_REBOOT} (host apply --resume finishes after it)")
+                    f"{DISRUPTION_REBOOT} (host apply --resume finishes after it)")
     return None
 
 
@@ -510,7 +524,7 @@ def sriov_hint(host: Host, catalog: Catalog | None = None) -> str | None:
     for pf in host.physical_functions:
         model = models.lookup_pf(pf.vendor_id, pf.device_id)
         if model is not None and model.nv_config and pf.total_vfs == 0:
-            how = S.DISRUPTION_FW_RESET if model.fw_reset else S.DISRUPTION_REBOOT
+            how = DISRUPTION_FW_RESET if model.fw_reset else DISRUPTION_REBOOT
             return (f"{pf.address} ({model.name}) has SR-IOV off in firmware: a vf_count in "
                     f"host.yaml makes host apply set SRIOV_EN=1 and NUM_OF_VFS, then a {how}")
     return None

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.host import firmware, firmware_privileged
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.runner import Handler, StepFailed, StepRunner
+from cyborg_smartnic.host.steps import FW_RESET, INSTALL_DDP, RELOAD_DRIVER, SET_NV_CONFIG, Step
 
 LOG = logging.getLogger(__name__)
 
@@ -43,10 +43,10 @@ class FirmwareRunner(StepRunner):
 
     def handlers(self) -> Mapping[str, Handler]:
         # not rolled back (undo_for gives nothing): see the module's docstring
-        return {S.SET_NV_CONFIG: self._nv, S.FW_RESET: self._reset,
-                S.INSTALL_DDP: self._install, S.RELOAD_DRIVER: self._reload}
+        return {SET_NV_CONFIG: self._nv, FW_RESET: self._reset,
+                INSTALL_DDP: self._install, RELOAD_DRIVER: self._reload}
 
-    def _nv(self, step: S.Step, _host: Host) -> str:
+    def _nv(self, step: Step, _host: Host) -> str:
         key, want = str(step.param), int(step.to_value or 0)
         have = self.read_facts(str(step.pf)).nv.get(key)
         if have is not None and have.next_boot == want:
@@ -59,7 +59,7 @@ class FirmwareRunner(StepRunner):
                                     f"after {tool} set {want}")
         return f"{key}={want} set with {tool}" + ("" if after else " (not verifiable)")
 
-    def _reset(self, step: S.Step, _host: Host) -> str:
+    def _reset(self, step: Step, _host: Host) -> str:
         pending = {name: self.read_facts(name).nv for name in step.disturbs_pfs or (step.pf,)
                    if name}
         waiting = {f"{name} {key}" for name, nv in pending.items()
@@ -77,7 +77,7 @@ class FirmwareRunner(StepRunner):
                                     f"them")
         return f"firmware reset with {tool}; NV config active"
 
-    def _install(self, step: S.Step, _host: Host) -> str:
+    def _install(self, step: Step, _host: Host) -> str:
         source = step.target
         directory, _, name = source.lstrip("/").rpartition("/")
         if not name:
@@ -85,7 +85,7 @@ class FirmwareRunner(StepRunner):
         changed = firmware_privileged.install_ddp(self.root, directory, name)
         return f"installed {name}" if changed else f"already installed: {name}"
 
-    def _reload(self, step: S.Step, host: Host) -> str:
+    def _reload(self, step: Step, host: Host) -> str:
         driver = step.target
         ports = [pf for pf in host.physical_functions if str(pf.address) in step.disturbs_pfs]
         if ports and all(pf.firmware.mode == step.to_value for pf in ports):
@@ -101,7 +101,7 @@ class FirmwareRunner(StepRunner):
                                     f"package ice loaded)")
         return f"{driver} reloaded; {len(back)} port(s) run {step.to_value}"
 
-    def _wait_back(self, step: S.Step, names: tuple[str, ...]) -> list[PhysicalFunction]:
+    def _wait_back(self, step: Step, names: tuple[str, ...]) -> list[PhysicalFunction]:
         """Poll until every PF in ``names`` is back with its driver bound."""
         found: list[PhysicalFunction] = []
 

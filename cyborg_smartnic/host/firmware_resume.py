@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cyborg_smartnic.host import steps as S
+from cyborg_smartnic.host.steps import Step
 
 FILE_NAME = "host-apply-resume.json"
 VERSION = 1
@@ -48,7 +48,7 @@ def path_in(state_dir: str) -> Path:
 
 
 def record(state_dir: str, host_config: str, hostname: str,
-           pending: tuple[S.Step, ...]) -> Path:
+           pending: tuple[Step, ...]) -> Path:
     """Write the record atomically; returns its path."""
     entry = ResumeRecord(os.path.abspath(host_config), hostname,
                          tuple(step.to_dict() for step in pending))

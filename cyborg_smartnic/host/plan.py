@@ -26,7 +26,6 @@ from cyborg_smartnic.discovery.model import (
 )
 from cyborg_smartnic.errors import SourceError
 from cyborg_smartnic.host import firmware, guard
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import (
     DEFAULT_DRIVER,
     DeviceConfig,
@@ -36,6 +35,16 @@ from cyborg_smartnic.host.config import (
 )
 from cyborg_smartnic.host.inuse import InUse
 from cyborg_smartnic.host.ovs import plan as ovs_plan
+from cyborg_smartnic.host.steps import (
+    BIND_DRIVER,
+    MANUAL,
+    SET_DEVLINK_PARAM,
+    SET_ESWITCH_MODE,
+    SET_HUGEPAGES,
+    SET_NUMVFS,
+    Plan,
+    Step,
+)
 
 MLX5 = "mlx5_core"
 FLOW_STEERING_PARAM = "flow_steering_mode"
@@ -45,7 +54,7 @@ FW_DPU = "dpu"
 def plan(desired: HostConfig, current: Host, in_use: InUse,
          catalog: Catalog | None = None, ovs: ovs_plan.OvsInput | None = None, *,
          firmware_facts: Mapping[str, firmware.FirmwareFacts] | None = None,
-         root: str | None = None) -> S.Plan:
+         root: str | None = None) -> Plan:
     """The steps from ``current`` to ``desired``; never touches the host.
 
     ``ovs`` is the running Open vSwitch, for host.yaml's ``ovs:`` section (its steps come
@@ -57,7 +66,7 @@ def plan(desired: HostConfig, current: Host, in_use: InUse,
     """
     models = catalog or Catalog()
     pairs = match_devices(desired, current)
-    steps: list[S.Step] = []
+    steps: list[Step] = []
     notes: list[str] = list(in_use.notes)
     for pool in desired.hugepages:
         steps.extend(_hugepage_steps(pool, current))
@@ -89,7 +98,7 @@ def plan(desired: HostConfig, current: Host, in_use: InUse,
             notes.extend(ovs_notes)
     if fw.reboot is not None:
         steps.append(fw.reboot)
-    return S.Plan(tuple(steps), tuple(notes))
+    return Plan(tuple(steps), tuple(notes))
 
 
 def match_devices(desired: HostConfig, current: Host,
@@ -131,14 +140,14 @@ def selects(device: DeviceConfig, pf: PhysicalFunction) -> bool:
     return False
 
 
-def _hugepage_steps(want: HugepageConfig, current: Host) -> list[S.Step]:
+def _hugepage_steps(want: HugepageConfig, current: Host) -> list[Step]:
     pool = next((p for p in current.hugepages
                  if p.numa_node == want.numa_node and p.size_kb == want.size_kb), None)
     if pool is None:
         sizes = sorted({p.size_kb for p in current.hugepages if p.numa_node == want.numa_node})
         where = "globally" if want.numa_node is None else f"on NUMA node {want.numa_node}"
         known = f" (sizes there: {', '.join(str(s) for s in sizes)} kB)" if sizes else ""
-        return [S.Step(S.SET_HUGEPAGES, want.label, reason="reserve hugepages",
+        return [Step(SET_HUGEPAGES, want.label, reason="reserve hugepages",
                        to_value=want.count, numa_node=want.numa_node, size_kb=want.size_kb,
                        refused=f"this host has no {want.size_kb} kB pool {where}{known}")]
     used = pool.total - pool.free
@@ -148,7 +157,7 @@ def _hugepage_steps(want: HugepageConfig, current: Host) -> list[S.Step]:
     reason = "reserve hugepages" if target > pool.total else "release hugepages"
     if target != want.count:
         reason += f" down to the {used} in use"
-    return [S.Step(S.SET_HUGEPAGES, want.label, reason=reason, from_value=pool.total,
+    return [Step(SET_HUGEPAGES, want.label, reason=reason, from_value=pool.total,
                    to_value=target, numa_node=want.numa_node, size_kb=want.size_kb)]
 
 
@@ -171,13 +180,13 @@ class _PfPlanner:
     pf: PhysicalFunction
     in_use: InUse
     model: NicModel | None
-    steps: list[S.Step] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
 
     @property
     def addr(self) -> str:
         return str(self.pf.address)
 
-    def run(self) -> list[S.Step]:
+    def run(self) -> list[Step]:
         """Tear down if needed, change modes, create, then get every VF its driver."""
         pf = self.pf
         vfs = {vf.index: vf for vf in pf.virtual_functions}
@@ -218,7 +227,7 @@ class _PfPlanner:
 
     def _change_modes(self, modes: list[tuple[str, str]], alive: tuple[str, ...]) -> None:
         for kind, value in modes:
-            if kind == S.SET_ESWITCH_MODE:
+            if kind == SET_ESWITCH_MODE:
                 self._eswitch(value, alive)
             else:
                 self._flow_steering(value)
@@ -293,14 +302,14 @@ class _PfPlanner:
         fsm = self.device.flow_steering_mode
         if fsm is not None and fsm != self.pf.flow_steering_mode:
             if self.pf.driver != MLX5:
-                self._refused(S.SET_DEVLINK_PARAM, f"pci/{self.addr}", "set flow steering",
+                self._refused(SET_DEVLINK_PARAM, f"pci/{self.addr}", "set flow steering",
                               f"flow_steering_mode is an mlx5 devlink parameter; "
                               f"{self.pf.driver or 'this PF'} has none",
                               param=FLOW_STEERING_PARAM, to_value=fsm)
             elif (self.pf.flow_steering_mode is None and mode == ESWITCH_SWITCHDEV
                   and want_mode in (None, ESWITCH_SWITCHDEV)):
-                self.steps.append(S.Step(
-                    S.MANUAL, f"pci/{self.addr}", to_value=fsm, pf=self.addr,
+                self.steps.append(Step(
+                    MANUAL, f"pci/{self.addr}", to_value=fsm, pf=self.addr,
                     param=FLOW_STEERING_PARAM,
                     reason=f"current flow_steering_mode unknown and it only changes in legacy "
                            f"mode: check `devlink dev param show pci/{self.addr} name "
@@ -308,13 +317,13 @@ class _PfPlanner:
                            f"legacy, apply, then switchdev again"))
             else:
                 if mode == ESWITCH_SWITCHDEV:
-                    sequence.append((S.SET_ESWITCH_MODE, ESWITCH_LEGACY))
+                    sequence.append((SET_ESWITCH_MODE, ESWITCH_LEGACY))
                     mode = ESWITCH_LEGACY
-                sequence.append((S.SET_DEVLINK_PARAM, fsm))
+                sequence.append((SET_DEVLINK_PARAM, fsm))
                 if want_mode is None and self.pf.eswitch_mode == ESWITCH_SWITCHDEV:
                     want_mode = ESWITCH_SWITCHDEV
         if want_mode is not None and want_mode != mode:
-            sequence.append((S.SET_ESWITCH_MODE, want_mode))
+            sequence.append((SET_ESWITCH_MODE, want_mode))
         return sequence
 
     # ----------------------------------------------------------------- steps
@@ -331,8 +340,8 @@ class _PfPlanner:
             refused = (f"{want} VFs asked but sriov_totalvfs is {self.pf.total_vfs} "
                        f"(the kernel answers ERANGE)")
         refused = refused or self._refusal_for(destroys)
-        self.steps.append(S.Step(
-            S.SET_NUMVFS, self.addr, reason=reason, from_value=have, to_value=want,
+        self.steps.append(Step(
+            SET_NUMVFS, self.addr, reason=reason, from_value=have, to_value=want,
             pf=self.addr, disruptive=bool(destroys), destroys_vfs=destroys, refused=refused))
 
     def _bind(self, vf: VirtualFunction | None, index: int, have: str | None,
@@ -343,16 +352,16 @@ class _PfPlanner:
         if want == "(unknown default)":
             refused = refused or ("'default' VF driver unknown for this model; name the "
                                   "driver in vf_drivers")
-        self.steps.append(S.Step(
-            S.BIND_DRIVER, address or f"{self.addr} vf{index}", reason=reason,
+        self.steps.append(Step(
+            BIND_DRIVER, address or f"{self.addr} vf{index}", reason=reason,
             from_value=have, to_value=want, pf=self.addr, vf_index=index,
             disruptive=bool(disturbs), destroys_vfs=disturbs, refused=refused))
 
     def _bind_unscanned(self, address: str, index: int, want: str) -> None:
         """A VF that exists but was not scanned: its driver is unknown, so binding ``want``
         may rebind it; the in-use witness for it (discovery skipped it) refuses the step."""
-        self.steps.append(S.Step(
-            S.BIND_DRIVER, address, reason=f"VF {index} should use {want}", from_value=None,
+        self.steps.append(Step(
+            BIND_DRIVER, address, reason=f"VF {index} should use {want}", from_value=None,
             to_value=want, pf=self.addr, vf_index=index, disruptive=True,
             destroys_vfs=(address,),
             refused=self._refusal_for((address,)) or "discovery could not read this VF"))
@@ -360,27 +369,27 @@ class _PfPlanner:
     def _eswitch(self, want: str, alive: tuple[str, ...]) -> None:
         have = self.pf.eswitch_mode
         for step in self.steps:
-            if step.kind == S.SET_ESWITCH_MODE:
+            if step.kind == SET_ESWITCH_MODE:
                 have = str(step.to_value)
         refused = self._dpu_refusal()
         if refused is None and want == ESWITCH_SWITCHDEV and not (
                 self.model is not None and self.model.switchdev):
             refused = (f"{self.model.name if self.model else 'this model'} has no "
                        f"switchdev eswitch mode")
-        self.steps.append(S.Step(
-            S.SET_ESWITCH_MODE, f"pci/{self.addr}", reason=f"eswitch mode {want}",
+        self.steps.append(Step(
+            SET_ESWITCH_MODE, f"pci/{self.addr}", reason=f"eswitch mode {want}",
             from_value=have, to_value=want, pf=self.addr, disruptive=True,
             destroys_vfs=alive, refused=refused or self._refusal_for(alive)))
 
     def _flow_steering(self, want: str) -> None:
-        self.steps.append(S.Step(
-            S.SET_DEVLINK_PARAM, f"pci/{self.addr}", reason="flow steering (legacy mode only)",
+        self.steps.append(Step(
+            SET_DEVLINK_PARAM, f"pci/{self.addr}", reason="flow steering (legacy mode only)",
             from_value=self.pf.flow_steering_mode, to_value=want, pf=self.addr,
             param=FLOW_STEERING_PARAM, refused=self._dpu_refusal()))
 
     def _refused(self, kind: str, target: str, reason: str, refused: str,
                  **extra: object) -> None:
-        self.steps.append(S.Step(kind, target, reason=reason, pf=self.addr, refused=refused,
+        self.steps.append(Step(kind, target, reason=reason, pf=self.addr, refused=refused,
                                  **extra))  # type: ignore[arg-type]
 
 

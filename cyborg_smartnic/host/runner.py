@@ -15,11 +15,11 @@ from typing import TypeVar
 
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.errors import SmartNicError
-from cyborg_smartnic.host import steps as S
+from cyborg_smartnic.host.steps import Step
 
 T = TypeVar("T")
 
-Handler = Callable[[S.Step, Host], str]
+Handler = Callable[[Step, Host], str]
 
 
 class StepFailed(SmartNicError):
@@ -38,17 +38,17 @@ class StepRunner:
         """Step kind -> the method that runs it (with the host as read before the step)."""
         raise NotImplementedError
 
-    def run(self, step: S.Step, host: Host) -> str:
+    def run(self, step: Step, host: Host) -> str:
         handler = self.handlers().get(step.kind)
         if handler is None:
             raise StepFailed(target=step.target, reason=f"cannot run {step.kind} here")
         return handler(step, host)
 
-    def undo_for(self, step: S.Step) -> list[S.Step]:
+    def undo_for(self, step: Step) -> list[Step]:
         """The steps that undo ``step``, read before it runs; none by default."""
         return []
 
-    def wait_until(self, step: S.Step, check: Callable[[], T | None], timeout: float,
+    def wait_until(self, step: Step, check: Callable[[], T | None], timeout: float,
                    timed_out: Callable[[], str]) -> T:
         """Poll ``check`` until it answers something, every ``poll_interval`` seconds; after
         ``timeout`` seconds ``StepFailed`` with ``timed_out()`` as the reason."""

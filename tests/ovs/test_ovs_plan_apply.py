@@ -14,7 +14,6 @@ import pytest
 
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.apply import Executor
 from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.inuse import InUse
@@ -24,6 +23,7 @@ from cyborg_smartnic.host.ovs.apply import OvsRunner
 from cyborg_smartnic.host.ovs.plan import OvsInput, not_in_effect
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.privileged import context
+from cyborg_smartnic.host.steps import MANUAL, RESTART_OVS, SET_ESWITCH_MODE, SET_OVS_CONFIG
 from cyborg_smartnic.hostgen import build_scenario
 from tests.fixtures.ovs import PrivateOvs
 
@@ -91,7 +91,7 @@ def test_unreachable_ovsdb_refuses_the_ovs_steps(tmp_path: Path, host: Host,
         ovsdb.read_state(paths)
     result = plan(config, host, InUse(), ovs=OvsInput(None, str(raised.value)))
     refused = [s for s in result.steps if s.refused]
-    assert [s.kind for s in refused] == [S.SET_OVS_CONFIG]
+    assert [s.kind for s in refused] == [SET_OVS_CONFIG]
     assert "nothing-here/db.sock" in str(refused[0].refused)
 
 
@@ -110,17 +110,17 @@ def test_plan_orders_switchdev_then_settings_then_restart(ovs: PrivateOvs,
                   ovs=OvsInput(state))
 
     kinds = [(s.kind, s.param) for s in result.steps]
-    first_ovs = kinds.index((S.SET_OVS_CONFIG, "hw-offload"))
-    assert (S.SET_ESWITCH_MODE, None) in kinds[:first_ovs]
+    first_ovs = kinds.index((SET_OVS_CONFIG, "hw-offload"))
+    assert (SET_ESWITCH_MODE, None) in kinds[:first_ovs]
     assert kinds[first_ovs:first_ovs + 4] == [
-        (S.SET_OVS_CONFIG, "hw-offload"), (S.SET_OVS_CONFIG, "tc-policy"),
-        (S.SET_OVS_CONFIG, "max-idle"), (S.MANUAL, None)]
+        (SET_OVS_CONFIG, "hw-offload"), (SET_OVS_CONFIG, "tc-policy"),
+        (SET_OVS_CONFIG, "max-idle"), (MANUAL, None)]
     restart = result.steps[first_ovs + 3]
     assert restart.target == "ovs-vswitchd" and restart.disruptive
     assert "--restart-ovs" in restart.reason
     with_restart = plan(load_host_config(tmp_path / "bf.yaml"), legacy, InUse(),
                         ovs=OvsInput(state, restart=True))
-    assert [s.kind for s in with_restart.actions][-1] == S.RESTART_OVS
+    assert [s.kind for s in with_restart.actions][-1] == RESTART_OVS
 
 
 def test_apply_writes_ovsdb_restarts_and_converges(ovs: PrivateOvs, ovs_paths: ovsdb.OvsPaths,
@@ -134,8 +134,8 @@ def test_apply_writes_ovsdb_restarts_and_converges(ovs: PrivateOvs, ovs_paths: o
         result = plan(config, host, InUse(), ovs=OvsInput(ovsdb.read_state(ovs_paths),
                                                           restart=True))
         assert [(s.kind, s.param) for s in result.steps] == [
-            (S.SET_OVS_CONFIG, "hw-offload"), (S.SET_OVS_CONFIG, "tc-policy"),
-            (S.SET_OVS_CONFIG, "max-idle"), (S.RESTART_OVS, None)]
+            (SET_OVS_CONFIG, "hw-offload"), (SET_OVS_CONFIG, "tc-policy"),
+            (SET_OVS_CONFIG, "max-idle"), (RESTART_OVS, None)]
         executor = Executor("/nonexistent", scan=lambda: host,
                             ovs=OvsRunner(ovs_paths, read=lambda: ovsdb.read_state(ovs_paths)))
         outcome = executor.apply(result)
@@ -166,7 +166,7 @@ def test_failed_restart_rolls_the_settings_back(ovs: PrivateOvs, ovs_paths: ovsd
             ovs_paths, read=lambda: ovsdb.read_state(ovs_paths))).apply(result)
     finally:
         ovs_privileged.use_runner(previous)
-    assert outcome.failed is not None and outcome.failed.kind == S.RESTART_OVS
+    assert outcome.failed is not None and outcome.failed.kind == RESTART_OVS
     assert "Job failed" in str(outcome.error)
     assert len([o for o in outcome.restored if o.changed]) == 3
     assert ovsdb.read_other_config(ovs.connection) == {"max-idle": "20000"}

@@ -29,11 +29,11 @@ from cyborg_smartnic.discovery.selection import parse_selectors
 from cyborg_smartnic.discovery.sysfs import SysfsReader
 from cyborg_smartnic.errors import InvalidPciAddress
 from cyborg_smartnic.host import inuse
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.apply import ApplyOptions, Executor
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.reader import HostReader
+from cyborg_smartnic.host.steps import BIND_DRIVER, SET_HUGEPAGES, SET_NUMVFS
 from cyborg_smartnic.hostgen import (
     BYSTANDER_PF,
     PATHOLOGIES,
@@ -195,7 +195,7 @@ def test_host_apply_rereads_one_pf_or_the_pools_never_the_whole_host(root: Path)
     host = reader.read()
     first = plan(config, host, inuse.detect(reader.root, host))
     kinds = {step.kind for step in first.actions}
-    assert {S.SET_NUMVFS, S.BIND_DRIVER, S.SET_HUGEPAGES} <= kinds
+    assert {SET_NUMVFS, BIND_DRIVER, SET_HUGEPAGES} <= kinds
     full_scans: list[int] = []
 
     def full() -> Host:

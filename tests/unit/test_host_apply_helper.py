@@ -13,8 +13,8 @@ from oslo_config import cfg
 
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import inuse, privileged
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.apply import Executor
+from cyborg_smartnic.host.steps import SET_HUGEPAGES, Plan, Step
 from cyborg_smartnic.hostgen import build_scenario
 
 
@@ -35,10 +35,10 @@ def test_a_helper_that_cannot_start_fails_the_step_with_a_remedy(
         tmp_path: Path, refused_helper: None) -> None:
     tree = build_scenario(tmp_path / "host", "example")
     root = str(tree.root)
-    step = S.Step(S.SET_HUGEPAGES, "node0 1048576kB", "test", 8, 12, numa_node=0,
+    step = Step(SET_HUGEPAGES, "node0 1048576kB", "test", 8, 12, numa_node=0,
                   size_kb=1048576)
     result = Executor(root, lambda: scan(root), lambda h: inuse.detect(root, h)).apply(
-        S.Plan((step,)))
+        Plan((step,)))
     assert result.error is not None
     assert result.error.startswith("node0 1048576kB: cannot start the privileged helper "
                                    "(privsep helper command exited non-zero (1)): run host "

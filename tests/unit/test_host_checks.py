@@ -9,13 +9,13 @@ import pytest
 
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import doctor
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.devlink_params import parse_param, with_flow_steering
 from cyborg_smartnic.host.inuse import InUse
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.requirements import Finding, check
 from cyborg_smartnic.host.snippet import cyborg_conf
+from cyborg_smartnic.host.steps import MANUAL, SET_NUMVFS, Plan, Step
 from cyborg_smartnic.hostgen import build_scenario
 from cyborg_smartnic.hostgen.kernel import KernelEmulator
 from cyborg_smartnic.profiles.compiler import compile_all
@@ -113,14 +113,14 @@ def test_doctor_vfio_states(tmp_path: Path) -> None:
 
 def test_doctor_reports_refused_and_manual_plans(example_root: Path) -> None:
     host = scan(example_root)
-    refused = S.Plan((S.Step(S.SET_NUMVFS, "x", "r", refused="VF busy"),))
-    manual = S.Plan((S.Step(S.MANUAL, "x", "mlxconfig"),))
+    refused = Plan((Step(SET_NUMVFS, "x", "r", refused="VF busy"),))
+    manual = Plan((Step(MANUAL, "x", "mlxconfig"),))
     assert [c.status for c in doctor.run_checks(host, vfio="loaded", plan=refused)
             if c.name == "host.yaml"] == [doctor.FAIL]
     (manual_check,) = [c for c in doctor.run_checks(host, vfio="loaded", plan=manual)
                        if c.name == "host.yaml"]
     assert "1 manual step(s) (firmware)" in manual_check.detail
-    assert [c.status for c in doctor.run_checks(host, vfio="loaded", plan=S.Plan())
+    assert [c.status for c in doctor.run_checks(host, vfio="loaded", plan=Plan())
             if c.name == "host.yaml"] == [doctor.OK]
 
 

@@ -16,12 +16,26 @@ from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import firmware, firmware_privileged, firmware_resume, inuse
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.apply import ApplyOptions, Executor
 from cyborg_smartnic.host.config import HostConfig, InvalidHostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.requirements import check
+from cyborg_smartnic.host.steps import (
+    DISRUPTION_DRIVER,
+    DISRUPTION_FW_RESET,
+    DISRUPTION_REBOOT,
+    FIRMWARE_KINDS,
+    FW_RESET,
+    INSTALL_DDP,
+    REBOOT,
+    RELOAD_DRIVER,
+    SET_ESWITCH_MODE,
+    SET_NUMVFS,
+    SET_NV_CONFIG,
+    Plan,
+    Step,
+)
 from cyborg_smartnic.hostgen import PfOptions, SysfsTree, build_scenario
 from cyborg_smartnic.hostgen.firmware import (
     read_nv,
@@ -45,7 +59,7 @@ def read(root: Path) -> Host:
     return with_flow_steering(scan(root), str(root))
 
 
-def plan_for(tree: SysfsTree, config: HostConfig) -> S.Plan:
+def plan_for(tree: SysfsTree, config: HostConfig) -> Plan:
     host = read(tree.root)
     root = str(tree.root)
     return plan(config, host, inuse.detect(root, host),
@@ -114,14 +128,14 @@ def test_vf_limit_is_raised_by_nv_config_and_a_firmware_reset(cx: KernelEmulator
     config = config_file(tmp_path, CX_16)
     first = plan_for(cx.tree, config)
     kinds = [(s.kind, s.param) for s in first.steps]
-    assert kinds[:2] == [(S.SET_NV_CONFIG, "NUM_OF_VFS"), (S.FW_RESET, None)]
+    assert kinds[:2] == [(SET_NV_CONFIG, "NUM_OF_VFS"), (FW_RESET, None)]
     reset = first.steps[1]
     # the blast radius: both functions of the adapter and every VF they have
     assert reset.disturbs_pfs == (CX0, CX1) and len(reset.destroys_vfs) == 8
-    assert reset.disruption == S.DISRUPTION_FW_RESET and first.disruption == "fw-reset"
+    assert reset.disruption == DISRUPTION_FW_RESET and first.disruption == "fw-reset"
     # the rest is planned on the PF as the reset leaves it (0 VFs, legacy, limit 16)
-    assert (S.SET_ESWITCH_MODE, None) in kinds and first.refused == ()
-    assert any(s.kind == S.SET_NUMVFS and s.pf == CX1 and s.to_value == 4 for s in first.steps)
+    assert (SET_ESWITCH_MODE, None) in kinds and first.refused == ()
+    assert any(s.kind == SET_NUMVFS and s.pf == CX1 and s.to_value == 4 for s in first.steps)
 
     result = executor(cx).apply(first)
 
@@ -152,7 +166,7 @@ def test_power_loss_between_nv_write_and_reset_converges(cx: KernelEmulator,
                                                         tmp_path: Path) -> None:
     config = config_file(tmp_path, CX_16)
     first = plan_for(cx.tree, config)
-    at = next(i for i, s in enumerate(first.actions, 1) if s.kind == S.FW_RESET)
+    at = next(i for i, s in enumerate(first.actions, 1) if s.kind == FW_RESET)
 
     def progress(line: str) -> None:
         if line.startswith(f"[{at}/"):
@@ -163,7 +177,7 @@ def test_power_loss_between_nv_write_and_reset_converges(cx: KernelEmulator,
     assert read_nv(cx.tree.root, CX0)["NUM_OF_VFS"] == (8, 16)  # written, not active
 
     again = plan_for(cx.tree, config)
-    assert [s.kind for s in again.steps][:1] == [S.FW_RESET]  # no second NV write
+    assert [s.kind for s in again.steps][:1] == [FW_RESET]  # no second NV write
     assert executor(cx).apply(again).ok
     assert plan_for(cx.tree, config).steps == ()
 
@@ -173,7 +187,7 @@ def test_reset_refused_while_a_vm_holds_a_vf_of_the_other_port(cx: KernelEmulato
     held = cx.tree.vfs(CX1)[0]  # on vfio-pci
     cx.hold_vfio(4242, cx.iommu_group(held))
     result = plan_for(cx.tree, config_file(tmp_path, CX_16))
-    reset = next(s for s in result.steps if s.kind == S.FW_RESET)
+    reset = next(s for s in result.steps if s.kind == FW_RESET)
     assert reset.refused and held in reset.refused
 
 
@@ -183,19 +197,19 @@ def test_no_reset_level_3_means_a_reboot_then_resume(cx: KernelEmulator,
         write_reset_query(cx.tree.root, address, level3=False)
     config = config_file(tmp_path, CX_16)
     first = plan_for(cx.tree, config)
-    assert [s.kind for s in first.steps] == [S.SET_NV_CONFIG, S.REBOOT]
-    assert first.steps[-1].disruption == S.DISRUPTION_REBOOT
+    assert [s.kind for s in first.steps] == [SET_NV_CONFIG, REBOOT]
+    assert first.steps[-1].disruption == DISRUPTION_REBOOT
     assert any("--resume" in note for note in first.notes)
 
     result = executor(cx).apply(first)
 
-    assert result.ok and [s.kind for s in result.after_reboot] == [S.REBOOT]
+    assert result.ok and [s.kind for s in result.after_reboot] == [REBOOT]
     assert result.to_dict()["reboot_required"] is True
     assert not any(c[0] == "mlxfwreset" for c in cx.commands)
-    assert plan_for(cx.tree, config).steps[-1].kind == S.REBOOT  # still pending: converges
+    assert plan_for(cx.tree, config).steps[-1].kind == REBOOT  # still pending: converges
     cx.firmware.reboot()  # the tree as the recorded post-reboot state has it
     after = plan_for(cx.tree, config)
-    assert not any(s.kind in S.FIRMWARE_KINDS for s in after.steps)
+    assert not any(s.kind in FIRMWARE_KINDS for s in after.steps)
     assert executor(cx).apply(after).ok
     assert plan_for(cx.tree, config).steps == ()
     assert cx.num_vfs(CX0) == 16
@@ -207,11 +221,11 @@ def test_bluefield_mode_change_writes_every_mode_key_then_reboots(tmp_path: Path
                                    '    firmware_mode: nic\n    vf_count: 2\n')
     with emulated_kernel(tree) as kernel:
         first = plan_for(tree, config)
-        nv = {s.param: s.to_value for s in first.steps if s.kind == S.SET_NV_CONFIG}
+        nv = {s.param: s.to_value for s in first.steps if s.kind == SET_NV_CONFIG}
         # INTERNAL_CPU_MODEL is EMBEDDED_CPU(1) in both modes: recorded so, not written again
         assert nv == {k: v for k, v in firmware.BLUEFIELD_MODES["nic"].items()
                       if k != "INTERNAL_CPU_MODEL"}
-        assert first.steps[-1].kind == S.REBOOT and first.refused == ()
+        assert first.steps[-1].kind == REBOOT and first.refused == ()
         assert executor(kernel).apply(first).after_reboot
         kernel.firmware.reboot()
         host = read(tree.root)
@@ -240,10 +254,10 @@ def test_ddp_package_install_and_ice_reload_take_down_every_ice_port(
     config = config_file(tmp_path, ICE_DEFAULT)
     first = plan_for(ice.tree, config)
     install, reload = first.steps[:2]
-    assert install.kind == S.INSTALL_DDP and install.refused is None
+    assert install.kind == INSTALL_DDP and install.refused is None
     assert install.target == "/lib/firmware/intel/ice/ddp/ice-1.3.36.0.pkg"
-    assert reload.kind == S.RELOAD_DRIVER and reload.disturbs_pfs == (ICE0, ICE1)
-    assert len(reload.destroys_vfs) == 12 and reload.disruption == S.DISRUPTION_DRIVER
+    assert reload.kind == RELOAD_DRIVER and reload.disturbs_pfs == (ICE0, ICE1)
+    assert len(reload.destroys_vfs) == 12 and reload.disruption == DISRUPTION_DRIVER
     assert any(ICE1 in note for note in first.notes)
 
     result = executor(ice).apply(first)
@@ -262,7 +276,7 @@ def test_ddp_install_is_skipped_when_already_in_place(ice: KernelEmulator,
                                                       tmp_path: Path) -> None:
     config = config_file(tmp_path, ICE_DEFAULT)
     first = plan_for(ice.tree, config)
-    at = next(i for i, s in enumerate(first.actions, 1) if s.kind == S.RELOAD_DRIVER)
+    at = next(i for i, s in enumerate(first.actions, 1) if s.kind == RELOAD_DRIVER)
 
     def progress(line: str) -> None:
         if line.startswith(f"[{at}/"):
@@ -279,7 +293,7 @@ def test_ddp_install_is_skipped_when_already_in_place(ice: KernelEmulator,
 def test_ddp_without_the_package_or_with_two_modes_is_refused(tmp_path: Path) -> None:
     tree = build_scenario(tmp_path / "host", "e810_comms")  # no packages written
     result = plan_for(tree, config_file(tmp_path, ICE_DEFAULT))
-    assert result.steps[0].kind == S.INSTALL_DDP
+    assert result.steps[0].kind == INSTALL_DDP
     assert "no os_default DDP package" in str(result.steps[0].refused)
     write_ddp_packages(tree.root)
     both = config_file(tmp_path, ICE_DEFAULT + '  - address: "0000:5e:00.1"\n'
@@ -292,7 +306,7 @@ def test_ice_reload_refused_while_a_vm_holds_a_vf(ice: KernelEmulator, tmp_path:
     held = ice.tree.vfs(ICE1)[0]
     ice.hold_vfio(4343, ice.iommu_group(held))
     result = plan_for(ice.tree, config_file(tmp_path, ICE_DEFAULT))
-    reload = next(s for s in result.steps if s.kind == S.RELOAD_DRIVER)
+    reload = next(s for s in result.steps if s.kind == RELOAD_DRIVER)
     assert reload.refused and held in reload.refused
 
 
@@ -368,7 +382,7 @@ def test_cli_apply_stops_at_the_reboot_and_resume_finishes_it(
     assert "reboot required" in out and "--resume" in out
     record = firmware_resume.load(str(state_dir))
     assert record is not None and record.host_config == str(host_yaml)
-    assert record.pending[0]["kind"] == S.REBOOT
+    assert record.pending[0]["kind"] == REBOOT
 
     # a warm boot that did not activate the change: resume says so and keeps the record
     assert main(["host", "apply", "--resume", "--sysfs-root", root]) == 1
@@ -387,7 +401,7 @@ def test_cli_apply_stops_at_the_reboot_and_resume_finishes_it(
 
 
 def test_resume_record_is_atomic_and_bad_ones_are_reported(tmp_path: Path) -> None:
-    step = S.Step(S.REBOOT, "host", reason="x", disruption=S.DISRUPTION_REBOOT)
+    step = Step(REBOOT, "host", reason="x", disruption=DISRUPTION_REBOOT)
     path = firmware_resume.record(str(tmp_path / "state"), "host.yaml", "node1", (step,))
     assert [p.name for p in path.parent.iterdir()] == [firmware_resume.FILE_NAME]
     loaded = firmware_resume.load(str(tmp_path / "state"))

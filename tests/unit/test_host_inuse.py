@@ -15,9 +15,9 @@ import pytest
 from cyborg_smartnic.discovery.procfs import ProcReader
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import inuse
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan
+from cyborg_smartnic.host.steps import Step
 from cyborg_smartnic.hostgen import SysfsTree, build_scenario, cx6dx_switchdev, x710_legacy
 from cyborg_smartnic.hostgen.kernel import KernelEmulator
 
@@ -278,7 +278,7 @@ def _two_nic_host(root: Path) -> SysfsTree:
     return tree
 
 
-def _plan_for(root: Path, text: str, found: inuse.InUse) -> list[S.Step]:
+def _plan_for(root: Path, text: str, found: inuse.InUse) -> list[Step]:
     config = root / "host.yaml"
     config.write_text(text)
     return list(plan(load_host_config(config), scan(root), found).steps)

@@ -13,7 +13,6 @@ from cyborg_smartnic.discovery.model import (
     Skipped,
     VirtualFunction,
 )
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import (
     DeviceConfig,
     HostConfig,
@@ -24,6 +23,20 @@ from cyborg_smartnic.host.config import (
 )
 from cyborg_smartnic.host.inuse import InUse, VfUser
 from cyborg_smartnic.host.plan import format_ranges, plan
+from cyborg_smartnic.host.steps import (
+    BIND_DRIVER,
+    FW_RESET,
+    INSTALL_DDP,
+    MANUAL,
+    REBOOT,
+    RELOAD_DRIVER,
+    SET_DEVLINK_PARAM,
+    SET_ESWITCH_MODE,
+    SET_HUGEPAGES,
+    SET_NUMVFS,
+    SET_NV_CONFIG,
+    Plan,
+)
 from cyborg_smartnic.pci import PciAddress
 
 ORIGIN = Origin("host.yaml", 3, 5, "devices[0].address")
@@ -79,7 +92,7 @@ def config(*devices: DeviceConfig, hugepages: tuple[HugepageConfig, ...] = ()) -
     return HostConfig("host.yaml", devices, hugepages)
 
 
-def kinds(result: S.Plan) -> list[tuple[str, object, object]]:
+def kinds(result: Plan) -> list[tuple[str, object, object]]:
     return [(s.kind, s.from_value, s.to_value) for s in result.steps]
 
 
@@ -92,7 +105,7 @@ def test_nothing_to_do_when_the_host_matches() -> None:
 def test_numvfs_n_to_m_goes_through_zero() -> None:
     current = host(make_pf(kind="i40e", num_vfs=4, total_vfs=32))
     result = plan(config(device(vf_count=8)), current, InUse())
-    assert kinds(result) == [(S.SET_NUMVFS, 4, 0), (S.SET_NUMVFS, 0, 8)]
+    assert kinds(result) == [(SET_NUMVFS, 4, 0), (SET_NUMVFS, 0, 8)]
     destroy = result.steps[0]
     assert destroy.disruptive and len(destroy.destroys_vfs) == 4
     assert not result.steps[1].disruptive and result.steps[1].destroys_vfs == ()
@@ -103,9 +116,9 @@ def test_new_vfs_get_their_drivers_bound_after_they_exist() -> None:
     wanted = device(vf_count=4, vf_drivers={range(0, 2): "vfio-pci", range(2, 4): "default"})
     result = plan(config(wanted), current, InUse())
     assert kinds(result) == [
-        (S.SET_NUMVFS, 0, 4), (S.BIND_DRIVER, None, "vfio-pci"), (S.BIND_DRIVER, None,
+        (SET_NUMVFS, 0, 4), (BIND_DRIVER, None, "vfio-pci"), (BIND_DRIVER, None,
                                                                    "vfio-pci"),
-        (S.BIND_DRIVER, None, "iavf"), (S.BIND_DRIVER, None, "iavf")]
+        (BIND_DRIVER, None, "iavf"), (BIND_DRIVER, None, "iavf")]
     assert [s.vf_index for s in result.steps[1:]] == [0, 1, 2, 3]
     assert result.steps[1].target == "0000:3b:00.0 vf0"
 
@@ -114,7 +127,7 @@ def test_rebinding_an_existing_vf_disturbs_only_that_vf() -> None:
     current = host(make_pf(kind="ice", num_vfs=4, total_vfs=64))
     result = plan(config(device(vf_drivers={range(0, 1): "vfio-pci"})), current, InUse())
     (step,) = result.steps
-    assert (step.kind, step.from_value, step.to_value) == (S.BIND_DRIVER, "iavf", "vfio-pci")
+    assert (step.kind, step.from_value, step.to_value) == (BIND_DRIVER, "iavf", "vfio-pci")
     assert step.destroys_vfs == ("0000:3b:02.0",) and step.disruptive
 
 
@@ -122,8 +135,8 @@ def test_ice_eswitch_change_needs_zero_vfs_and_restores_drivers() -> None:
     current = host(make_pf(kind="ice", num_vfs=2, total_vfs=64, vf_drivers={0: "vfio-pci"}))
     result = plan(config(device(eswitch_mode="switchdev")), current, InUse())
     assert kinds(result) == [
-        (S.SET_NUMVFS, 2, 0), (S.SET_ESWITCH_MODE, "legacy", "switchdev"),
-        (S.SET_NUMVFS, 0, 2), (S.BIND_DRIVER, None, "vfio-pci")]
+        (SET_NUMVFS, 2, 0), (SET_ESWITCH_MODE, "legacy", "switchdev"),
+        (SET_NUMVFS, 0, 2), (BIND_DRIVER, None, "vfio-pci")]
     assert result.steps[1].destroys_vfs == ()  # no VF exists while the mode changes
     assert result.steps[3].reason.startswith("restore the driver VF 0 had")
 
@@ -132,25 +145,25 @@ def test_mlx5_eswitch_change_unbinds_then_rebinds_vfs() -> None:
     current = host(make_pf(num_vfs=2, vf_drivers={0: "vfio-pci"}))
     result = plan(config(device(eswitch_mode="switchdev")), current, InUse())
     assert kinds(result) == [
-        (S.BIND_DRIVER, "vfio-pci", None), (S.BIND_DRIVER, "mlx5_core", None),
-        (S.SET_ESWITCH_MODE, "legacy", "switchdev"),
-        (S.BIND_DRIVER, None, "vfio-pci"), (S.BIND_DRIVER, None, "mlx5_core")]
+        (BIND_DRIVER, "vfio-pci", None), (BIND_DRIVER, "mlx5_core", None),
+        (SET_ESWITCH_MODE, "legacy", "switchdev"),
+        (BIND_DRIVER, None, "vfio-pci"), (BIND_DRIVER, None, "mlx5_core")]
     assert result.steps[2].destroys_vfs == ("0000:3b:02.0", "0000:3b:02.1")
 
 
 def test_mlx5_eswitch_change_with_a_count_change_happens_at_zero_vfs() -> None:
     current = host(make_pf(num_vfs=2))
     result = plan(config(device(vf_count=4, eswitch_mode="switchdev")), current, InUse())
-    assert kinds(result) == [(S.SET_NUMVFS, 2, 0), (S.SET_ESWITCH_MODE, "legacy", "switchdev"),
-                             (S.SET_NUMVFS, 0, 4)]
+    assert kinds(result) == [(SET_NUMVFS, 2, 0), (SET_ESWITCH_MODE, "legacy", "switchdev"),
+                             (SET_NUMVFS, 0, 4)]
 
 
 def test_flow_steering_changes_only_in_legacy_mode() -> None:
     current = host(make_pf(num_vfs=0, eswitch="switchdev", fsm="dmfs"))
     result = plan(config(device(flow_steering_mode="smfs")), current, InUse())
-    assert kinds(result) == [(S.SET_ESWITCH_MODE, "switchdev", "legacy"),
-                             (S.SET_DEVLINK_PARAM, "dmfs", "smfs"),
-                             (S.SET_ESWITCH_MODE, "legacy", "switchdev")]
+    assert kinds(result) == [(SET_ESWITCH_MODE, "switchdev", "legacy"),
+                             (SET_DEVLINK_PARAM, "dmfs", "smfs"),
+                             (SET_ESWITCH_MODE, "legacy", "switchdev")]
     assert result.steps[1].param == "flow_steering_mode"
 
 
@@ -158,15 +171,15 @@ def test_flow_steering_before_switching_to_switchdev() -> None:
     current = host(make_pf(num_vfs=0, eswitch="legacy", fsm="dmfs"))
     result = plan(config(device(flow_steering_mode="smfs", eswitch_mode="switchdev")),
                   current, InUse())
-    assert kinds(result) == [(S.SET_DEVLINK_PARAM, "dmfs", "smfs"),
-                             (S.SET_ESWITCH_MODE, "legacy", "switchdev")]
+    assert kinds(result) == [(SET_DEVLINK_PARAM, "dmfs", "smfs"),
+                             (SET_ESWITCH_MODE, "legacy", "switchdev")]
 
 
 def test_unknown_flow_steering_in_switchdev_is_a_manual_check() -> None:
     current = host(make_pf(num_vfs=0, eswitch="switchdev", fsm=None))
     result = plan(config(device(flow_steering_mode="smfs")), current, InUse())
     (step,) = result.steps
-    assert step.kind == S.MANUAL and "devlink dev param show" in step.reason
+    assert step.kind == MANUAL and "devlink dev param show" in step.reason
     assert result.refused == ()
 
 
@@ -182,7 +195,7 @@ def test_vf_in_use_refuses_destroying_steps() -> None:
     busy = InUse((VfUser("0000:3b:02.1", "/dev/vfio/101 is held open by pid 42 (qemu)"),))
     result = plan(config(device(vf_count=8)), current, busy)
     (refused,) = result.refused
-    assert refused.kind == S.SET_NUMVFS and refused.to_value == 0
+    assert refused.kind == SET_NUMVFS and refused.to_value == 0
     assert "VF 0000:3b:02.1 is in use (/dev/vfio/101 is held open by pid 42" in str(
         refused.refused)
 
@@ -198,7 +211,7 @@ def test_bluefield_in_dpu_mode_refuses_host_side_changes() -> None:
     current = host(make_pf(kind="bluefield", num_vfs=2, total_vfs=16, fw_mode="dpu"))
     result = plan(config(device(vf_count=4, eswitch_mode="switchdev")), current, InUse())
     refused = result.refused
-    assert {s.kind for s in refused} == {S.SET_NUMVFS, S.SET_ESWITCH_MODE}
+    assert {s.kind for s in refused} == {SET_NUMVFS, SET_ESWITCH_MODE}
     assert all("DPU mode" in str(s.refused) for s in refused)
 
 
@@ -211,23 +224,23 @@ def test_bluefield_with_unknown_mode_is_refused_too() -> None:
 def test_bluefield_in_nic_mode_behaves_like_connectx() -> None:
     current = host(make_pf(kind="bluefield", num_vfs=0, total_vfs=16, fw_mode="nic"))
     result = plan(config(device(vf_count=2)), current, InUse())
-    assert kinds(result) == [(S.SET_NUMVFS, 0, 2)] and result.refused == ()
+    assert kinds(result) == [(SET_NUMVFS, 0, 2)] and result.refused == ()
 
 
 def test_firmware_mode_change_is_nv_config_then_a_reboot() -> None:
     current = host(make_pf(kind="bluefield", fw_mode="dpu", total_vfs=16))
     result = plan(config(device(firmware_mode="nic", vf_count=4)), current, InUse())
-    nv = [s for s in result.steps if s.kind == S.SET_NV_CONFIG]
+    nv = [s for s in result.steps if s.kind == SET_NV_CONFIG]
     assert {s.param: s.to_value for s in nv}["INTERNAL_CPU_PAGE_SUPPLIER"] == 1
-    assert result.steps[-1].kind == S.REBOOT and result.steps[-1].disruption == "reboot"
-    assert not any(s.kind == S.SET_NUMVFS for s in result.steps)  # after the reboot
+    assert result.steps[-1].kind == REBOOT and result.steps[-1].disruption == "reboot"
+    assert not any(s.kind == SET_NUMVFS for s in result.steps)  # after the reboot
     assert result.manual == () and result.refused == ()
     assert any("--resume" in note for note in result.notes)
     ice = plan(config(device(firmware_mode="comms")),
                host(make_pf(kind="ice", fw_mode="os_default")), InUse())
     # no package directory was given: the install is planned but refused, saying why
-    assert ice.steps[0].kind == S.INSTALL_DDP and ice.steps[0].refused
-    assert ice.steps[1].kind == S.RELOAD_DRIVER and ice.steps[1].disruption == "driver-reload"
+    assert ice.steps[0].kind == INSTALL_DDP and ice.steps[0].refused
+    assert ice.steps[1].kind == RELOAD_DRIVER and ice.steps[1].disruption == "driver-reload"
 
 
 def test_too_many_vfs_and_no_pf_driver_are_refused() -> None:
@@ -237,8 +250,8 @@ def test_too_many_vfs_and_no_pf_driver_are_refused() -> None:
     # mlx5: the VF limit is NV config, raised and activated by a firmware reset first
     result = plan(config(device(vf_count=9)), host(make_pf(total_vfs=8)), InUse())
     assert [(s.kind, s.param, s.to_value) for s in result.steps] == [
-        (S.SET_NV_CONFIG, "SRIOV_EN", 1), (S.SET_NV_CONFIG, "NUM_OF_VFS", 9),
-        (S.FW_RESET, None, "active"), (S.SET_NUMVFS, None, 9)]
+        (SET_NV_CONFIG, "SRIOV_EN", 1), (SET_NV_CONFIG, "NUM_OF_VFS", 9),
+        (FW_RESET, None, "active"), (SET_NUMVFS, None, 9)]
     assert result.refused == () and result.disruption == "fw-reset"
     result = plan(config(device(vf_count=2)), host(make_pf(driver=None)), InUse())
     assert "no PF driver" in str(result.refused[0].refused)
@@ -257,7 +270,7 @@ def test_hugepages_come_first_and_missing_pools_are_refused() -> None:
     wanted = config(device(vf_count=2), hugepages=(
         HugepageConfig(ORIGIN, 1048576, 4, 0), HugepageConfig(ORIGIN, 1048576, 4, 1)))
     result = plan(wanted, current, InUse())
-    assert [s.kind for s in result.steps] == [S.SET_HUGEPAGES, S.SET_HUGEPAGES, S.SET_NUMVFS]
+    assert [s.kind for s in result.steps] == [SET_HUGEPAGES, SET_HUGEPAGES, SET_NUMVFS]
     assert (result.steps[0].from_value, result.steps[0].to_value) == (2, 4)
     assert "no 1048576 kB pool on NUMA node 1" in str(result.steps[1].refused)
 
@@ -350,7 +363,7 @@ def test_blind_in_use_detection_refuses_destroying_but_not_creating() -> None:
         "cannot tell whether these VFs are free: could not read the open files of 2 "
         "process(es) (run as root)")
     fresh = plan(config(device(vf_count=4)), host(make_pf(kind="i40e", total_vfs=32)), blind)
-    assert fresh.refused == () and [s.kind for s in fresh.steps] == [S.SET_NUMVFS]
+    assert fresh.refused == () and [s.kind for s in fresh.steps] == [SET_NUMVFS]
 
 
 def test_an_uncatalogued_model_cannot_use_default_or_switchdev() -> None:

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field, replace
 
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.procfs import ProcReader
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.ovs import privileged as ovs_privileged
 from cyborg_smartnic.host.ovs.ovsdb import OvsPaths
 from cyborg_smartnic.host.ovs.state import OvsState, Vswitchd, vswitchd_from_pidfile
 from cyborg_smartnic.host.runner import Handler, StepFailed, StepRunner
+from cyborg_smartnic.host.steps import RESTART_OVS, SET_OVS_CONFIG, Step
 
 
 @dataclass
@@ -35,16 +35,16 @@ class OvsRunner(StepRunner):
     proc: ProcReader = field(default_factory=lambda: ProcReader("/"))
 
     def handlers(self) -> Mapping[str, Handler]:
-        return {S.SET_OVS_CONFIG: self._set, S.RESTART_OVS: self._restart}
+        return {SET_OVS_CONFIG: self._set, RESTART_OVS: self._restart}
 
-    def undo_for(self, step: S.Step) -> list[S.Step]:
-        if step.kind != S.SET_OVS_CONFIG:
+    def undo_for(self, step: Step) -> list[Step]:
+        if step.kind != SET_OVS_CONFIG:
             return []  # a restart cannot be undone; the keys' undo restores the settings
         before = self.read().other_config.get(str(step.param))
         return [replace(step, reason=f"rollback of: {step.param}", from_value=None,
                         to_value=before)]
 
-    def _set(self, step: S.Step, _host: Host) -> str:
+    def _set(self, step: Step, _host: Host) -> str:
         key = str(step.param)
         want = None if step.to_value is None else str(step.to_value)
         have = self.read().other_config.get(key)
@@ -57,7 +57,7 @@ class OvsRunner(StepRunner):
                              reason=f"other_config:{key} reads {now!r} after writing {want!r}")
         return f"other_config:{key}={want}" if want is not None else f"removed {key}"
 
-    def _restart(self, step: S.Step, _host: Host) -> str:
+    def _restart(self, step: Step, _host: Host) -> str:
         old = vswitchd_from_pidfile(self.paths.vswitchd_pidfile, self.proc)
         ovs_privileged.ovs_restart_vswitchd(self.unit)
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from cyborg_smartnic.discovery.model import ESWITCH_SWITCHDEV, Host, PhysicalFunction
 from cyborg_smartnic.errors import SourceError
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.config import InvalidHostConfig, OvsConfig, OvsUplink
 from cyborg_smartnic.host.ovs.state import OvsState
+from cyborg_smartnic.host.steps import MANUAL, RESTART_OVS, SET_ESWITCH_MODE, SET_OVS_CONFIG, Step
 
 HW_OFFLOAD = "hw-offload"
 TC_POLICY = "tc-policy"
@@ -69,21 +69,21 @@ def not_in_effect(state: OvsState) -> list[str]:
 
 
 def steps(config: OvsConfig, host: Host, ovs: OvsInput,
-          earlier: Iterable[S.Step] = ()) -> tuple[list[S.Step], list[str]]:
+          earlier: Iterable[Step] = ()) -> tuple[list[Step], list[str]]:
     """The OVS steps and notes; raises ``InvalidHostConfig`` for an uplink this host lacks."""
     uplink_pfs = _uplink_pfs(config, host)
     state = ovs.state
     if state is None:
         why = ovs.unreadable or "not running"
-        return [S.Step(S.SET_OVS_CONFIG, TARGET, reason="configure Open vSwitch offload",
+        return [Step(SET_OVS_CONFIG, TARGET, reason="configure Open vSwitch offload",
                        refused=f"cannot read Open vSwitch ({why}); start it or point "
                                f"--ovs-rundir at it")], []
-    out: list[S.Step] = []
+    out: list[Step] = []
     notes: list[str] = []
     for key, value in wanted(config).items():
         have = current(state, key)
         if have != value:
-            out.append(S.Step(S.SET_OVS_CONFIG, TARGET, reason=_why(key, value),
+            out.append(Step(SET_OVS_CONFIG, TARGET, reason=_why(key, value),
                               from_value=state.other_config.get(key), to_value=value,
                               param=key))
     restart_for = [s.param for s in out if s.param in READ_AT_START]
@@ -95,9 +95,9 @@ def steps(config: OvsConfig, host: Host, ovs: OvsInput,
                   + "; the restart flushes the datapath: traffic stalls until flows are "
                     "rebuilt")
         if ovs.restart:
-            out.append(S.Step(S.RESTART_OVS, VSWITCHD, reason=reason, disruptive=True))
+            out.append(Step(RESTART_OVS, VSWITCHD, reason=reason, disruptive=True))
         else:
-            out.append(S.Step(S.MANUAL, VSWITCHD, reason=f"{reason}. Run `{RESTART_COMMAND}` "
+            out.append(Step(MANUAL, VSWITCHD, reason=f"{reason}. Run `{RESTART_COMMAND}` "
                                                          f"in a quiet window, or apply with "
                                                          f"--restart-ovs", disruptive=True))
     elif restart_for:
@@ -120,7 +120,7 @@ def steps(config: OvsConfig, host: Host, ovs: OvsInput,
         if state.bridge(uplink.bridge) is None:
             reason += f" (bridge {uplink.bridge} does not exist yet: Neutron's agent or " \
                       f"`ovs-vsctl add-br` creates it)"
-        out.append(S.Step(S.MANUAL, uplink.netdev, reason=reason, pf=str(pf.address),
+        out.append(Step(MANUAL, uplink.netdev, reason=reason, pf=str(pf.address),
                           to_value=uplink.bridge))
     return out, notes
 
@@ -152,9 +152,9 @@ def _uplink_pfs(config: OvsConfig, host: Host) -> list[tuple[OvsUplink, Physical
     return found
 
 
-def _eswitch_after(host: Host, earlier: Iterable[S.Step]) -> dict[str, str]:
+def _eswitch_after(host: Host, earlier: Iterable[Step]) -> dict[str, str]:
     modes: dict[str, str] = {}
     for step in earlier:
-        if step.kind == S.SET_ESWITCH_MODE and step.pf and not step.refused:
+        if step.kind == SET_ESWITCH_MODE and step.pf and not step.refused:
             modes[step.pf] = str(step.to_value)
     return modes
