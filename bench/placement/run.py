@@ -166,6 +166,7 @@ def populate(app: App, nodes: Sequence[fleet.ComputeNode], per_node: int,
 @dataclass(frozen=True)
 class Result:
     median_ms: float
+    cpu_ms: float  # this process's CPU (Placement's Python side), steadier on a busy machine
     candidates: int
     hosts: int
 
@@ -173,14 +174,16 @@ class Result:
 def measure(app: App, request: Request, runs: int, roots: Mapping[str, str]) -> Result:
     path = f"/allocation_candidates?{request.query}"
     data = expect(app, "GET", path, None, (200,))  # warm-up, and the answer to count
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         expect(app, "GET", path, None, (200,))
         times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - cpu_start)
     hosts = {roots[rp] for ar in data["allocation_requests"] for rp in ar["allocations"]
              if rp in roots}
-    return Result(statistics.median(times) * 1000, len(data["allocation_requests"]),
+    return Result(statistics.median(times) * 1000, statistics.median(cpu) * 1000,
+                  len(data["allocation_requests"]),
                   len(hosts))
 
 
@@ -248,18 +251,20 @@ def run(work: Path, server: mariadb.Server, nodes: Sequence[fleet.ComputeNode],
     providers = len(nodes) * (1 + args.pfs)
     print(f"{len(nodes)} compute nodes x {args.pfs} pools = {providers} providers, "
           f"{args.instances} instances per host; populated with {made} requests in "
-          f"{took:.1f} s; database {database_mib(server):.1f} MiB; medians of {args.runs}\n")
+          f"{took:.1f} s; database {database_mib(server):.1f} MiB; medians of {args.runs}; "
+          f"load average {os.getloadavg()[0]:.1f}\n")
     for request in requests(pool.resource_class, physnet_traits, switchdev):
         print(f"{request.label}: GET /allocation_candidates?{urllib.parse.unquote(request.query)}")
     print("\n| request | max_allocation_candidates | optimize_for_wide_provider_trees "
-          "| generation strategy | median ms | candidates | hosts |")
-    print("|---|---:|---|---|---:|---:|---:|")
+          "| generation strategy | median ms | CPU ms | candidates | hosts |")
+    print("|---|---:|---|---|---:|---:|---:|---:|")
     for request in requests(pool.resource_class, physnet_traits, switchdev):
         for setting in SETTINGS:
             result = measure(apps[setting], request, args.runs, roots)
             print(f"| {request.label} | {setting[0]} | {setting[1]} | {setting[2]} "
-                  f"| {result.median_ms:.0f} "
+                  f"| {result.median_ms:.0f} | {result.cpu_ms:.0f} "
                   f"| {result.candidates} | {result.hosts} |", flush=True)
+    print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 
