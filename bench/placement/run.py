@@ -9,9 +9,10 @@ request is the ``GET /allocation_candidates`` nova-scheduler sends for a flavor 
 ``root_required=OWNER_NOVA,!COMPUTE_STATUS_DISABLED``, ``limit=1000``
 (``[scheduler] max_placement_results``) and one numbered group per device-profile group
 (``request_groups_query``). Every request runs under each Placement setting of
-``[placement] max_allocation_candidates`` and ``[workarounds]
-optimize_for_wide_provider_trees`` (one app per setting, same database); medians of
-``--runs`` timed calls after one warm-up, candidates returned and distinct hosts among them.
+``[placement] max_allocation_candidates``, ``[workarounds] optimize_for_wide_provider_trees``
+and ``[placement] allocation_candidates_generation_strategy`` (one app per setting, same
+database); medians of ``--runs`` timed calls after one warm-up (wall clock, this process's
+CPU, mariadbd's CPU), candidates returned and distinct hosts among them.
 
     .venv/bin/python bench/placement/run.py [--hosts 200] [--pfs 16] [--vfs 32] [--runs 5]
 """
@@ -167,29 +168,39 @@ def populate(app: App, nodes: Sequence[fleet.ComputeNode], per_node: int,
 class Result:
     median_ms: float
     cpu_ms: float  # this process's CPU (Placement's Python side), steadier on a busy machine
+    db_cpu_ms: float  # mariadbd's CPU meanwhile
     candidates: int
     hosts: int
 
 
-def measure(app: App, request: Request, runs: int, roots: Mapping[str, str]) -> Result:
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process (fields 14 and 15 of /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(app: App, request: Request, runs: int, roots: Mapping[str, str],
+            db_pid: int) -> Result:
     path = f"/allocation_candidates?{request.query}"
     data = expect(app, "GET", path, None, (200,))  # warm-up, and the answer to count
-    times, cpu = [], []
+    times, cpu, db_cpu = [], [], []
     for _ in range(runs):
-        start, cpu_start = time.perf_counter(), time.process_time()
+        start, cpu_start, db_start = time.perf_counter(), time.process_time(), process_cpu(db_pid)
         expect(app, "GET", path, None, (200,))
         times.append(time.perf_counter() - start)
         cpu.append(time.process_time() - cpu_start)
+        db_cpu.append(process_cpu(db_pid) - db_start)
     hosts = {roots[rp] for ar in data["allocation_requests"] for rp in ar["allocations"]
              if rp in roots}
     return Result(statistics.median(times) * 1000, statistics.median(cpu) * 1000,
+                  statistics.median(db_cpu) * 1000,
                   len(data["allocation_requests"]),
                   len(hosts))
 
 
 # -- MariaDB -------------------------------------------------------------------------------
 @contextmanager
-def private_mariadb(work: Path) -> Iterator[mariadb.Server]:
+def private_mariadb(work: Path) -> Iterator[tuple[mariadb.Server, int]]:
     mariadb.check_installed()
     logs = work / "logs"
     logs.mkdir(parents=True)
@@ -199,7 +210,7 @@ def private_mariadb(work: Path) -> Iterator[mariadb.Server]:
     try:
         mariadb.wait_ready(server, proc, 120)
         mariadb.create_databases(server, ["placement"])
-        yield server
+        yield server, proc.pid
     finally:
         procs.stop(proc)
 
@@ -227,11 +238,11 @@ def main(argv: list[str] | None = None) -> int:
         nodes = fleet.scanned_pools(work / "host", [fleet.host_name(i)
                                                     for i in range(args.hosts)],
                                     args.pfs, args.vfs)
-        with private_mariadb(work) as server:
-            return run(work, server, nodes, args)
+        with private_mariadb(work) as (server, db_pid):
+            return run(work, server, db_pid, nodes, args)
 
 
-def run(work: Path, server: mariadb.Server, nodes: Sequence[fleet.ComputeNode],
+def run(work: Path, server: mariadb.Server, db_pid: int, nodes: Sequence[fleet.ComputeNode],
         args: argparse.Namespace) -> int:
     url = server.url("placement")
     confs = {setting: placement_conf(work, url, setting) for setting in SETTINGS}
@@ -256,13 +267,13 @@ def run(work: Path, server: mariadb.Server, nodes: Sequence[fleet.ComputeNode],
     for request in requests(pool.resource_class, physnet_traits, switchdev):
         print(f"{request.label}: GET /allocation_candidates?{urllib.parse.unquote(request.query)}")
     print("\n| request | max_allocation_candidates | optimize_for_wide_provider_trees "
-          "| generation strategy | median ms | CPU ms | candidates | hosts |")
-    print("|---|---:|---|---|---:|---:|---:|---:|")
+          "| generation strategy | median ms | CPU ms | MariaDB CPU ms | candidates | hosts |")
+    print("|---|---:|---|---|---:|---:|---:|---:|---:|")
     for request in requests(pool.resource_class, physnet_traits, switchdev):
         for setting in SETTINGS:
-            result = measure(apps[setting], request, args.runs, roots)
+            result = measure(apps[setting], request, args.runs, roots, db_pid)
             print(f"| {request.label} | {setting[0]} | {setting[1]} | {setting[2]} "
-                  f"| {result.median_ms:.0f} | {result.cpu_ms:.0f} "
+                  f"| {result.median_ms:.0f} | {result.cpu_ms:.0f} | {result.db_cpu_ms:.0f} "
                   f"| {result.candidates} | {result.hosts} |", flush=True)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     return 0
