@@ -38,6 +38,8 @@ bench: install
 	$(BIN)/python bench/host/inuse.py
 	$(BIN)/python bench/stack/run.py
 	$(BIN)/python bench/stack/ports.py
+	$(BIN)/python bench/placement/first_report.py
+	$(BIN)/python bench/placement/run.py
 
 man: install
 	$(BIN)/python -m cyborg_smartnic.cli.manpage > docs/cyborg-smartnic.1
