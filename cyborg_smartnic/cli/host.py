@@ -8,6 +8,7 @@ preflight checks; ``conf`` prints the matching cyborg.conf and nova.conf lines.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import logging
 import os
@@ -15,17 +16,20 @@ import shlex
 import shutil
 import sys
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cyborg_smartnic.cli import common, hostreport
+from cyborg_smartnic.cli import drain as drain_cli
 from cyborg_smartnic.cli import ovs as ovs_cli
 from cyborg_smartnic.cli import owners as owners_cli
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import doctor as doctor_mod
-from cyborg_smartnic.host import firmware_resume, guard, inuse
+from cyborg_smartnic.host import drain, firmware_resume, guard, inuse
 from cyborg_smartnic.host import lock as host_lock
 from cyborg_smartnic.host.config import HostConfig, load_host_config
+from cyborg_smartnic.host.drain_run import DrainStopped
 from cyborg_smartnic.host.interrupt import Interrupted, StopSignals
 from cyborg_smartnic.host.plan import plan as make_plan
 from cyborg_smartnic.host.reader import HostReader, apply_state_dir
@@ -34,6 +38,8 @@ from cyborg_smartnic.host.steps import DISRUPTION_NONE, DISRUPTION_VFS, MANUAL, 
 
 if TYPE_CHECKING:
     from cyborg_smartnic.host.apply import ApplyResult
+    from cyborg_smartnic.host.drain_nova import Clouds
+    from cyborg_smartnic.host.drain_run import Drainer
 
 
 EVENTLET_WARNING = r"\s*Eventlet is deprecated"
@@ -66,6 +72,7 @@ def register(subparsers: Any) -> None:
                              "host.yaml must meet (repeatable)")
     plan_p.add_argument("host_config", metavar="HOST.yaml")
     ovs_cli.add_ovs_arguments(plan_p, restart=True)
+    drain_cli.add_arguments(plan_p, apply=False)
     plan_p.set_defaults(func=common.with_example_host(plan_command))
 
     apply_p = sub.add_parser("apply", help="apply host.yaml through the privsep daemon")
@@ -84,6 +91,7 @@ def register(subparsers: Any) -> None:
                               "record, a normal apply of HOST.yaml (what the boot unit runs)")
     apply_p.add_argument("host_config", metavar="HOST.yaml", nargs="?")
     ovs_cli.add_ovs_arguments(apply_p, restart=True)
+    drain_cli.add_arguments(apply_p, apply=True)
     apply_p.set_defaults(func=apply_command)
 
     doctor_p = sub.add_parser("doctor", help="preflight checks with remedies")
@@ -188,21 +196,58 @@ def _raise_if_unmet(findings: tuple[Finding, ...]) -> None:
 # --------------------------------------------------------------------------- commands
 
 
+@dataclasses.dataclass(frozen=True)
+class Planned:
+    host: Host
+    plan: Plan
+    drain: drain.DrainPlan | None = None
+    clouds: Clouds | None = None
+
+
+def _planned(args: argparse.Namespace, reader: HostReader, config: HostConfig,
+             clouds: Clouds | None = None) -> Planned:
+    """Read the host and plan it. With ``--drain`` (connecting once, unless ``clouds`` is
+    given) the VFs instances hold do not refuse the steps (the drain moves those instances
+    first) and the drain is planned too."""
+    root, host = reader.root, reader.read()
+    in_use = _in_use(args, root, host)
+    if clouds is None:
+        clouds = drain_cli.connect(args, host.hostname)
+    view = clouds.view() if clouds is not None else None
+    if view is not None:
+        in_use = drain.exempt(in_use, view)
+    plan = make_plan(config, host, in_use, ovs=ovs_cli.ovs_input(args, root, config),
+                     **_firmware(root, host))
+    return Planned(host, plan, None if view is None else drain.plan_drain(plan, host, view),
+                   clouds)
+
+
 def plan_command(args: argparse.Namespace) -> int:
     config = load_host_config(args.host_config)
-    reader = HostReader(common.load_config(args), config)
-    root, host = reader.root, reader.read()
-    plan = make_plan(config, host, _in_use(args, root, host),
-                     ovs=ovs_cli.ovs_input(args, root, config), **_firmware(root, host))
+    planned = _planned(args, HostReader(common.load_config(args), config), config)
+    host, plan, drained = planned.host, planned.plan, planned.drain
     findings = _findings(args.profiles, config, host)
-    common.show(args, _plan_data(plan, findings), lambda: plan_table(plan, findings),
-                rows="steps")
+    data = _plan_data(plan, findings)
+    if drained is not None:
+        data["drain"] = drained.to_dict()
+    common.show(args, data, lambda: _tables(plan, drained, findings), rows="steps")
     if plan.refused:
         first = plan.refused[0]
         raise ApplyRefused(reason=f"{len(plan.refused)} step(s) refused; first: "
-                                  f"{first.target}: {first.refused}")
+                                  f"{first.target}: {first.refused}"
+                                  f"{drain_cli.hint(plan, args)}")
+    if drained is not None and drained.needed and drained.blocked:
+        raise ApplyRefused(reason=f"drain blocked by {len(drained.blocked)} instance(s): "
+                                  f"{drain.summary(drained)}")
     _raise_if_unmet(findings)
     return 0
+
+
+def _tables(plan: Plan, drained: drain.DrainPlan | None,
+            findings: tuple[Finding, ...] = ()) -> str:
+    """The drain first (when asked for), then the steps."""
+    text = plan_table(plan, findings)
+    return text if drained is None else f"{drain_cli.table(drained)}\n\n{text}"
 
 
 def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
@@ -217,10 +262,6 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 
 
 def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
-    with warnings.catch_warnings():  # oslo.privsep imports eventlet, which warns on import
-        warnings.filterwarnings("ignore", message=EVENTLET_WARNING)
-        from cyborg_smartnic.host.apply import ApplyOptions, Executor  # noqa: PLC0415
-
     resuming, host_config = _resume_target(args)
     config = load_host_config(host_config)
     reader = HostReader(common.load_config(args), config)
@@ -230,10 +271,9 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
         print(line, file=progress_out, flush=True)
 
     with host_lock.hold(reader.lock_path, args.wait, progress) as held:
-        root, host = reader.root, reader.read()
-        plan = make_plan(config, host, _in_use(args, root, host),
-                         ovs=ovs_cli.ovs_input(args, root, config), **_firmware(root, host))
-        print(plan_table(plan), file=progress_out)
+        planned = _planned(args, reader, config)
+        host, plan = planned.host, planned.plan
+        print(_tables(plan, planned.drain), file=progress_out)
         if resuming is not None and plan.steps and plan.steps[-1].kind == REBOOT:
             raise ApplyRefused(reason=f"resuming after a reboot, but the firmware change is "
                                       f"still not active ({plan.steps[-1].reason}); a BlueField "
@@ -242,54 +282,104 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
         if plan.refused:
             first = plan.refused[0]
             raise ApplyRefused(reason=f"refusing to apply: {len(plan.refused)} step(s) "
-                                      f"refused; first: {first.target}: {first.refused}")
+                                      f"refused; first: {first.target}: {first.refused}"
+                                      f"{drain_cli.hint(plan, args)}")
+        drainer = _drainer(args, planned, host_config, progress)
         if not plan.actions:
             _finish_resume(reader.state_dir, resuming, progress_out)
+            if drainer is not None and planned.drain is not None:
+                drainer.adopt(planned.drain)  # an earlier drain that stopped: host is done
+                drainer.finish()
             common.show(args, {"ok": True, "done": [],
                                "manual": [s.to_dict() for s in plan.manual]},
                         lambda: "No changes applied.", rows="done")
             return 0
         if not args.yes:
             _confirm(len(plan.actions), stdin, progress_out)
-            host = reader.read()
-            again = make_plan(config, host, _in_use(args, root, host),
-                              ovs=ovs_cli.ovs_input(args, root, config),
-                              **_firmware(root, host))
-            if again != plan:
+            again = _planned(args, reader, config, planned.clouds)
+            if again.plan != plan or (again.drain and planned.drain and
+                                      again.drain.moves != planned.drain.moves):
                 raise ApplyRefused(reason="the host changed while waiting for confirmation; "
                                           "nothing was done: run host apply again")
-        # a firmware reset or driver reload changes every PF it takes down, not only its own
-        held.changing(pf for step in plan.actions
-                      for pf in (*((step.pf,) if step.pf else ()), *step.disturbs_pfs))
-        prepare_privsep(args.config_file, reader.call_timeout)
-        executor = Executor(root, reader.read, lambda h: _in_use(args, root, h),
-                            ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
-                            scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages,
-                            ovs=ovs_cli.ovs_runner(args, root),
-                            stop_requested=stop.requested, revive=revive_privsep)
-        stop.defer()  # from here on a signal stops between writes and rolls back
-        result = executor.apply(plan)
+        try:
+            if drainer is not None and planned.drain is not None:
+                drainer.start(planned.drain, lambda view: drain.plan_drain(plan, host, view))
+            result = _execute(args, reader, plan, held, stop, progress=progress)
+            if result.failed is None and not result.after_reboot and drainer is not None:
+                _verify(args, reader, config)
+                drainer.finish()
+        except Interrupted:
+            if drainer is not None and drainer.reenable:
+                print(f"cyborg-smartnic: {drainer.stays_disabled()}", file=sys.stderr)
+            raise
+        except SmartNicError as exc:
+            if drainer is None or isinstance(exc, DrainStopped) or not drainer.reenable:
+                raise
+            raise ApplyRefused(reason=f"{exc}; {drainer.stays_disabled()}") from exc
     common.show(args, result.to_dict(), lambda: _result_text(result), rows="done")
+    later = "" if drainer is None or not drainer.reenable else f"; {drainer.stays_disabled()}"
     if result.failed is not None:
         undone = sum(1 for o in result.restored if o.changed)
         summary = (f"rolled back {undone} change(s), {len(result.not_restored)} could not be "
                    f"restored")
         if stop.received is not None and result.error == f"interrupted by {stop.requested()}":
             print(f"cyborg-smartnic: error: {result.error} at {result.failed.target}; "
-                  f"{summary}", file=sys.stderr)
+                  f"{summary}{later}", file=sys.stderr)
             return stop.exit_code
         error = str(result.error).removeprefix(f"{result.failed.target}: ")
         raise ApplyRefused(reason=f"apply failed at {result.failed.target}: {error}; "
-                                  f"{summary}")
+                                  f"{summary}{later}")
     if result.after_reboot:
         where = firmware_resume.record(reader.state_dir, host_config, reader.hostname,
                                        result.after_reboot)
         print(f"reboot required: {result.after_reboot[0].reason}. Recorded in {where}; after "
-              f"the reboot `cyborg-smartnic host apply --resume` (the boot unit) finishes it.",
+              f"the reboot `cyborg-smartnic host apply --resume` (the boot unit) finishes it"
+              f"{'' if not later else ' (with --drain, to re-enable nova-compute)'}.",
               file=progress_out)
     else:
         _finish_resume(reader.state_dir, resuming, progress_out)
     return 0
+
+
+def _drainer(args: argparse.Namespace, planned: Planned, host_config: str,
+             progress: Callable[[str], None]) -> Drainer | None:
+    if planned.clouds is None:
+        return None
+    from cyborg_smartnic.host.drain_run import Drainer  # noqa: PLC0415
+
+    return Drainer(planned.clouds, drain_cli.why(host_config), progress,
+                   timeout=args.drain_timeout)
+
+
+def _execute(args: argparse.Namespace, reader: HostReader, plan: Plan, held: Any,
+             stop: StopSignals, *, progress: Callable[[str], None]) -> ApplyResult:
+    """Run the plan's steps through the privsep daemon (the guard re-checks each)."""
+    with warnings.catch_warnings():  # oslo.privsep imports eventlet, which warns on import
+        warnings.filterwarnings("ignore", message=EVENTLET_WARNING)
+        from cyborg_smartnic.host.apply import ApplyOptions, Executor  # noqa: PLC0415
+
+    root = reader.root
+    # a firmware reset or driver reload changes every PF it takes down, not only its own
+    held.changing(pf for step in plan.actions
+                  for pf in (*((step.pf,) if step.pf else ()), *step.disturbs_pfs))
+    prepare_privsep(args.config_file, reader.call_timeout)
+    executor = Executor(root, reader.read, lambda h: _in_use(args, root, h),
+                        ApplyOptions(vf_timeout=args.vf_timeout), progress=progress,
+                        scan_pf=reader.read_pf, scan_hugepages=reader.read_hugepages,
+                        ovs=ovs_cli.ovs_runner(args, root),
+                        stop_requested=stop.requested, revive=revive_privsep)
+    stop.defer()  # from here on a signal stops between writes and rolls back
+    return executor.apply(plan)
+
+
+def _verify(args: argparse.Namespace, reader: HostReader, config: HostConfig) -> None:
+    """Before the host goes back into service: a fresh plan must have nothing left to do."""
+    root, host = reader.root, reader.read()
+    left = make_plan(config, host, _in_use(args, root, host),
+                     ovs=ovs_cli.ovs_input(args, root, config), **_firmware(root, host))
+    if left.actions:
+        raise ApplyRefused(reason=f"verification failed: {len(left.actions)} change(s) still "
+                                  f"planned after the apply (first: {left.actions[0].target})")
 
 
 def _firmware(root: str, host: Host) -> dict[str, Any]:

@@ -79,7 +79,8 @@ def test_plan_with_a_vf_in_use_exits_1_naming_the_user(
     assert "REFUSED" in out
     assert err == (f"cyborg-smartnic: error: 1 step(s) refused; first: {CX_PF}: VF {vf0} is in "
                    f"use (/dev/vfio/{example_kernel.iommu_group(vf0)} is held open by pid 4242 "
-                   f"(qemu-kvm))\n")
+                   f"(qemu-kvm)); `host apply --drain --os-cloud CLOUD` live-migrates the "
+                   f"instances holding them through Nova first\n")
 
 
 def test_bad_host_config_lists_every_error(root: Path, tmp_path: Path,
