@@ -8,7 +8,9 @@ discovered and reported, apply profiles/ (device profiles and flavors), check wh
 the host can serve, boot a server from each flavor that it can serve and show the VF Nova
 and Cyborg gave it, create the Neutron port a port profile renders and boot a server with
 it (ARQ bound, port bound by sriovnicswitch to that VF, all released on delete),
-ask `host plan` to resize a PF under a running server (it must refuse), delete the
+ask `host plan` to resize a PF under a running server (it must refuse) and `host plan
+--drain` to drain the host first (the server shows BLOCKED: Nova 34 does not live-migrate
+accelerator servers), delete the
 servers and see the VFs free again, and boot one flavor the host cannot serve (NoValidHost,
 with the reason `profile check` gives). The stack is stopped at the end, also on failure;
 the exit code is 0 only when every step passed.
@@ -119,6 +121,7 @@ class DemoResult:
     boots: list[Boot] = field(default_factory=list)
     refused: Boot | None = None
     host_plan_refusal: str = ""
+    drain_plan: str = ""  # `host plan --drain` under that server: the drain shown first
     host_plan: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     port_boot: neutron_ports.PortBoot | None = None
@@ -395,8 +398,9 @@ def boot_unservable(stack: StackInfo, clients: Clients, check: Mapping[str, Any]
 
 
 def plan_under_a_server(stack: StackInfo, clients: Clients, *, discovery: Mapping[str, Any],
-                        pools: Mapping[str, str], out: TextIO) -> tuple[Boot, str]:
-    """A server on a VF of the PF host.example.yaml resizes; `host plan` must refuse."""
+                        pools: Mapping[str, str], out: TextIO) -> tuple[Boot, str, str]:
+    """A server on a VF of the PF host.example.yaml resizes; `host plan` must refuse, and
+    `host plan --drain` shows the drain first, the server BLOCKED by Nova's rule."""
     with temporary_flavor(clients, PLAN_PROFILE) as flavor:
         booted = boot_and_show(stack, clients, PLAN_PROFILE, flavor, discovery=discovery,
                                pools=pools, out=out)
@@ -404,8 +408,9 @@ def plan_under_a_server(stack: StackInfo, clients: Clients, *, discovery: Mappin
             raise DemoError(step=f"boot {flavor['name']}",
                             reason=f"{booted.status}: {booted.fault}")
         refusal = show_host_plan(stack, out, booted.vfs)
+        drain_plan = show_drain_plan(stack, out, booted)
         delete_and_show(clients, booted, out)
-    return booted, refusal
+    return booted, refusal, drain_plan
 
 
 def show_host_plan(stack: StackInfo, out: TextIO, busy: Sequence[BoundVf]) -> str:
@@ -428,6 +433,23 @@ def show_host_plan(stack: StackInfo, out: TextIO, busy: Sequence[BoundVf]) -> st
         raise DemoError(step=step, reason=f"did not refuse to disturb a bound VF "
                                           f"(exit {done.returncode}): {error}")
     return error
+
+
+def show_drain_plan(stack: StackInfo, out: TextIO, booted: Boot) -> str:
+    """`host plan --drain`: the drain of the host comes first, naming the server holding a
+    VF the steps disturb; an accelerator server cannot be live-migrated (exit 1)."""
+    step = "host plan --drain"
+    args = ["host", "plan", "--drain", *host_args(stack), "--os-cloud", stack.cloud,
+            str(HOST_EXAMPLE)]
+    out.write(f"$ cyborg-smartnic {' '.join(args)}\n")
+    done = tool(args, cloud_env(stack))
+    drain = done.stdout.split("\n\n", 1)[0]
+    out.write(drain + "\n" + _last_line(done.stderr) + "\n")
+    if done.returncode != 1 or booted.server_id not in drain or "BLOCKED" not in drain:
+        raise DemoError(step=step, reason=f"did not show the server blocking the drain "
+                                          f"(exit {done.returncode}): "
+                                          f"{_last_line(done.stderr)}")
+    return drain
 
 
 # -- a server with a Neutron port from a port profile (real Neutron) ------------------------
@@ -562,7 +584,7 @@ def _run_steps(stack: StackInfo, steps: Steps, result: DemoResult, out: TextIO) 
     with steps.step("Boot with a real Neutron port from a port profile (profile render)"):
         result.port_boot = boot_with_profile_port(stack, clients, out)
     with steps.step(f"Host plan (deploy/host.example.yaml) under a server on {PLAN_PROFILE}"):
-        booted, result.host_plan_refusal = plan_under_a_server(
+        booted, result.host_plan_refusal, result.drain_plan = plan_under_a_server(
             stack, clients, discovery=discovery, pools=pools, out=out)
         result.boots.append(booted)
     with steps.step("Host plan again, now that no VF is bound"):

@@ -64,6 +64,10 @@ def test_demo_boots_every_servable_flavor_and_frees_its_vfs(shared_stack: dict[s
     assert (vf.pf_address, vf.physnet, vf.eswitch_mode) == ("0000:3b:00.0", "physnet1",
                                                            "switchdev")
     assert vf.arq_uuid in result.host_plan_refusal
+    # host plan --drain: the drain first, that server BLOCKED by Nova's accelerator rule
+    assert result.drain_plan.startswith("Drain of ")
+    assert planned.server_id in result.drain_plan and "BLOCKED" in result.drain_plan
+    assert "ForbiddenWithAccelerators" in result.drain_plan
     assert "0 refused" in result.host_plan
 
     # The profile the host cannot serve: NoValidHost, with profile check's reasons shown.

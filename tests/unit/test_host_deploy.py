@@ -151,7 +151,15 @@ def test_role_passes_os_cloud_when_configured() -> None:
         "/etc/cyborg-smartnic/host.yaml"]
     assert render_argv(apply, cyborg_smartnic_os_cloud="site") == [
         "cyborg-smartnic", "host", "apply", "--yes", "-f", "json", "--os-cloud", "site",
-        "/etc/cyborg-smartnic/host.yaml"]
+        "--drain", "--drain-timeout", "600", "/etc/cyborg-smartnic/host.yaml"]
+    assert render_argv(apply, cyborg_smartnic_os_cloud="site", cyborg_smartnic_drain=False
+                       ) == ["cyborg-smartnic", "host", "apply", "--yes", "-f", "json",
+                             "--os-cloud", "site", "/etc/cyborg-smartnic/host.yaml"]
+    plan = by_name["Plan host changes (read-only)"]
+    assert "--drain" in render_argv(plan, cyborg_smartnic_os_cloud="site",
+                                    cyborg_smartnic_staged={"path": "/tmp/h.yaml"})
+    guard = by_name["A drain goes through Nova, so it needs a cloud"]["ansible.builtin.assert"]
+    assert "cyborg_smartnic_os_cloud | length > 0" in guard["that"]
     for name in ("Plan host changes (read-only)", "Check the host after the change"):
         template = by_name[name]["ansible.builtin.command"]["argv"]
         assert "['--os-cloud', cyborg_smartnic_os_cloud] if cyborg_smartnic_os_cloud" \
