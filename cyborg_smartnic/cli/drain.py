@@ -56,8 +56,8 @@ def hint(plan: S.Plan, args: argparse.Namespace) -> str:
     return f"; {HINT}"
 
 
-def table(planned: drain.DrainPlan) -> str:
-    """The drain, shown before the steps."""
+def table(planned: drain.DrainPlan, why: str = "...") -> str:
+    """The drain, shown before the steps (``why``: what the disabled reason says)."""
     service = planned.service
     state = "no nova-compute" if service is None else f"{service.status}, {service.state}"
     if not planned.needed:
@@ -66,7 +66,7 @@ def table(planned: drain.DrainPlan) -> str:
     lines = [f"Drain of {planned.hostname} before the steps:"]
     if service is not None and service.status == "enabled":
         lines.append(f"  disable nova-compute on {planned.hostname} ({state}), reason "
-                     f"\"{drain.reason('...')}\"; re-enabled once the host is verified")
+                     f"\"{drain.reason(why)}\"; re-enabled once the host is verified")
     elif service is not None and service.ours:
         lines.append(f"  nova-compute on {planned.hostname} is disabled by an earlier drain "
                      f"({service.disabled_reason}); re-enabled once the host is verified")

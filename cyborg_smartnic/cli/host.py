@@ -230,7 +230,8 @@ def plan_command(args: argparse.Namespace) -> int:
     data = _plan_data(plan, findings)
     if drained is not None:
         data["drain"] = drained.to_dict()
-    common.show(args, data, lambda: _tables(plan, drained, findings), rows="steps")
+    common.show(args, data, lambda: _tables(plan, drained, args.host_config, findings),
+                rows="steps")
     if plan.refused:
         first = plan.refused[0]
         raise ApplyRefused(reason=f"{len(plan.refused)} step(s) refused; first: "
@@ -243,11 +244,13 @@ def plan_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tables(plan: Plan, drained: drain.DrainPlan | None,
+def _tables(plan: Plan, drained: drain.DrainPlan | None, host_config: str,
             findings: tuple[Finding, ...] = ()) -> str:
     """The drain first (when asked for), then the steps."""
     text = plan_table(plan, findings)
-    return text if drained is None else f"{drain_cli.table(drained)}\n\n{text}"
+    if drained is None:
+        return text
+    return f"{drain_cli.table(drained, drain_cli.why(host_config))}\n\n{text}"
 
 
 def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
@@ -273,7 +276,7 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
     with host_lock.hold(reader.lock_path, args.wait, progress) as held:
         planned = _planned(args, reader, config)
         host, plan = planned.host, planned.plan
-        print(_tables(plan, planned.drain), file=progress_out)
+        print(_tables(plan, planned.drain, host_config), file=progress_out)
         if resuming is not None and plan.steps and plan.steps[-1].kind == REBOOT:
             raise ApplyRefused(reason=f"resuming after a reboot, but the firmware change is "
                                       f"still not active ({plan.steps[-1].reason}); a BlueField "

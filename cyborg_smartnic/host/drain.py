@@ -34,16 +34,14 @@ ACCELERATOR_VNIC_TYPES = ("accelerator-direct", "accelerator-direct-physical")
 _BOUND_ARQ_STATES = ("Bound", "BindStarted")
 
 # What Nova 34 answers, and where, for each reason it refuses a live migration.
-RULE_ACCELERATORS = ("accelerator server (flavor {flavor} has accel:device_profile="
-                     "{profile}): Nova 34 refuses live migration (nova/compute/api.py "
-                     "API.live_migrate, @block_accelerators: ForbiddenWithAccelerators "
-                     "\"Feature not supported with instances that have accelerators.\")")
-RULE_PORT_ACCELERATORS = ("port {port} is {vnic}: Nova 34 refuses live migration "
-                          "(nova/compute/api.py API.live_migrate, @block_port_accelerators: "
-                          "ForbiddenPortsWithAccelerator \"Feature not supported with Ports "
-                          "that have accelerators.\")")
-RULE_LOCKED = ("the server is locked: Nova 34 refuses live migration (@check_instance_lock: "
-               "InstanceIsLocked, 409); unlock it first")
+RULE_ACCELERATORS = ("accelerator server (flavor {flavor}, accel:device_profile={profile}): "
+                     "Nova 34 refuses its live migration (compute API live_migrate "
+                     "@block_accelerators: ForbiddenWithAccelerators)")
+RULE_PORT_ACCELERATORS = ("port {port} is {vnic}: Nova 34 refuses its live migration "
+                          "(compute API live_migrate @block_port_accelerators: "
+                          "ForbiddenPortsWithAccelerator)")
+RULE_LOCKED = ("the server is locked: Nova 34 refuses its live migration "
+               "(@check_instance_lock: InstanceIsLocked, 409); unlock it first")
 RULE_STATE = ("the server is {status}: Nova 34 live-migrates only ACTIVE or PAUSED servers "
               "(@check_instance_state: InstanceInvalidState, 409); start it, or cold-migrate "
               "it yourself")
@@ -51,10 +49,9 @@ RULE_NO_TARGET = ("no other nova-compute is enabled and up: Nova's scheduler has
                   "put it (NoValidHost)")
 RULE_UNKNOWN = ("Nova has no server {instance} although {via} is bound to it on this host: "
                 "clean up that binding first")
-RULE_PCI_PORT = ("SR-IOV port(s) ({vnics}): Nova 34 live-migrates them when Neutron has the "
-                 "binding-extended extension and both hosts support VIF PCI allocations "
-                 "(nova/conductor/tasks/live_migrate.py _check_can_migrate_pci), onto a host "
-                 "with a free VF on the same physnet")
+RULE_PCI_PORT = ("SR-IOV port(s) ({vnics}): Nova 34 live-migrates them if Neutron has "
+                 "binding-extended and both hosts support VIF PCI allocations (conductor "
+                 "_check_can_migrate_pci), onto a host with a free VF on the same physnet")
 NOTE_ALIAS = ("flavor {flavor} also asks for {alias!r} (pci_passthrough:alias): Nova's "
               "conductor refuses unless that alias is live_migratable "
               "(_check_can_migrate_pci: MigrationPreCheckError)")
