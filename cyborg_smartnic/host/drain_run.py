@@ -117,10 +117,10 @@ class Drainer:
         """The one line said on every way out before ``finish``."""
         if not self.reenable:
             return f"nova-compute on {self.host} stays disabled, as it was before"
-        return (f"nova-compute on {self.host} stays DISABLED ({drain.REASON_PREFIX}): fix "
-                f"that and run `host apply --drain` again (it re-enables the service when "
-                f"done), or put the host back in service as it is with `openstack compute "
-                f"service set --enable {self.host} nova-compute`")
+        return (f"nova-compute on {self.host} stays DISABLED: fix that and run `host apply "
+                f"--drain` again (it re-enables the service when done), or put the host back "
+                f"in service as it is with `openstack compute service set --enable "
+                f"{self.host} nova-compute`")
 
     def finish(self) -> None:
         """The host matches host.yaml: put it back in service if this tool took it out."""
