@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from stacklib import client
-from stacklib.client import Clients, StackInfo
 
 from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.host import drain
+from deploy.stacklib import client
+from deploy.stacklib.client import Clients, StackInfo
 from tests.fixtures.kernel import Fault, emulated_kernel
 from tests.stack.conftest import SHARED
 from tests.stack.test_servers import vf_address
