@@ -21,9 +21,9 @@ import pytest
 
 from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.host import drain
+from cyborg_smartnic.hostgen.kernel import Fault, emulated_kernel
 from deploy.stacklib import client
 from deploy.stacklib.client import Clients, StackInfo
-from tests.fixtures.kernel import Fault, emulated_kernel
 from tests.stack.conftest import SHARED
 from tests.stack.test_servers import vf_address
 
