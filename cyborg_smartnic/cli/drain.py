@@ -12,8 +12,8 @@ import os
 from cyborg_smartnic.cli import common
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host import drain
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.drain_nova import Clouds
+from cyborg_smartnic.host.steps import Plan
 
 HINT = ("`host apply --drain --os-cloud CLOUD` live-migrates the instances holding them "
         "through Nova first")
@@ -48,7 +48,7 @@ def why(host_config: str) -> str:
     return f"host apply of {os.path.basename(host_config)}"
 
 
-def hint(plan: S.Plan, args: argparse.Namespace) -> str:
+def hint(plan: Plan, args: argparse.Namespace) -> str:
     """What a refusal over VFs in use adds when ``--drain`` was not given."""
     if getattr(args, "drain", False) or not any("is in use" in (s.refused or "")
                                                for s in plan.refused):

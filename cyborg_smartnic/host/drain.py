@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cyborg_smartnic.discovery.model import Host
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.inuse import InUse
+from cyborg_smartnic.host.steps import DISRUPTION_NONE, DISRUPTION_VFS, Plan
 from cyborg_smartnic.pci import PciAddress
 
 REASON_PREFIX = "cyborg-smartnic drain:"
@@ -165,14 +165,14 @@ def reason(what: str) -> str:
     return f"{REASON_PREFIX} {what}"
 
 
-def disturbed_vfs(plan: S.Plan, host: Host) -> tuple[str, ...]:
+def disturbed_vfs(plan: Plan, host: Host) -> tuple[str, ...]:
     """Every VF the plan's actions destroy or take down: the VFs they name, and every VF of
     each PF a driver reload, firmware reset or reboot disturbs."""
     found: dict[str, None] = {}
     pfs = {str(pf.address): pf for pf in host.physical_functions}
     for step in plan.actions:
         found.update(dict.fromkeys(step.destroys_vfs))
-        if step.disruption in (S.DISRUPTION_NONE, S.DISRUPTION_VFS):
+        if step.disruption in (DISRUPTION_NONE, DISRUPTION_VFS):
             continue
         for address in (*step.disturbs_pfs, *((step.pf,) if step.pf else ())):
             pf = pfs.get(address)
@@ -234,10 +234,10 @@ def exempt(in_use: InUse, view: CloudView) -> InUse:
                                                    if u.address not in held))
 
 
-def plan_drain(plan: S.Plan, host: Host, view: CloudView) -> DrainPlan:
+def plan_drain(plan: Plan, host: Host, view: CloudView) -> DrainPlan:
     """Which instances must move before ``plan`` runs, and whether Nova lets them."""
     disturbed = disturbed_vfs(plan, host)
-    needed = bool(disturbed) or plan.disruption not in (S.DISRUPTION_NONE, S.DISRUPTION_VFS)
+    needed = bool(disturbed) or plan.disruption not in (DISRUPTION_NONE, DISRUPTION_VFS)
     hit = set(disturbed)
     by_instance: dict[str, list[Holding]] = {}
     for holding in view.holdings:

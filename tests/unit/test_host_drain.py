@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 
 from cyborg_smartnic.host import drain
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.drain import BLOCKED, MIGRATE, CloudView, Holding, Server, Service
 from cyborg_smartnic.host.inuse import InUse, VfUser
+from cyborg_smartnic.host.steps import (
+    DISRUPTION_DRIVER,
+    RELOAD_DRIVER,
+    SET_HUGEPAGES,
+    SET_NUMVFS,
+    Plan,
+    Step,
+)
 from tests.unit.test_host_plan import host, make_pf
 
 PF = "0000:3b:00.0"
@@ -23,18 +30,18 @@ TARGET = Service("s2", "node2", "enabled", "up")
 ACCEL = {"accel:device_profile": "xdp.medium"}
 
 
-def numvfs(pf: str = PF, destroys: tuple[str, ...] = tuple(VFS)) -> S.Step:
-    return S.Step(S.SET_NUMVFS, pf, "go through 0", 4, 0, pf=pf, destroys_vfs=destroys,
+def numvfs(pf: str = PF, destroys: tuple[str, ...] = tuple(VFS)) -> Step:
+    return Step(SET_NUMVFS, pf, "go through 0", 4, 0, pf=pf, destroys_vfs=destroys,
                   disruptive=True)
 
 
-def reload_ice() -> S.Step:
-    return S.Step(S.RELOAD_DRIVER, "ice", "load the DDP package", param="ice",
-                  disruption=S.DISRUPTION_DRIVER, disturbs_pfs=(OTHER_PF,), disruptive=True)
+def reload_ice() -> Step:
+    return Step(RELOAD_DRIVER, "ice", "load the DDP package", param="ice",
+                  disruption=DISRUPTION_DRIVER, disturbs_pfs=(OTHER_PF,), disruptive=True)
 
 
-def hugepages() -> S.Step:
-    return S.Step(S.SET_HUGEPAGES, "node0 2048kB", "reserve", 0, 64, numa_node=0, size_kb=2048)
+def hugepages() -> Step:
+    return Step(SET_HUGEPAGES, "node0 2048kB", "reserve", 0, 64, numa_node=0, size_kb=2048)
 
 
 def view(*holdings: Holding, servers: tuple[Server, ...] = (),
@@ -63,8 +70,8 @@ def port(vf: str = VFS[0], instance: str = "i1", vnic: str = "direct") -> Holdin
     ((reload_ice(),), OTHER_VFS),  # a driver reload takes every VF of every PF it names
     ((numvfs(), reload_ice()), VFS + OTHER_VFS),
 ])
-def test_disturbed_vfs(steps: tuple[S.Step, ...], expected: list[str]) -> None:
-    assert list(drain.disturbed_vfs(S.Plan(steps), HOST)) == expected
+def test_disturbed_vfs(steps: tuple[Step, ...], expected: list[str]) -> None:
+    assert list(drain.disturbed_vfs(Plan(steps), HOST)) == expected
 
 
 # (what the instance is, the clouds' view of it) -> (action, a phrase the reason must contain)
@@ -103,7 +110,7 @@ def test_verdict(case: tuple[str, Server | None, tuple[Holding, ...], tuple[Serv
 def test_only_instances_holding_a_disturbed_vf_must_move() -> None:
     cloud = view(arq(VFS[0], "i1"), port(VFS[1], "i1"), port(OTHER_VFS[0], "i2"),
                  servers=(server("i1", specs=ACCEL), server("i2")))
-    planned = drain.plan_drain(S.Plan((numvfs(),)), HOST, cloud)
+    planned = drain.plan_drain(Plan((numvfs(),)), HOST, cloud)
     assert planned.needed and planned.disables
     assert [(m.instance, m.vfs, m.via, m.action) for m in planned.moves] == [
         ("i1", (VFS[0], VFS[1]), ("Cyborg ARQ a1", "port p1"), BLOCKED)]
@@ -113,13 +120,13 @@ def test_only_instances_holding_a_disturbed_vf_must_move() -> None:
 
 def test_a_reload_moves_the_instances_of_every_pf_it_disturbs() -> None:
     cloud = view(port(OTHER_VFS[1], "i2"), servers=(server("i2"),))
-    planned = drain.plan_drain(S.Plan((reload_ice(),)), HOST, cloud)
+    planned = drain.plan_drain(Plan((reload_ice(),)), HOST, cloud)
     assert [(m.instance, m.action) for m in planned.migrations] == [("i2", MIGRATE)]
     assert planned.to_dict()["instances"][0]["vfs"] == [OTHER_VFS[1]]
 
 
 def test_no_drain_when_no_step_disturbs_a_vf() -> None:
-    planned = drain.plan_drain(S.Plan((hugepages(),)), HOST,
+    planned = drain.plan_drain(Plan((hugepages(),)), HOST,
                                view(arq(), servers=(server(specs=ACCEL),)))
     assert (planned.needed, planned.moves) == (False, ())
 
@@ -131,7 +138,7 @@ def test_no_drain_when_no_step_disturbs_a_vf() -> None:
     (Service("s1", "node1", "disabled", "up", None), False, False),
 ])
 def test_whose_disabled_service(service: Service, disables: bool, ours: bool) -> None:
-    planned = drain.plan_drain(S.Plan((numvfs(),)), HOST, view(service=service))
+    planned = drain.plan_drain(Plan((numvfs(),)), HOST, view(service=service))
     assert (planned.disables, service.ours) == (disables, ours)
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from cyborg_smartnic.host import drain
-from cyborg_smartnic.host import steps as S
 from cyborg_smartnic.host.drain import CloudView, Holding, Server, Service
 from cyborg_smartnic.host.drain_run import Drainer, DrainStopped
+from cyborg_smartnic.host.steps import Plan
 from tests.unit.test_host_drain import HOST, TARGET, VFS, numvfs
 
 ENABLED = Service("s1", "node1", "enabled", "up")
@@ -87,7 +87,7 @@ def drainer(clouds: ScriptedClouds, lines: list[str], timeout: float = 60.0) -> 
 
 
 def start(run: Drainer, cloud: CloudView) -> None:
-    plan = S.Plan((numvfs(),))
+    plan = Plan((numvfs(),))
     run.start(drain.plan_drain(plan, HOST, cloud), lambda v: drain.plan_drain(plan, HOST, v))
 
 
