@@ -133,3 +133,9 @@ def counts(socket: str) -> dict[str, int]:
     providers, deployables, handles = (int(v) for v in row)
     return {"resource_providers": providers, "linked_deployables": deployables,
             "attach_handles": handles}
+
+
+def connections_used(socket: str) -> int:
+    """The most client connections MariaDB held at once since it started."""
+    ((_, value),) = sql(socket, "SHOW GLOBAL STATUS LIKE 'Max_used_connections'")
+    return int(value)

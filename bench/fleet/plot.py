@@ -35,7 +35,9 @@ class Point:
     stub_requests_per_host: float
     cpu_ms_per_host: float  # conductor, steady mean per cycle
     stub_cpu_ms_per_host: float
-    after_first_cpu_s: float
+    placement_cpu_ms_per_host: float  # steady mean per cycle
+    mariadb_cpu_ms_per_host: float
+    first_conductor_cpu_s: float
     changed_requests: int
     changed_cpu_s: float
     after_change_requests: int
@@ -68,7 +70,9 @@ def reduce(raw: dict[str, Any]) -> Point:
         stub_requests_per_host=median_per_host("requests"),
         cpu_ms_per_host=per_host("conductor_cpu_s", steady, 1000),
         stub_cpu_ms_per_host=median_per_host("conductor_cpu_s", 1000),
-        after_first_cpu_s=raw["unchanged"][0]["conductor_cpu_s"],
+        placement_cpu_ms_per_host=per_host("placement_cpu_s", steady, 1000),
+        mariadb_cpu_ms_per_host=per_host("mariadb_cpu_s", steady, 1000),
+        first_conductor_cpu_s=raw["first"]["conductor_cpu_s"],
         changed_requests=raw["changed"]["requests"],
         changed_cpu_s=raw["changed"]["conductor_cpu_s"],
         after_change_requests=raw["after"]["requests"],
@@ -91,6 +95,44 @@ def table(points: Sequence[Point]) -> str:
             f"{p.conductor_cores:.3f} | {p.changed_requests}, {p.changed_cpu_s:.2f} "
             f"({p.after_change_requests}, {p.after_change_cpu_s:.2f}) | "
             f"{p.placement_mb:.1f} / {p.cyborg_mb:.1f} |")
+    return "\n".join(lines)
+
+
+def _fit(xs: Sequence[float], ys: Sequence[float], at: float) -> float:
+    """Least-squares line through the measured points, read at ``at`` (one point: through 0)."""
+    if len(xs) < 2:
+        return ys[0] / xs[0] * at
+    slope, intercept = statistics.linear_regression(xs, ys)
+    return slope * at + intercept
+
+
+def extrapolate(points: Sequence[Point], sizes: Sequence[int]) -> str:
+    """Per driver, each per-cycle cost (and the database size) fitted linearly in N over the
+    measured sizes and read at ``sizes``; rates per 60 s cycle."""
+    lines = ["| N | driver | requests/s | Placement CPU cores | conductor CPU cores | "
+             "MariaDB CPU cores | first reports: conductor CPU h | DB MB placement / cyborg |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for driver in sorted({p.driver for p in points}):
+        mine = sorted((p for p in points if p.driver == driver), key=lambda p: p.n)
+        xs = [float(p.n) for p in mine]
+
+        def at(n: int, value: Any, mine: Sequence[Point] = mine, xs: list[float] = xs
+               ) -> float:
+            return _fit(xs, [float(value(p)) for p in mine], n)
+
+        for n in sizes:
+            per_cycle = {
+                "requests": at(n, lambda p: p.requests_per_host * p.n),
+                "placement": at(n, lambda p: p.placement_cpu_ms_per_host * p.n / 1000),
+                "conductor": at(n, lambda p: p.cpu_ms_per_host * p.n / 1000),
+                "mariadb": at(n, lambda p: p.mariadb_cpu_ms_per_host * p.n / 1000)}
+            lines.append(
+                f"| {n} | {driver} | {per_cycle['requests'] / INTERVAL_S:.1f} | "
+                f"{per_cycle['placement'] / INTERVAL_S:.2f} | "
+                f"{per_cycle['conductor'] / INTERVAL_S:.2f} | "
+                f"{per_cycle['mariadb'] / INTERVAL_S:.2f} | "
+                f"{at(n, lambda p: p.first_conductor_cpu_s) / 3600:.2f} | "
+                f"{at(n, lambda p: p.placement_mb):.0f} / {at(n, lambda p: p.cyborg_mb):.0f} |")
     return "\n".join(lines)
 
 
@@ -121,10 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(HERE / "results.json"))
     parser.add_argument("--png", help="also draw the plot here (needs matplotlib)")
+    parser.add_argument("--extrapolate", metavar="N,N",
+                        help="also print the costs fitted to these fleet sizes")
     args = parser.parse_args(argv)
     points = sorted((reduce(raw) for raw in json.loads(Path(args.results).read_text())),
                     key=lambda p: (p.n, p.driver))
     print(table(points))
+    if args.extrapolate:
+        print()
+        print(extrapolate(points, [int(n) for n in args.extrapolate.split(",")]))
     if args.png:
         draw(points, Path(args.png))
     return 0

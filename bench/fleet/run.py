@@ -277,12 +277,14 @@ def run_point(hosts: Sequence[Host], rev: str, args: argparse.Namespace, scratch
             finally:
                 hosts[0].tree.set_num_vfs(CHANGED_PF, hosts[0].vfs)
             sizes = measure.database_sizes(state["mariadb"]["socket"])
+            connections = measure.connections_used(state["mariadb"]["socket"])
         finally:
             agents.close()
     return {"n": len(hosts), "rev": rev, "driver": label, "hosts": describe(hosts),
             "agents": args.agents, "threads": args.threads, "first": first,
             "unchanged": unchanged, "changed": changed, "after": after,
-            "database": sizes, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "database": sizes, "mariadb_max_used_connections": connections,
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "load": round(os.getloadavg()[0], 1)}
 
 
