@@ -65,6 +65,9 @@ DATABASES = ("placement", "cyborg", "nova_api", "nova", "nova_cell0", "neutron")
 # databases they use. Placement then writes an access log (one line per request).
 FLEET_DATABASES = ("placement", "cyborg")
 PLACEMENT_ACCESS_LOG = "placement-access.log"
+# The fleet's conductor retries a Placement call whose connection failed (with hundreds of
+# reports, one meets a keep-alive connection gunicorn has just closed), as an operator sets.
+FLEET_CYBORG_CONF = "[placement]\nconnect_retries = 3\nconnect_retry_delay = 1\n"
 
 
 def _log(message: str) -> None:
@@ -318,7 +321,9 @@ def _start_fleet(st: Starter, plan: Plan) -> None:
     st.mark("rabbitmq up")
     procs.finish_job(upgrade, st.remaining())
     st.mark("cyborg database migrated")
-    _spawn_cyborg(st, state)
+    fleet_conf = st.work / "cyborg" / "fleet.conf"
+    fleet_conf.write_text(FLEET_CYBORG_CONF)
+    _spawn_cyborg(st, state, ["--config-file", str(fleet_conf)])
     _wait_cyborg_services(st, plan)
 
 
@@ -330,11 +335,12 @@ def _port(url: str) -> int:
     return int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
 
 
-def _spawn_cyborg(st: Starter, state: dict[str, Any]) -> None:
+def _spawn_cyborg(st: Starter, state: dict[str, Any], conductor_args: Sequence[str] = ()
+                  ) -> None:
     """Cyborg's conductor and API (the agent comes later: it needs the conductor)."""
     cyborg_conf = state["cyborg_config"]
-    st.spawn("cyborg-conductor", [str(BIN / "cyborg-conductor"), "--config-file", cyborg_conf],
-             _service_env())
+    st.spawn("cyborg-conductor", [str(BIN / "cyborg-conductor"), "--config-file", cyborg_conf,
+                                  *conductor_args], _service_env())
     st.spawn("cyborg-api", _gunicorn("cyborg-api", "deploy.stacklib.cyborg_wsgi:application",
                                      _port(state["cyborg_url"]),
                                      ["--pythonpath", str(REPO_DIR)]),
