@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cyborg_smartnic.catalog import Catalog
-from cyborg_smartnic.discovery.model import Host
+from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.errors import SmartNicError
 from cyborg_smartnic.host.config import (
     DEFAULT_DRIVER,
     OWNER_CYBORG,
     OWNER_NOVA,
+    DeviceConfig,
     HostConfig,
 )
 from cyborg_smartnic.host.plan import format_ranges, match_devices
@@ -97,27 +98,56 @@ def generate(config: HostConfig, host: Host, catalog: Catalog | None = None,
     ``routing`` maps a PF address to its (sriov_offset, sriov_stride), to name VFs that
     host apply has not created yet; a Nova-owned VF with neither an address nor routing
     raises ``VfsNotCreated`` (nova.conf can only name it by address)."""
-    models = catalog or Catalog()
-    devices: list[str] = []
-    mappings: list[str] = []
-    pools: list[tuple[str, str, str | None]] = []  # name, selector, physnet
-    specs: list[dict[str, str]] = []
-    vfs: list[VfOwner] = []
-    predicted: list[str] = []
+    split = _Split(catalog or Catalog())
     for device, pf in match_devices(config, host):
+        split.add(device, pf, (routing or {}).get(str(pf.address)))
+    return HostConf(source=config.file, cyborg=split.cyborg_sections(),
+                    device_specs=tuple(split.specs), vfs=tuple(split.vfs),
+                    predicted=tuple(split.predicted))
+
+
+@dataclass
+class _Split:
+    """Collects ``generate``'s answer PF by PF (mutable only while generating)."""
+
+    models: Catalog
+    devices: list[str] = field(default_factory=list)  # [smartnic] devices selectors
+    mappings: list[str] = field(default_factory=list)  # physnet:PF
+    pools: list[tuple[str, str, str | None]] = field(default_factory=list)  # name, sel., physnet
+    specs: list[dict[str, str]] = field(default_factory=list)  # nova device_spec values
+    vfs: list[VfOwner] = field(default_factory=list)
+    predicted: list[str] = field(default_factory=list)  # VF addresses computed, not seen
+
+    def add(self, device: DeviceConfig, pf: PhysicalFunction,
+            route: tuple[int, int] | None) -> None:
         address = str(pf.address)
         count = device.vf_count if device.vf_count is not None else pf.num_vfs
+        where = self.vf_addresses(pf, count, route)
+        physnet = device.physnet or pf.physnet
+        owners = {i: device.owner_of(i) for i in range(count)}
+        self.vfs.extend(VfOwner(address, i, where.get(i), owner) for i, owner in owners.items())
+        self.add_nova_specs(address, device, [i for i, o in owners.items() if o == OWNER_NOVA],
+                            where, physnet)
+        exposed = tuple(i for i, owner in owners.items() if owner == OWNER_CYBORG)
+        if exposed:
+            if physnet:
+                self.mappings.append(f"{physnet}:{address}")
+            self.add_cyborg_vfs(device, pf, exposed, whole=exposed == tuple(range(count)),
+                                physnet=physnet)
+
+    def vf_addresses(self, pf: PhysicalFunction, count: int,
+                     route: tuple[int, int] | None) -> dict[int, str]:
+        """VF index -> address: the scanned VFs, plus those computed from the routing."""
         where = {vf.index: str(vf.address) for vf in pf.virtual_functions}
-        route = (routing or {}).get(address)
         if route is not None:
             for index in range(count):
                 if index not in where:
                     where[index] = str(vf_address(pf.address, route[0], route[1], index))
-                    predicted.append(where[index])
-        physnet = device.physnet or pf.physnet
-        owners = {i: device.owner_of(i) for i in range(count)}
-        vfs.extend(VfOwner(address, i, where.get(i), owner) for i, owner in owners.items())
-        nova = [i for i, owner in owners.items() if owner == OWNER_NOVA]
+                    self.predicted.append(where[index])
+        return where
+
+    def add_nova_specs(self, address: str, device: DeviceConfig, nova: list[int],
+                       where: dict[int, str], physnet: str | None) -> None:
         missing = [i for i in nova if i not in where]
         if missing:
             raise VfsNotCreated(pf=address, ranges=format_ranges(tuple(missing)))
@@ -125,41 +155,44 @@ def generate(config: HostConfig, host: Host, catalog: Catalog | None = None,
             spec = {"address": where[index], "physical_network": physnet or ""}
             if device.remote_managed:
                 spec["remote_managed"] = "true"
-            specs.append(spec)
-        exposed = tuple(i for i, owner in owners.items() if owner == OWNER_CYBORG)
-        if physnet and exposed:
-            mappings.append(f"{physnet}:{address}")
-        if not exposed:
-            continue
-        model = models.lookup_pf(pf.vendor_id, pf.device_id)
+            self.specs.append(spec)
+
+    def add_cyborg_vfs(self, device: DeviceConfig, pf: PhysicalFunction,
+                       exposed: tuple[int, ...], *, whole: bool, physnet: str | None) -> None:
+        """The PF's Cyborg VFs as a devices selector, and one pool per VF driver when they
+        use several (a pool's VFs must share a driver to share a trait)."""
+        address = str(pf.address)
+        model = self.models.lookup_pf(pf.vendor_id, pf.device_id)
         by_driver: dict[str, list[int]] = {}
         for index in exposed:
             driver = device.driver_for(index) or DEFAULT_DRIVER
             if driver == DEFAULT_DRIVER and model and model.vf_driver:
                 driver = model.vf_driver
             by_driver.setdefault(driver, []).append(index)
-        whole = exposed == tuple(range(count))
-        devices.append(address if whole else f"{address}#{format_ranges(exposed)}")
+        self.devices.append(address if whole else f"{address}#{format_ranges(exposed)}")
         if len(by_driver) > 1:
             stem = pf.netdev or address
             for driver, indices in sorted(by_driver.items()):
                 name = re.sub(r"[^A-Za-z0-9_]+", "_", f"{stem}_{driver}").strip("_")[:64]
-                pools.append((name, f"{address}#{format_ranges(tuple(indices))}", physnet))
-    sections: list[tuple[str, tuple[tuple[str, str], ...]]] = []
-    if devices:
-        main = [("devices", ",".join(devices))]
-        if mappings:
-            main.append(("physical_device_mappings", ",".join(mappings)))
-        if pools:
-            main.append(("pools", ",".join(name for name, _, _ in pools)))
-        sections.append(("smartnic", tuple(main)))
-        for name, selector, pool_physnet in pools:
+                self.pools.append((name, f"{address}#{format_ranges(tuple(indices))}",
+                                   physnet))
+
+    def cyborg_sections(self) -> tuple[tuple[str, tuple[tuple[str, str], ...]], ...]:
+        """cyborg.conf: ``[smartnic]`` and one ``[smartnic_pool:NAME]`` per pool."""
+        if not self.devices:
+            return ()
+        main = [("devices", ",".join(self.devices))]
+        if self.mappings:
+            main.append(("physical_device_mappings", ",".join(self.mappings)))
+        if self.pools:
+            main.append(("pools", ",".join(name for name, _, _ in self.pools)))
+        sections = [("smartnic", tuple(main))]
+        for name, selector, pool_physnet in self.pools:
             items = [("devices", selector)]
             if pool_physnet:
                 items.append(("physnet", pool_physnet))
             sections.append((f"smartnic_pool:{name}", tuple(items)))
-    return HostConf(source=config.file, cyborg=tuple(sections), device_specs=tuple(specs),
-                    vfs=tuple(vfs), predicted=tuple(predicted))
+        return tuple(sections)
 
 
 def cyborg_lines(conf: HostConf) -> list[str]:
