@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
@@ -400,7 +400,7 @@ def _matching_branch(
 
 def _message(error: jsonschema.ValidationError, instance: Any,
              schema: Mapping[str, Any]) -> str:
-    kind = error.validator
+    kind = str(error.validator)
     value: Any = error.validator_value
     custom = schema.get("x-message")
     if isinstance(custom, str) and kind not in ("required", "type"):
@@ -409,41 +409,44 @@ def _message(error: jsonschema.ValidationError, instance: Any,
         missing = [k for k in value if isinstance(instance, dict) and k not in instance]
         return "missing required key " + ", ".join(repr(k) for k in missing)
     if kind == "type":
-        wanted = value if isinstance(value, list) else [value]
-        names = " or ".join(_SCHEMA_TYPES.get(str(t), str(t)) for t in wanted)
-        if isinstance(instance, float) and "integer" in wanted:
-            whole = instance.is_integer()
-            hint = f" (write {int(instance)}: integers have no decimal point)" if whole else ""
-            return f"expected {names}, got the number {instance!r}{hint}"
-        return f"expected {names}, got {_describe(instance)}"
-    if kind == "enum":
-        choices = ", ".join(json.dumps(c) for c in value)
-        return f"{json.dumps(instance)} is not one of: {choices}"
-    if kind == "const":
-        return f"must be {json.dumps(value)}"
-    if kind == "pattern":
-        return f"{json.dumps(instance)} does not match {value}"
-    if kind == "minimum":
-        return f"{instance} is less than the minimum {value}"
-    if kind == "maximum":
-        return f"{instance} is more than the maximum {value}"
-    if kind == "minItems":
-        return f"needs at least {value} item{'s' if value != 1 else ''}"
-    if kind == "maxItems":
-        return f"allows at most {value} item{'s' if value != 1 else ''}"
-    if kind == "minLength":
-        return f"must not be shorter than {value} character{'s' if value != 1 else ''}"
-    if kind == "maxLength":
-        return f"must not be longer than {value} characters"
-    if kind == "uniqueItems":
-        return "items must be unique"
+        return _wrong_type(instance, value)
     if kind == "dependentRequired" and isinstance(instance, dict):
         pairs = [f"{key!r} needs {dep!r}" for key, deps in value.items() if key in instance
                  for dep in deps if dep not in instance]
         return "; ".join(pairs) or error.message
-    if kind == "minProperties":
-        return f"needs at least {value} key{'s' if value != 1 else ''}"
-    return error.message
+    simple = _MESSAGES.get(kind)
+    return simple(instance, value) if simple is not None else error.message
+
+
+def _wrong_type(instance: Any, value: Any) -> str:
+    wanted = value if isinstance(value, list) else [value]
+    names = " or ".join(_SCHEMA_TYPES.get(str(t), str(t)) for t in wanted)
+    if isinstance(instance, float) and "integer" in wanted:
+        whole = instance.is_integer()
+        hint = f" (write {int(instance)}: integers have no decimal point)" if whole else ""
+        return f"expected {names}, got the number {instance!r}{hint}"
+    return f"expected {names}, got {_describe(instance)}"
+
+
+def _s(count: Any) -> str:
+    return "s" if count != 1 else ""
+
+
+# validator -> message from (instance, the validator's value in the schema)
+_MESSAGES: dict[str, Callable[[Any, Any], str]] = {
+    "enum": lambda instance, value: (f"{json.dumps(instance)} is not one of: "
+                                     f"{', '.join(json.dumps(c) for c in value)}"),
+    "const": lambda _, value: f"must be {json.dumps(value)}",
+    "pattern": lambda instance, value: f"{json.dumps(instance)} does not match {value}",
+    "minimum": lambda instance, value: f"{instance} is less than the minimum {value}",
+    "maximum": lambda instance, value: f"{instance} is more than the maximum {value}",
+    "minItems": lambda _, value: f"needs at least {value} item{_s(value)}",
+    "maxItems": lambda _, value: f"allows at most {value} item{_s(value)}",
+    "minLength": lambda _, value: f"must not be shorter than {value} character{_s(value)}",
+    "maxLength": lambda _, value: f"must not be longer than {value} characters",
+    "uniqueItems": lambda _, __: "items must be unique",
+    "minProperties": lambda _, value: f"needs at least {value} key{_s(value)}",
+}
 
 
 _SCHEMA_TYPES = {

@@ -83,52 +83,11 @@ class SysDir:
         with ``follow_last=False`` a final symlink is returned as itself. ``Escape`` when
         the walk would leave ``<root>/sys``.
         """
-        pending = deque(component(p) for p in parts)
-        fds = [self.fd]
-        names: list[str] = []
-        links = 0
+        walk = _Walk(self, parts)
         try:
-            while pending:
-                name = pending.popleft()
-                if name in ("", "."):
-                    continue
-                if name == "..":
-                    if not names:
-                        raise Escape(f"{'/'.join(parts)} resolves outside {self.path}")
-                    names.pop()
-                    os.close(fds.pop())
-                    continue
-                info = _lstat(name, fds[-1], self.join((*names, name)))
-                last = not pending
-                if stat.S_ISLNK(info.st_mode) and (follow_last or not last):
-                    links += 1
-                    if links > MAX_LINKS:
-                        raise OSError(errno.ELOOP, f"{'/'.join(parts)}: too many symlinks")
-                    target = os.readlink(name, dir_fd=fds[-1])
-                    if target.startswith("/"):
-                        raise Escape(f"{'/'.join(parts)} resolves outside {self.path} "
-                                     f"({self.join((*names, name))} links to {target})")
-                    pending.extendleft(reversed(target.split("/")))
-                    continue
-                if last:
-                    names.append(name)
-                    break
-                try:
-                    fds.append(os.open(name, _DIR_FLAGS, dir_fd=fds[-1]))
-                except OSError as exc:
-                    if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
-                        raise
-                    pending.appendleft(name)  # swapped under us: look at it again
-                    links += 1
-                    if links > MAX_LINKS:
-                        raise OSError(errno.ENOTDIR, f"{self.join((*names, name))}: "
-                                                     f"not a directory") from exc
-                    continue
-                names.append(name)
+            return walk.run(follow_last)
         finally:
-            for fd in fds[1:]:
-                os.close(fd)
-        return tuple(names)
+            walk.close()
 
     def lstat(self, *parts: str) -> os.stat_result:
         """``lstat`` of ``parts`` (its directories resolved beneath ``<root>/sys``)."""
@@ -161,6 +120,77 @@ class SysDir:
         finally:
             os.close(parent)
 
+
+
+class _Walk:
+    """One ``SysDir.resolve``: the components still to walk, and the directory descriptors
+    and physical names walked so far (the first descriptor is the ``SysDir``'s own)."""
+
+    def __init__(self, top: SysDir, parts: tuple[str, ...]) -> None:
+        self.top = top
+        self.parts = parts
+        self.pending = deque(component(p) for p in parts)
+        self.fds = [top.fd]
+        self.names: list[str] = []
+        self.links = 0
+
+    def run(self, follow_last: bool) -> tuple[str, ...]:
+        while self.pending:
+            name = self.pending.popleft()
+            if name in ("", "."):
+                continue
+            if name == "..":
+                self.up()
+                continue
+            info = _lstat(name, self.fds[-1], self.top.join((*self.names, name)))
+            last = not self.pending
+            if stat.S_ISLNK(info.st_mode) and (follow_last or not last):
+                self.follow(name)
+                continue
+            if last:
+                self.names.append(name)
+                break
+            if self.descend(name):
+                self.names.append(name)
+        return tuple(self.names)
+
+    def up(self) -> None:
+        """``..`` pops our own stack: never above ``<root>/sys``."""
+        if not self.names:
+            raise Escape(f"{'/'.join(self.parts)} resolves outside {self.top.path}")
+        self.names.pop()
+        os.close(self.fds.pop())
+
+    def follow(self, name: str) -> None:
+        """Walk a symlink's text in place of it; absolute links and loops are refused."""
+        self.links += 1
+        if self.links > MAX_LINKS:
+            raise OSError(errno.ELOOP, f"{'/'.join(self.parts)}: too many symlinks")
+        target = os.readlink(name, dir_fd=self.fds[-1])
+        if target.startswith("/"):
+            raise Escape(f"{'/'.join(self.parts)} resolves outside {self.top.path} "
+                         f"({self.top.join((*self.names, name))} links to {target})")
+        self.pending.extendleft(reversed(target.split("/")))
+
+    def descend(self, name: str) -> bool:
+        """Open the directory ``name``; False when it turned into something else under us
+        (it is looked at again)."""
+        try:
+            self.fds.append(os.open(name, _DIR_FLAGS, dir_fd=self.fds[-1]))
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTDIR, errno.ELOOP):
+                raise
+            self.pending.appendleft(name)  # swapped under us: look at it again
+            self.links += 1
+            if self.links > MAX_LINKS:
+                raise OSError(errno.ENOTDIR, f"{self.top.join((*self.names, name))}: "
+                                             f"not a directory") from exc
+            return False
+        return True
+
+    def close(self) -> None:
+        for fd in self.fds[1:]:
+            os.close(fd)
 
 
 def open_physical_dir(path: str) -> int:

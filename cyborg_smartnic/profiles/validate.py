@@ -215,6 +215,16 @@ class _ProfileRules:
         switchdev = schema.SWITCHDEV in capabilities
         group = _dict(groups[0]) if groups else {}
         model = self.by_key.get(traits.normalize(_str(group.get("model")) or ""))
+        self.port_vnic(vnic, capabilities, switchdev=switchdev)
+        if switchdev and vnic == "direct":
+            self.ovs_offload_group(group, model)
+        if vnic == "remote-managed":
+            self.remote_managed_group(group, model)
+        if vnic not in schema.CYBORG_VNIC_TYPES:
+            self.tracker_group(vnic, group)
+
+    def port_vnic(self, vnic: str, capabilities: list[str], *, switchdev: bool) -> None:
+        """vnic type and capabilities that no Neutron driver or Nova path serves."""
         if vnic in schema.CYBORG_VNIC_TYPES and switchdev:
             self.fail(("port", "capabilities"),
                       f"an {vnic} port is bound by sriovnicswitch and plugged by Nova as "
@@ -237,34 +247,40 @@ class _ProfileRules:
             self.fail(("port", "capabilities"),
                       "a remote-managed port's representor lives on the DPU, where OVN plugs "
                       "it: drop capabilities")
-        if switchdev and vnic == "direct":
-            if group.get("eswitch_mode") == "legacy":
-                self.fail(("groups", 0, "eswitch_mode"),
-                          "OVS offload needs the PF's eswitch in switchdev mode (VF "
-                          "representors exist only there): set eswitch_mode: switchdev")
-            if model is not None and not model.switchdev:
-                self.fail(("groups", 0, "model"),
-                          f"{model.name} has no switchdev eswitch mode, so OVS cannot offload "
-                          f"its VFs: pick a model with switchdev, or use accelerator-direct "
-                          f"for plain SR-IOV")
-        if vnic == "remote-managed":
-            if model is not None and not model.dpu:
-                self.fail(("groups", 0, "model"),
-                          f"{model.name} is not a DPU: remote-managed ports need one whose "
-                          f"Arm cores run OVN (a BlueField in DPU mode); use accelerator-"
-                          f"direct or OVS offload on this NIC")
-            mode = _str(group.get("firmware_mode"))
-            if mode is not None and mode != "dpu":
-                self.fail(("groups", 0, "firmware_mode"),
-                          f"a remote-managed port needs the DPU in dpu mode (its Arm cores "
-                          f"own the eswitch), not {mode}")
-        if vnic not in schema.CYBORG_VNIC_TYPES:
-            for key in ("resource_class", "traits"):
-                if key in group:
-                    self.fail(("groups", 0, key),
-                              f"a {vnic} port's VF comes from Nova's PCI tracker, with no "
-                              f"Cyborg device profile: {key} would never be asked for; drop "
-                              f"it")
+
+    def ovs_offload_group(self, group: dict[str, Any], model: catalog.NicModel | None) -> None:
+        """A direct switchdev port (OVS offload): its PF must be able to run switchdev."""
+        if group.get("eswitch_mode") == "legacy":
+            self.fail(("groups", 0, "eswitch_mode"),
+                      "OVS offload needs the PF's eswitch in switchdev mode (VF "
+                      "representors exist only there): set eswitch_mode: switchdev")
+        if model is not None and not model.switchdev:
+            self.fail(("groups", 0, "model"),
+                      f"{model.name} has no switchdev eswitch mode, so OVS cannot offload "
+                      f"its VFs: pick a model with switchdev, or use accelerator-direct "
+                      f"for plain SR-IOV")
+
+    def remote_managed_group(self, group: dict[str, Any], model: catalog.NicModel | None) -> None:
+        """A remote-managed port: a DPU in DPU mode, whose Arm side runs OVN."""
+        if model is not None and not model.dpu:
+            self.fail(("groups", 0, "model"),
+                      f"{model.name} is not a DPU: remote-managed ports need one whose "
+                      f"Arm cores run OVN (a BlueField in DPU mode); use accelerator-"
+                      f"direct or OVS offload on this NIC")
+        mode = _str(group.get("firmware_mode"))
+        if mode is not None and mode != "dpu":
+            self.fail(("groups", 0, "firmware_mode"),
+                      f"a remote-managed port needs the DPU in dpu mode (its Arm cores "
+                      f"own the eswitch), not {mode}")
+
+    def tracker_group(self, vnic: str, group: dict[str, Any]) -> None:
+        """A port whose VF comes from Nova's PCI tracker asks Cyborg for nothing."""
+        for key in ("resource_class", "traits"):
+            if key in group:
+                self.fail(("groups", 0, key),
+                          f"a {vnic} port's VF comes from Nova's PCI tracker, with no "
+                          f"Cyborg device profile: {key} would never be asked for; drop "
+                          f"it")
 
     def instance(self, instance: dict[str, Any]) -> None:
         size = instance.get("hugepages")
