@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from cyborg_smartnic.hostgen.builder import PfOptions, SysfsTree
+from cyborg_smartnic.hostgen.builder import FunctionIds, PfOptions, SysfsTree
 
 _LARGE_MODELS = (
     # vendor, device, driver, vf driver, eswitch
@@ -40,7 +40,7 @@ def large(root: Path | str, pfs: int = 16, vfs: int = 128, noise: int = 2000,
     for i in range(noise):
         vendor, device, cls, noise_driver = _NOISE_KINDS[i % len(_NOISE_KINDS)]
         bus, devfn = 0x80 + 2 * (i // 256), i % 256
-        tree.add_function(f"0000:{bus:02x}:{devfn >> 3:02x}.{devfn & 7}", vendor=vendor,
-                          device=device, cls=cls, driver=noise_driver, numa_node=1)
+        tree.add_function(f"0000:{bus:02x}:{devfn >> 3:02x}.{devfn & 7}", FunctionIds(vendor=vendor,
+                          device=device, cls=cls), driver=noise_driver, numa_node=1)
     return tree
 

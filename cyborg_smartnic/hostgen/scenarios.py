@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cyborg_smartnic.hostgen import firmware
-from cyborg_smartnic.hostgen.builder import PfOptions, SysfsTree
+from cyborg_smartnic.hostgen.builder import FunctionIds, NetdevOptions, PfOptions, SysfsTree
 
 
 def cx6dx_switchdev(tree: SysfsTree) -> None:
@@ -75,25 +75,26 @@ def bcm57414(tree: SysfsTree) -> None:
 def noise(tree: SysfsTree) -> None:
     """What else a compute node has: host bridge, a PCIe bridge with a BMC VGA behind it,
     virtio-net, an I350 LOM (SR-IOV capable but not a SmartNIC), an NVMe drive and a GPU."""
-    tree.add_function("0000:00:00.0", vendor="8086", device="2020", cls="0x060000")
+    tree.add_function("0000:00:00.0", FunctionIds(vendor="8086", device="2020", cls="0x060000"))
     tree.add_bridge("0000:00:1c.0", secondary_bus=0x02)
     tree.add_bridge("0000:00:1c.4", secondary_bus=0x01, device="a194")
-    tree.add_function("0000:02:00.0", vendor="1a03", device="2000", cls="0x030000",
-                      driver="ast", subsystem_vendor="15d9", subsystem_device="1b95")
-    virtio = tree.add_function("0000:00:03.0", vendor="1af4", device="1041", driver="virtio-pci",
-                               subsystem_device="1100", revision="0x01")
-    tree.add_netdev(virtio / "virtio0", "eth0", mac="52:54:00:12:34:56", speed=-1)
-    lom = tree.add_function("0000:01:00.0", vendor="8086", device="1521", driver="igb",
-                            subsystem_vendor="15d9", subsystem_device="1521", numa_node=0)
+    tree.add_function("0000:02:00.0", FunctionIds(vendor="1a03", device="2000", cls="0x030000",
+                      subsystem_vendor="15d9", subsystem_device="1b95"), driver="ast")
+    virtio = tree.add_function("0000:00:03.0", FunctionIds(vendor="1af4", device="1041",
+                               subsystem_device="1100", revision="0x01"), driver="virtio-pci")
+    tree.add_netdev(virtio / "virtio0", "eth0", NetdevOptions(mac="52:54:00:12:34:56", speed=-1))
+    lom = tree.add_function("0000:01:00.0", FunctionIds(vendor="8086", device="1521",
+                            subsystem_vendor="15d9", subsystem_device="1521"), driver="igb",
+                            numa_node=0)
     for name, value in (("sriov_totalvfs", "7"), ("sriov_numvfs", "0"), ("sriov_offset", "128"),
                         ("sriov_stride", "4"), ("sriov_vf_device", "1520"),
                         ("sriov_drivers_autoprobe", "1")):
         tree._write(lom / name, value + "\n")
-    tree.add_netdev(lom, "eno1", mac="ac:1f:6b:00:11:22", speed=1000)
-    tree.add_function("0000:da:00.0", vendor="144d", device="a80a", cls="0x010802",
+    tree.add_netdev(lom, "eno1", NetdevOptions(mac="ac:1f:6b:00:11:22", speed=1000))
+    tree.add_function("0000:da:00.0", FunctionIds(vendor="144d", device="a80a", cls="0x010802"),
                       driver="nvme", numa_node=1)
-    tree.add_function("0000:d8:00.0", vendor="10de", device="20b5", cls="0x030200",
-                      driver="nvidia", subsystem_device="1533", numa_node=1, revision="0xa1")
+    tree.add_function("0000:d8:00.0", FunctionIds(vendor="10de", device="20b5", cls="0x030200",
+                      subsystem_device="1533", revision="0xa1"), driver="nvidia", numa_node=1)
 
 
 EXAMPLE_CMDLINE = ("BOOT_IMAGE=/vmlinuz-6.1.0-21-amd64 root=UUID=4f1c2d9e-7a51-4e0c-9d0e-"

@@ -20,6 +20,7 @@ from cyborg_smartnic.discovery.example import (
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
 from cyborg_smartnic.hostgen import (
     SCENARIOS,
+    FunctionIds,
     SysfsTree,
     build_scenario,
     example_files,
@@ -123,11 +124,11 @@ def test_set_num_vfs_and_eswitch(root: Path) -> None:
 
 def test_builder_refuses_collisions(root: Path) -> None:
     tree = SysfsTree(root)
-    tree.add_function("0000:3b:00.0", vendor="8086", device="1521")
+    tree.add_function("0000:3b:00.0", FunctionIds(vendor="8086", device="1521"))
     with pytest.raises(ValueError, match="already exists"):
-        tree.add_function("0000:3b:00.0", vendor="8086", device="1521")
+        tree.add_function("0000:3b:00.0", FunctionIds(vendor="8086", device="1521"))
     with pytest.raises(ValueError, match="cannot be the root port of bus 3c"):
-        tree.add_function("0000:3c:00.0", vendor="8086", device="1521")
+        tree.add_function("0000:3c:00.0", FunctionIds(vendor="8086", device="1521"))
 
 
 def test_large_host_shape(root: Path) -> None:

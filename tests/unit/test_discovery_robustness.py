@@ -21,6 +21,7 @@ from cyborg_smartnic.hostgen import (
     BYSTANDER_PF,
     PATHOLOGIES,
     PATHOLOGY_PF,
+    FunctionIds,
     build_pathology,
     pathology_base,
     scratch_dir,
@@ -224,7 +225,7 @@ def test_missing_sysfs_is_an_empty_host(root: Path) -> None:
 
 def test_catalogued_nic_without_sriov(root: Path) -> None:
     tree = pathology_base(root)
-    tree.add_function("0000:af:00.0", vendor="15b3", device="101d", driver="mlx5_core")
+    tree.add_function("0000:af:00.0", FunctionIds(vendor="15b3", device="101d"), driver="mlx5_core")
     host = scan(root, OPTIONS)
     assert ("0000:af:00.0", "ConnectX-6 Dx (15b3:101d) has no SR-IOV capability (no "
             "sriov_totalvfs): enable SR-IOV in the NIC firmware and BIOS") in _skips(host)
