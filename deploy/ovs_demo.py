@@ -9,8 +9,8 @@ cyborg-smartnic CLI, its privsep daemon writing OVSDB through ovsdbapp, ovs-appc
 Stand-ins, named as such: the example host is the bundled recorded tree; its uplink and VF
 representors are OVS dummy ports named like the ConnectX-6 Dx's netdevs, plugged with the
 Neutron port ids os-vif would set; tc filters and ethtool features are recorded answers
-(tests/fixtures/ovs_recorded.py: they need the NIC); "systemctl restart" is a restart of the
-private ovs-vswitchd.
+(cyborg_smartnic/hostgen/ovs_recorded.py: they need the NIC); "systemctl restart" is a restart
+of the private ovs-vswitchd.
 
 Steps: ``host plan`` of deploy/host.example.yaml plus an ``ovs:`` section (the OVS steps come
 after the eswitch steps, the restart is flagged), ``host apply`` of the ``ovs:`` section,
@@ -34,8 +34,8 @@ from cyborg_smartnic.discovery.example import (  # noqa: E402
     example_conf_path,
     unpack_example_host,
 )
-from tests.fixtures import ovs_recorded  # noqa: E402
-from tests.fixtures.ovs import PrivateOvs, available, private_ovs  # noqa: E402
+from cyborg_smartnic.hostgen import ovs_recorded  # noqa: E402
+from deploy.stacklib.private_ovs import PrivateOvs, available, private_ovs  # noqa: E402
 
 HOST_EXAMPLE = REPO / "deploy" / "host.example.yaml"
 PACKET = ("in_port({port}),eth(src=fa:16:3e:00:00:0{a},dst=fa:16:3e:00:00:0{b}),"

@@ -3,11 +3,13 @@ directory, for the bundled example host, the benchmarks and the tests.
 
 Stand-ins for what cannot exist on a build machine, named as such: the trees stand in for a
 host's ``/sys`` and ``/proc``, ``firmware`` for the NIC firmware tools, ``kernel`` for Linux's
-reactions to writes. Nothing here touches the real ``/sys``.
+reactions to writes, ``ovs_recorded`` for what only a SmartNIC's datapath shows. Nothing
+here touches the real ``/sys``.
 
 Modules: ``builder`` (the tree writer, ``SysfsTree``), ``scenarios`` (named hosts, incl. the
 example compute node), ``broken`` (broken trees), ``large`` (benchmark hosts), ``bundle``
-(the shipped ``example-host.tar.gz``), ``firmware`` and ``kernel`` (the emulators).
+(the shipped ``example-host.tar.gz``), ``firmware`` and ``kernel`` (the emulators),
+``ovs_recorded`` (recorded tc/ethtool/dpctl answers of an offloading NIC).
 The names most callers need are importable from the package itself.
 """
 

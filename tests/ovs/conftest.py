@@ -1,4 +1,5 @@
-"""One private, real Open vSwitch per test session (per xdist worker), see tests/fixtures/ovs.
+"""One private, real Open vSwitch per test session (per xdist worker), see
+deploy/stacklib/private_ovs.py.
 
 ``ovs`` hands it to a test clean: no bridges, empty other_config, ovs-vswitchd running.
 """
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from cyborg_smartnic.host.ovs.ovsdb import OvsPaths
-from tests.fixtures.ovs import PrivateOvs, available, private_ovs
+from deploy.stacklib.private_ovs import PrivateOvs, available, private_ovs
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 
 from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.hostgen import build_scenario
-from tests.fixtures.ovs import PrivateOvs
+from deploy.stacklib.private_ovs import PrivateOvs
 
 PACKET = ("in_port(1),eth(src=50:54:00:00:{a:02x}:{b:02x},dst=50:54:00:00:00:02),"
           "eth_type(0x0800),ipv4(src=10.0.0.1,dst=10.0.0.2,proto=6,tos=0,ttl=64,frag=no),"

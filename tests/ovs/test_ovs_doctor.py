@@ -2,8 +2,8 @@
 
 OVSDB, the daemon's start time, the database file's change log and the datapath's flows are
 live; the uplink and representors are dummy ports named like a ConnectX-6 Dx's netdevs, and
-their tc filters and ethtool features are recorded answers (tests/fixtures/ovs_recorded.py):
-those need the NIC.
+their tc filters and ethtool features are recorded answers
+(cyborg_smartnic/hostgen/ovs_recorded.py): those need the NIC.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 from cyborg_smartnic.cli.main import main
-from cyborg_smartnic.hostgen import build_scenario
-from tests.fixtures import ovs_recorded
-from tests.fixtures.ovs import PrivateOvs
+from cyborg_smartnic.hostgen import build_scenario, ovs_recorded
+from deploy.stacklib.private_ovs import PrivateOvs
 
 HOST_YAML = """\
 ovs:

@@ -25,7 +25,7 @@ from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.privileged import context
 from cyborg_smartnic.host.steps import MANUAL, RESTART_OVS, SET_ESWITCH_MODE, SET_OVS_CONFIG
 from cyborg_smartnic.hostgen import build_scenario
-from tests.fixtures.ovs import PrivateOvs
+from deploy.stacklib.private_ovs import PrivateOvs
 
 HOST_YAML = """\
 devices:

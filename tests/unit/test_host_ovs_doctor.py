@@ -1,5 +1,5 @@
 """The doctor's offload checks on a fully recorded host (recorded OVSDB, tc, ethtool and
-dpctl answers from tests/fixtures/ovs_recorded.py), plus the pure parsers."""
+dpctl answers from cyborg_smartnic/hostgen/ovs_recorded.py), plus the pure parsers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import pytest
 
 from cyborg_smartnic.cli.main import main
 from cyborg_smartnic.host.ovs import datapath as dp
-from cyborg_smartnic.hostgen import build_scenario
-from tests.fixtures import ovs_recorded
+from cyborg_smartnic.hostgen import build_scenario, ovs_recorded
 
 HOST_YAML = """\
 ovs:
