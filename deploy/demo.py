@@ -284,8 +284,7 @@ def resolve_vf(arq: Mapping[str, Any], discovery: Mapping[str, Any],
         raise DemoError(step="bind", reason=f"ARQ {arq['uuid']} is {arq['state']} with "
                                             f"attach handle {arq['attach_handle_type']}")
     info = arq["attach_handle_info"]
-    address = str(PciAddress.parse(
-        f"{info['domain']}:{info['bus']}:{info['device']}.{info['function']}"))
+    address = str(PciAddress.from_attach_info(info))
     for pf in discovery["physical_functions"]:
         for vf in pf["virtual_functions"]:
             if vf["address"] == address:

@@ -42,6 +42,7 @@ from cyborg_smartnic.discovery.sysfs import (
     UnreadableAttribute,
     parse_int,
 )
+from cyborg_smartnic.errors import InvalidPciAddress
 from cyborg_smartnic.pci import PciAddress
 
 if TYPE_CHECKING:
@@ -420,9 +421,8 @@ def cyborg_bound(arqs: Iterable[Any], hostname: str) -> InUse:
             continue
         info = getattr(arq, "attach_handle_info", None) or {}
         try:
-            address = PciAddress(int(info["domain"], 16), int(info["bus"], 16),
-                                 int(info["device"], 16), int(info["function"], 16))
-        except (KeyError, TypeError, ValueError):
+            address = PciAddress.from_attach_info(info)
+        except InvalidPciAddress:
             LOG.warning("accelerator request %s has an unreadable attach handle %r",
                         getattr(arq, "uuid", "?"), info)
             unreadable.append(str(getattr(arq, "uuid", "?")))

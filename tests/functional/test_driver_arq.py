@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from cyborg_smartnic.hostgen import PfOptions, SysfsTree
+from cyborg_smartnic.pci import PciAddress
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
@@ -101,7 +102,7 @@ def test_arq_bind_gives_a_vf_of_the_chosen_pool_and_unbind_returns_it(
     (handle,) = [ah for ah in cloud.attach_handles() if json.loads(ah["attach_info"]) == info]
     assert handle["deployable"] == pool
     assert handle["in_use"] is True
-    address = f"{info['domain']}:{info['bus']}:{info['device']}.{info['function']}"
+    address = str(PciAddress.from_attach_info(info))
     assert (cloud.sysfs_root / "sys/bus/pci/devices" / address / "physfn").resolve().name == CX6
     assert cloud.nova.events == [{"name": "accelerator-request-bound", "server_uuid": instance,
                                   "tag": arq["uuid"], "status": "completed", "code": 200}]

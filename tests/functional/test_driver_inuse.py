@@ -22,6 +22,7 @@ from cyborg.common.exception import ResourceProviderInUse
 
 from cyborg_smartnic.driver import SmartNicDriver, rp_uuid
 from cyborg_smartnic.hostgen import PfOptions, SysfsTree
+from cyborg_smartnic.pci import PciAddress
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
@@ -78,7 +79,7 @@ def delete_instance(inproc: InProcessCloud, bound: Bound,
 
 
 def address(info: dict[str, str]) -> str:
-    return f"{info['domain']}:{info['bus']}:{info['device']}.{info['function']}"
+    return str(PciAddress.from_attach_info(info))
 
 
 def only_last_vf_in_use(inproc: InProcessCloud, tree: SysfsTree) -> Bound:

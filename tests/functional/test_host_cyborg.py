@@ -19,6 +19,7 @@ from cyborg_smartnic.host import inuse
 from cyborg_smartnic.host.config import load_host_config
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.hostgen import PfOptions, SysfsTree
+from cyborg_smartnic.pci import PciAddress
 from tests.functional.harness import InProcessCloud
 
 X710 = "0000:18:00.0"
@@ -45,7 +46,7 @@ def bound(make_inproc: Callable[..., InProcessCloud], tmp_path: Path,
     (arq,) = inproc.create_arqs("x710")
     inproc.bind_arq(arq["uuid"], device_rp, instance)
     info = inproc.get_arq(arq["uuid"])["attach_handle_info"]
-    vf = f"{info['domain']}:{info['bus']}:{info['device']}.{info['function']}"
+    vf = str(PciAddress.from_attach_info(info))
     from cyborg.api import app as api_app
     from wsgi_intercept import interceptor
 

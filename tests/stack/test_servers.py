@@ -67,8 +67,7 @@ class Cloud:
 
 
 def vf_address(info: dict[str, str]) -> str:
-    return str(PciAddress.parse(
-        f"{info['domain']}:{info['bus']}:{info['device']}.{info['function']}"))
+    return str(PciAddress.from_attach_info(info))
 
 
 @pytest.fixture
