@@ -1,23 +1,26 @@
-"""Eswitch mode and firmware from devlink (and mstconfig for BlueField), live or recorded.
+"""Every read-only question to devlink, mstconfig and mlxfwreset, live or recorded.
 
-On the running host (root ``/``) with ``use_devlink`` and the command installed, ``devlink -j``
-is run without a shell (``dev info`` once for every device, ``dev eswitch show`` per PF);
-``mstconfig -d <addr> q`` only for DPU-capable models. For generated trees and snapshots the
-same output is read from ``<root>/devlink/dev-info-<addr>.json``,
-``<root>/devlink/dev-eswitch-<addr>.json`` and ``<root>/mstconfig/query-<addr>.txt`` (what
-``cyborg-smartnic snapshot`` records). Everything that interprets the output is a pure
-function here, so both paths share it. A tool that fails, times out or prints junk yields
-``None`` (logged), never an exception out of the scan.
+The one home of those commands and of the files that record their answers: each question is
+a ``Query`` (the command, and the file under a tree root holding the same output), and a
+``ToolSource`` answers it. On the running host (root ``/``) the command is run without a
+shell (``devlink -j dev info`` once for every device, ``dev eswitch show`` per PF,
+``mstconfig -d <addr> q`` only for DPU-capable models); for generated trees and snapshots the
+recorded file is read (``cyborg-smartnic snapshot`` records ``recorded_queries``, the host
+builder writes the same files). Discovery, ``host.devlink_params`` and ``host.firmware`` all
+ask through ``tool_source``. Everything that interprets the output is a pure function here,
+so both paths share it. A tool that fails, times out or prints junk yields ``None`` (logged),
+never an exception out of the scan.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +30,11 @@ from cyborg_smartnic.discovery.sysfs import SysfsReader, UnreadableAttribute
 LOG = logging.getLogger(__name__)
 
 TOOL_TIMEOUT = 10.0
+DEVLINK = "devlink"
+NV_TOOL = "mstconfig"  # mstflint's; NVIDIA MFT's mlxconfig takes the same arguments
+NV_TOOL_NAMES = ("mstconfig", "mlxconfig")
+FW_RESET = "mlxfwreset"
+FLOW_STEERING_PARAM = "flow_steering_mode"  # mlx5's devlink parameter (dmfs or smfs)
 FW_DPU = "dpu"
 FW_NIC = "nic"
 ICE_DDP_MODES = {
@@ -55,8 +63,68 @@ class DevlinkInfo:
     fixed: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Query:
+    """One read-only question to a tool about one PF, and where its answer is recorded."""
+
+    tool: str  # DEVLINK, NV_TOOL or FW_RESET
+    args: tuple[str, ...]
+    recorded: str  # the file, relative to a tree root, holding the same output
+
+
+def eswitch_query(address: str) -> Query:
+    return Query(DEVLINK, ("-j", "dev", "eswitch", "show", f"pci/{address}"),
+                 f"devlink/dev-eswitch-{address}.json")
+
+
+def info_query(address: str) -> Query:
+    """One PF's ``devlink dev info`` (live discovery asks for every device at once)."""
+    return Query(DEVLINK, ("-j", "dev", "info", f"pci/{address}"),
+                 f"devlink/dev-info-{address}.json")
+
+
+def param_query(address: str, name: str = FLOW_STEERING_PARAM) -> Query:
+    return Query(DEVLINK, ("-j", "dev", "param", "show", f"pci/{address}", "name", name),
+                 f"devlink/dev-param-{address}.json")
+
+
+def cpu_mode_query(address: str) -> Query:
+    """A DPU's mode keys; recorded in the same file as ``nv_query`` (which includes them)."""
+    return Query(NV_TOOL, ("-d", address, "q", "INTERNAL_CPU_MODEL",
+                           "INTERNAL_CPU_PAGE_SUPPLIER"), f"mstconfig/query-{address}.txt")
+
+
+def nv_query(address: str) -> Query:
+    """Every NV config key: default, current and next-boot values."""
+    return Query(NV_TOOL, ("-e", "-d", address, "q"), f"mstconfig/query-{address}.txt")
+
+
+def reset_query(address: str) -> Query:
+    """The firmware reset levels the PF supports."""
+    return Query(FW_RESET, ("-d", address, "q"), f"mstconfig/reset-{address}.txt")
+
+
+def recorded_queries(address: str, driver: str | None, dpu: bool, *,
+                     nv_config: bool = False) -> list[Query]:
+    """What a snapshot records for one PF: what discovery, ``host.devlink_params`` and
+    ``host.firmware`` ask. A model with NV config gets ``nv_query`` (it includes a DPU's
+    mode keys) and ``reset_query``; an mlx5 PF its flow steering parameter."""
+    queries = [info_query(address), eswitch_query(address)]
+    if driver == "mlx5_core":
+        queries.append(param_query(address))
+    if nv_config:
+        queries += [nv_query(address), reset_query(address)]
+    elif dpu:
+        queries.append(cpu_mode_query(address))
+    return queries
+
+
 class ToolSource(Protocol):
     """Where devlink/mstconfig answers come from (live commands or recorded files)."""
+
+    def answer(self, query: Query) -> str | None: ...
+
+    def origin(self, tool: str) -> str | None: ...
 
     def eswitch_mode(self, address: str) -> str | None: ...
 
@@ -116,6 +184,22 @@ def parse_info_all(text: str) -> dict[str, DevlinkInfo]:
             if info is not None:
                 out[handle[4:]] = info
     return out
+
+
+def parse_param(text: str, address: str, name: str = FLOW_STEERING_PARAM) -> str | None:
+    """The runtime value of ``name`` from ``devlink -j dev param show`` output."""
+    try:
+        data: Any = json.loads(text)
+        entries = data["param"][f"pci/{address}"]
+        for entry in entries:
+            if entry.get("name") != name:
+                continue
+            for value in entry.get("values", ()):
+                if value.get("cmode") == "runtime":
+                    return str(value["value"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        LOG.warning("ignoring unreadable devlink param output for %s", address)
+    return None
 
 
 def firmware_version(info: DevlinkInfo | None) -> str | None:
@@ -184,6 +268,12 @@ def eswitch_from_sysfs(compat_mode: str | None, uplink_switch_id: str | None,
 class NoTools:
     """devlink disabled or unavailable: everything comes from sysfs."""
 
+    def answer(self, query: Query) -> str | None:
+        return None
+
+    def origin(self, tool: str) -> str | None:
+        return None
+
     def eswitch_mode(self, address: str) -> str | None:
         return None
 
@@ -207,16 +297,22 @@ class RecordedTools:
             LOG.warning("ignoring recorded tool output: %s", exc)
             return None
 
+    def answer(self, query: Query) -> str | None:
+        return self._text(query.recorded)
+
+    def origin(self, tool: str) -> str | None:
+        return "recorded"
+
     def eswitch_mode(self, address: str) -> str | None:
-        text = self._text(f"devlink/dev-eswitch-{address}.json")
+        text = self.answer(eswitch_query(address))
         return None if text is None else parse_eswitch(text, address)
 
     def info(self, address: str) -> DevlinkInfo | None:
-        text = self._text(f"devlink/dev-info-{address}.json")
+        text = self.answer(info_query(address))
         return None if text is None else parse_info_all(text).get(address)
 
     def cpu_mode(self, address: str) -> str | None:
-        text = self._text(f"mstconfig/query-{address}.txt")
+        text = self.answer(cpu_mode_query(address))
         return None if text is None else parse_mstconfig(text)
 
 
@@ -234,40 +330,56 @@ def run_tool(argv: list[str]) -> str | None:
     return done.stdout
 
 
-class LiveTools:
-    """Asks the running kernel: ``devlink -j`` and ``mstconfig``, each answer cached."""
+Runner = Callable[[list[str]], "str | None"]
 
-    def __init__(self, devlink: str | None, mstconfig: str | None) -> None:
-        self._devlink = devlink
-        self._mstconfig = mstconfig
+
+class LiveTools:
+    """Asks the running kernel through the installed binaries (``None``: not installed);
+    ``devlink dev info`` is asked once for every device and cached."""
+
+    def __init__(self, devlink: str | None, mstconfig: str | None,
+                 mlxfwreset: str | None = None, run: Runner = run_tool) -> None:
+        self._binaries = {DEVLINK: devlink, NV_TOOL: mstconfig, FW_RESET: mlxfwreset}
+        self._run = run
         self._info: dict[str, DevlinkInfo] | None = None
 
+    def answer(self, query: Query) -> str | None:
+        binary = self._binaries[query.tool]
+        return None if binary is None else self._run([binary, *query.args])
+
+    def origin(self, tool: str) -> str | None:
+        binary = self._binaries[tool]
+        return None if binary is None else os.path.basename(binary)
+
     def eswitch_mode(self, address: str) -> str | None:
-        if self._devlink is None:
-            return None
-        text = run_tool([self._devlink, "-j", "dev", "eswitch", "show", f"pci/{address}"])
+        text = self.answer(eswitch_query(address))
         return None if text is None else parse_eswitch(text, address)
 
     def info(self, address: str) -> DevlinkInfo | None:
-        if self._devlink is None:
+        devlink = self._binaries[DEVLINK]
+        if devlink is None:
             return None
         if self._info is None:
-            text = run_tool([self._devlink, "-j", "dev", "info"])
+            text = self._run([devlink, "-j", "dev", "info"])
             self._info = {} if text is None else parse_info_all(text)
         return self._info.get(address)
 
     def cpu_mode(self, address: str) -> str | None:
-        if self._mstconfig is None:
-            return None
-        text = run_tool([self._mstconfig, "-d", address, "q", "INTERNAL_CPU_MODEL",
-                         "INTERNAL_CPU_PAGE_SUPPLIER"])
+        text = self.answer(cpu_mode_query(address))
         return None if text is None else parse_mstconfig(text)
 
 
-def tool_source(reader: SysfsReader, use_devlink: bool) -> ToolSource:
+def installed_tools(run: Runner = run_tool) -> LiveTools:
+    """The running host's ``devlink``, ``mstconfig`` (else ``mlxconfig``) and ``mlxfwreset``,
+    where installed."""
+    nv = next((path for name in NV_TOOL_NAMES if (path := shutil.which(name))), None)
+    return LiveTools(shutil.which(DEVLINK), nv, shutil.which(FW_RESET), run)
+
+
+def tool_source(reader: SysfsReader, use_devlink: bool = True) -> ToolSource:
     """Live tools only for the running host's own root; recorded files for any other root."""
     if not use_devlink:
         return NoTools()
     if reader.is_live:
-        return LiveTools(shutil.which("devlink"), shutil.which("mstconfig"))
+        return installed_tools()
     return RecordedTools(reader)

@@ -2,10 +2,9 @@
 
 A snapshot is a small root filesystem: every sysfs file, symlink and directory the scan
 touched, at the path the kernel shows it (``sys/bus/pci/devices/<addr>`` stays a relative
-symlink into ``sys/devices/...``), plus what the devlink/mstconfig readers use
-(``devlink/dev-info-<addr>.json``, ``devlink/dev-eswitch-<addr>.json``,
-``devlink/dev-param-<addr>.json``, ``mstconfig/query-<addr>.txt``,
-``mstconfig/reset-<addr>.txt``), the host's name in
+symlink into ``sys/devices/...``), plus the answers to the read-only devlink, mstconfig and
+mlxfwreset questions in the files ``devlink.RecordedTools`` reads
+(``devlink.recorded_queries``), the host's name in
 ``etc/hostname`` (discovery of a recorded tree reads it there) and a ``snapshot.json``
 manifest. The ``[smartnic]`` options given to the command (those that differ from the
 defaults, host paths left out) are recorded in ``etc/smartnic.conf``: every command run with
@@ -37,7 +36,6 @@ import logging
 import os
 import posixpath
 import re
-import shutil
 import stat
 import tarfile
 import tempfile
@@ -81,7 +79,6 @@ MAX_SYMLINKS = 40
 #: MAX_FILE_BYTES, as ``take`` caps them.
 UNPACK_LIMITS = safetar.Limits(members=250_000, file_bytes=MAX_FILE_BYTES,
                                total_bytes=64 << 20, stream_bytes=512 << 20)
-FLOW_STEERING_PARAM = "flow_steering_mode"  # what host/devlink_params.py reads for mlx5 PFs
 
 FILE = "file"
 DIR = "dir"
@@ -96,8 +93,6 @@ _NOT_THERE = frozenset({errno.ENOENT, errno.ENODEV, errno.EINVAL, errno.EOPNOTSU
                         errno.ENXIO, errno.ENOTDIR})
 _TOP_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _DISCOVERY_LOGGERS = ("cyborg_smartnic.discovery.scan", "cyborg_smartnic.discovery.devlink")
-
-Runner = Callable[[list[str]], str | None]
 
 
 class SnapshotError(SmartNicError):
@@ -142,16 +137,6 @@ class Snapshot:
 
     def count(self, kind: str) -> int:
         return sum(1 for member in self.members if member.kind == kind)
-
-
-@dataclass(frozen=True)
-class LiveCommands:
-    """The read-only tools of the running host (``None`` where not installed)."""
-
-    devlink: str | None
-    mstconfig: str | None  # mstconfig (mstflint), else mlxconfig (MFT): same arguments
-    run: Runner = dl.run_tool
-    mlxfwreset: str | None = None  # its query says which firmware reset levels work
 
 
 # ---------------------------------------------------------------------------- tracing
@@ -419,66 +404,30 @@ class Packer:
 
 
 # ---------------------------------------------------------------------------- tools
-def tool_queries(address: str, driver: str | None, dpu: bool, *, nv_config: bool = False
-                 ) -> list[tuple[str, str, list[str]]]:
-    """(relative file, tool, arguments) for each read-only query recorded for a PF: what
-    ``devlink.RecordedTools``, ``host.devlink_params`` and ``host.firmware`` read back. A
-    model with NV config gets the whole ``mstconfig -e q`` (default, current and next-boot
-    values; it includes a DPU's mode keys) and ``mlxfwreset q`` (the reset levels)."""
-    handle = f"pci/{address}"
-    queries = [
-        (f"devlink/dev-info-{address}.json", "devlink", ["-j", "dev", "info", handle]),
-        (f"devlink/dev-eswitch-{address}.json", "devlink",
-         ["-j", "dev", "eswitch", "show", handle]),
-    ]
-    if driver == "mlx5_core":
-        queries.append((f"devlink/dev-param-{address}.json", "devlink",
-                        ["-j", "dev", "param", "show", handle, "name", FLOW_STEERING_PARAM]))
-    if nv_config:
-        queries.append((f"mstconfig/query-{address}.txt", "mstconfig",
-                        ["-e", "-d", address, "q"]))
-        queries.append((f"mstconfig/reset-{address}.txt", "mlxfwreset",
-                        ["-d", address, "q"]))
-    elif dpu:
-        queries.append((f"mstconfig/query-{address}.txt", "mstconfig",
-                        ["-d", address, "q", "INTERNAL_CPU_MODEL",
-                         "INTERNAL_CPU_PAGE_SUPPLIER"]))
-    return queries
-
-
 def tool_files(root: str, pfs: Iterable[PhysicalFunction], catalog: Catalog,
-               commands: LiveCommands | None) -> dict[str, bytes]:
-    """devlink/mstconfig output for ``pfs`` in the layout the recorded readers use: asked
-    live through ``commands``, or (``None``) copied from the recorded tree under ``root``."""
+               commands: dl.LiveTools | None) -> dict[str, bytes]:
+    """``devlink.recorded_queries`` of ``pfs`` in the layout ``devlink.RecordedTools``
+    reads: asked live through ``commands``, or (``None``) copied from the recorded tree
+    under ``root``."""
     out: dict[str, bytes] = {}
     for pf in sorted(pfs, key=lambda p: p.address):
         address = str(pf.address)
         model = catalog.lookup_pf(pf.vendor_id, pf.device_id)
         if commands is None:
-            for rel, _, _ in tool_queries(address, "mlx5_core", True, nv_config=True):
+            for query in dl.recorded_queries(address, "mlx5_core", True, nv_config=True):
                 try:
-                    out[rel] = _read_file(f"{root}/{rel}")
+                    out[query.recorded] = _read_file(f"{root}/{query.recorded}")
                 except OSError:
                     continue  # not recorded for this PF
             continue
-        for rel, tool, args in tool_queries(address, pf.driver,
-                                            bool(model is not None and model.dpu),
-                                            nv_config=bool(model is not None
-                                                           and model.nv_config)):
-            binary = {"devlink": commands.devlink, "mstconfig": commands.mstconfig,
-                      "mlxfwreset": commands.mlxfwreset}[tool]
-            text = commands.run([binary, *args]) if binary else None
+        for query in dl.recorded_queries(address, pf.driver,
+                                         bool(model is not None and model.dpu),
+                                         nv_config=bool(model is not None
+                                                        and model.nv_config)):
+            text = commands.answer(query)
             if text:
-                out[rel] = text.encode()
+                out[query.recorded] = text.encode()
     return out
-
-
-def installed_commands() -> LiveCommands:
-    """The running host's ``devlink``, ``mstconfig`` (or ``mlxconfig``) and ``mlxfwreset``,
-    where installed."""
-    return LiveCommands(devlink=shutil.which("devlink"),
-                        mstconfig=shutil.which("mstconfig") or shutil.which("mlxconfig"),
-                        mlxfwreset=shutil.which("mlxfwreset"))
 
 
 # ---------------------------------------------------------------------------- taking
@@ -536,7 +485,7 @@ def recorded_config(root: Path | str) -> Path | None:
 
 
 def take(root: Path | str, options: ScanOptions, *, created: datetime,
-         commands: LiveCommands | None = None,
+         commands: dl.LiveTools | None = None,
          extra: Callable[[Host], Mapping[str, bytes]] | None = None,
          config: str | None = None) -> Snapshot:
     """Trace a scan of ``root`` and gather the snapshot (nothing is written).
@@ -555,7 +504,7 @@ def take(root: Path | str, options: ScanOptions, *, created: datetime,
     if options.use_devlink:
         live = None
         if packer.live:
-            live = commands if commands is not None else installed_commands()
+            live = commands if commands is not None else dl.installed_tools()
         for rel, data in tool_files(packer.root, pfs, options.catalog, live).items():
             packer.put(rel, data)
     for rel, data in (extra(host) if extra is not None else {}).items():

@@ -9,9 +9,8 @@ limit, eswitch back to legacy), or, when only a reboot activates it, after the r
 (``host apply --resume``).
 
 The facts (NV values now and at next boot, supported reset levels) come from the tools on the
-running host or from what a snapshot recorded (``<root>/mstconfig/query-<addr>.txt``, the
-output of ``mstconfig -e -d <addr> q`` or of ``q`` without ``-e``, and
-``<root>/mstconfig/reset-<addr>.txt``, the output of ``mlxfwreset -d <addr> q``).
+running host or from what a snapshot recorded: ``devlink.nv_query`` (``mstconfig -e q``; a
+recording of ``q`` without ``-e`` is read too) and ``devlink.reset_query``.
 """
 
 from __future__ import annotations
@@ -19,13 +18,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from cyborg_smartnic.catalog import Catalog, NicModel
 from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, Host, PhysicalFunction
+from cyborg_smartnic.discovery.sysfs import SysfsReader
 from cyborg_smartnic.host import guard
 from cyborg_smartnic.host.config import DeviceConfig
 from cyborg_smartnic.host.inuse import InUse
@@ -149,27 +148,15 @@ def parse_reset_levels(text: str) -> bool | None:
     return None
 
 
-def nv_tool() -> str | None:
-    """``mstconfig`` (mstflint) or ``mlxconfig`` (MFT), whichever is installed."""
-    return shutil.which("mstconfig") or shutil.which("mlxconfig")
-
-
 def read_facts(root: str, address: str) -> FirmwareFacts:
-    """The facts for one PF: live tools on the running host, recorded files elsewhere."""
-    if os.path.realpath(root) == "/":
-        tool = nv_tool()
-        nv = dl.run_tool([tool, "-e", "-d", address, "q"]) if tool else None
-        reset_tool = shutil.which("mlxfwreset")
-        levels = dl.run_tool([reset_tool, "-d", address, "q"]) if reset_tool else None
-        return FirmwareFacts(parse_nv(nv) if nv else {},
-                             parse_reset_levels(levels) if levels else None,
-                             os.path.basename(tool) if tool else None)
-    base = os.path.join(root, "mstconfig")
-    nv_text = _read(os.path.join(base, f"query-{address}.txt"))
-    reset_text = _read(os.path.join(base, f"reset-{address}.txt"))
-    return FirmwareFacts(parse_nv(nv_text) if nv_text else {},
-                         parse_reset_levels(reset_text) if reset_text else None,
-                         "recorded" if nv_text else None)
+    """The facts for one PF: live tools on the running host, recorded files elsewhere
+    (``devlink.nv_query`` and ``devlink.reset_query``)."""
+    source = dl.tool_source(SysfsReader(root))
+    nv = source.answer(dl.nv_query(address))
+    levels = source.answer(dl.reset_query(address))
+    return FirmwareFacts(parse_nv(nv) if nv else {},
+                         parse_reset_levels(levels) if levels else None,
+                         source.origin(dl.NV_TOOL) if nv else None)
 
 
 def read_host_facts(root: str, host: Host, catalog: Catalog | None = None
@@ -182,14 +169,6 @@ def read_host_facts(root: str, host: Host, catalog: Catalog | None = None
         if model is not None and model.nv_config:
             out[str(pf.address)] = read_facts(root, str(pf.address))
     return out
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as stream:
-            return stream.read(1 << 20)
-    except OSError:
-        return None
 
 
 # ---------------------------------------------------------------------------- DDP packages

@@ -27,7 +27,10 @@ from cyborg_smartnic.discovery.sysfs import (
     parse_switch_id,
     parse_vpd_serial,
 )
+from cyborg_smartnic.host.devlink_params import read_param
+from cyborg_smartnic.host.firmware import read_facts
 from cyborg_smartnic.hostgen import PfOptions, build_scenario, scratch_dir, vpd
+from cyborg_smartnic.hostgen.firmware import write_nv_query
 
 
 @pytest.fixture
@@ -284,6 +287,39 @@ esac
     assert dl.LiveTools(None, None).info("x") is None
     assert dl.LiveTools(None, None).eswitch_mode("x") is None
 
+
+
+def test_each_question_has_one_command_and_one_recorded_file(root: Path) -> None:
+    """``devlink.Query`` is the one home: the live source runs its command, the recorded
+    source reads its file, and the host tool's readers ask the same questions."""
+    address = "0000:3b:00.0"
+    queries = [*dl.recorded_queries(address, "mlx5_core", True, nv_config=True),
+               dl.cpu_mode_query(address)]
+    assert {q.recorded for q in queries} == {
+        f"devlink/dev-info-{address}.json", f"devlink/dev-eswitch-{address}.json",
+        f"devlink/dev-param-{address}.json", f"mstconfig/query-{address}.txt",
+        f"mstconfig/reset-{address}.txt"}
+    ran: list[list[str]] = []
+    live = dl.LiveTools("/x/devlink", "/x/mlxconfig", "/x/mlxfwreset",
+                        run=lambda argv: ran.append(argv) or f"answer {len(ran)}")
+    recorded = dl.RecordedTools(SysfsReader(root))
+    for query in queries:
+        (root / query.recorded).parent.mkdir(parents=True, exist_ok=True)
+        (root / query.recorded).write_text(f"recorded {query.tool}\n")
+        assert recorded.answer(query) == f"recorded {query.tool}"
+        assert live.answer(query) is not None
+        assert ran[-1][1:] == list(query.args)
+    assert [argv[0] for argv in ran] == ["/x/devlink", "/x/devlink", "/x/devlink",
+                                         "/x/mlxconfig", "/x/mlxfwreset", "/x/mlxconfig"]
+    assert (live.origin(dl.NV_TOOL), recorded.origin(dl.NV_TOOL)) == ("mlxconfig", "recorded")
+    assert dl.LiveTools(None, None).answer(dl.reset_query(address)) is None
+    param = {"param": {f"pci/{address}": [{"name": "flow_steering_mode", "values": [
+        {"cmode": "runtime", "value": "dmfs"}]}]}}
+    (root / dl.param_query(address).recorded).write_text(json.dumps(param))
+    assert read_param(str(root), address) == "dmfs"
+    write_nv_query(root, address, {"INTERNAL_CPU_MODEL": (1, 0)})
+    facts = read_facts(str(root), address)
+    assert facts.tool == "recorded" and facts.nv["INTERNAL_CPU_MODEL"].pending
 
 # ---------------------------------------------------------------------- pci.ids
 PCI_IDS = """# sample

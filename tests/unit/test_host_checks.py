@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from cyborg_smartnic.discovery.devlink import parse_param
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import doctor
 from cyborg_smartnic.host.config import load_host_config
-from cyborg_smartnic.host.devlink_params import parse_param, with_flow_steering
+from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.inuse import InUse
 from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.requirements import Finding, check

@@ -21,7 +21,7 @@ import pytest
 from cyborg_smartnic import safetar
 from cyborg_smartnic.catalog import Catalog
 from cyborg_smartnic.discovery import snapshot as snap
-from cyborg_smartnic.discovery.devlink import RecordedTools
+from cyborg_smartnic.discovery.devlink import LiveTools, RecordedTools
 from cyborg_smartnic.discovery.export import host_to_dict
 from cyborg_smartnic.discovery.physnets import parse_physnet_mappings
 from cyborg_smartnic.discovery.scan import ScanOptions, scan
@@ -293,8 +293,7 @@ def test_live_tools_are_recorded_where_the_recorded_readers_look(work: Path) -> 
         path = tree.root / f"devlink/dev-{argv[3]}-{argv[-1][4:]}.json"
         return path.read_text() if path.exists() else None
 
-    commands = snap.LiveCommands(devlink="/sbin/devlink", mstconfig="/bin/mstconfig",
-                                 run=fake_devlink, mlxfwreset="/bin/mlxfwreset")
+    commands = LiveTools("/sbin/devlink", "/bin/mstconfig", "/bin/mlxfwreset", run=fake_devlink)
     files = snap.tool_files("", host.physical_functions, Catalog(), commands)
     assert all(argv[0] in ("/sbin/devlink", "/bin/mstconfig", "/bin/mlxfwreset")
                for argv in calls)
@@ -321,8 +320,7 @@ def test_live_tools_are_recorded_where_the_recorded_readers_look(work: Path) -> 
 def test_tools_not_installed_record_nothing(work: Path) -> None:
     tree = build_scenario(work / "tree", "cx6dx_switchdev")
     host = scan(tree.root, _options(tree, hostname="node-1"))
-    commands = snap.LiveCommands(devlink=None, mstconfig=None,
-                                 run=lambda argv: pytest.fail(f"ran {argv}"))
+    commands = LiveTools(None, None, run=lambda argv: pytest.fail(f"ran {argv}"))
     assert snap.tool_files("", host.physical_functions, Catalog(), commands) == {}
 
 
