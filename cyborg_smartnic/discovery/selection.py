@@ -17,15 +17,16 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from cyborg_smartnic import ranges as vf_ranges
 from cyborg_smartnic.errors import ConfigError, InvalidPciAddress
 from cyborg_smartnic.pci import PciAddress
+from cyborg_smartnic.ranges import RangeError, is_range
 
 OPTION = "[smartnic] devices"
 MAX_VF_INDEX = 65535
 
 _ID = re.compile(r"(?P<vendor>[0-9a-fA-F]{4}):(?P<device>[0-9a-fA-F]{4}|\*)")
 _NETDEV = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,14}")
-_RANGE_TOKEN = re.compile(r"\d+(?:-\d+)?")
 _ADDRESS_SHAPE = re.compile(r"[0-9a-fA-F]+:[0-9a-fA-F]+:[0-9a-fA-F]+\.[0-9a-fA-F]+")
 
 KIND_ID = "id"
@@ -70,7 +71,7 @@ def rejoin(items: Iterable[str]) -> list[str]:
         item = raw.strip()
         if not item:
             continue
-        if _RANGE_TOKEN.fullmatch(item):
+        if is_range(item):
             if not out or "#" not in out[-1]:
                 raise ConfigError(option=OPTION,
                                   reason=f"VF range {item!r} does not follow a selector with '#'")
@@ -81,23 +82,11 @@ def rejoin(items: Iterable[str]) -> list[str]:
 
 
 def parse_ranges(text: str, selector: str) -> frozenset[int]:
-    """``0-3,8`` -> {0, 1, 2, 3, 8}."""
-    indexes: set[int] = set()
-    for part in text.split(","):
-        match = _RANGE_TOKEN.fullmatch(part.strip())
-        if match is None:
-            raise ConfigError(option=OPTION,
-                              reason=f"{selector!r}: VF range {part!r} is not N or N-M")
-        first, _, last = part.strip().partition("-")
-        low, high = int(first), int(last or first)
-        if low > high:
-            raise ConfigError(option=OPTION,
-                              reason=f"{selector!r}: VF range {part!r} runs backwards")
-        if high > MAX_VF_INDEX:
-            raise ConfigError(option=OPTION,
-                              reason=f"{selector!r}: VF index {high} is above {MAX_VF_INDEX}")
-        indexes.update(range(low, high + 1))
-    return frozenset(indexes)
+    """``0-3,8`` -> {0, 1, 2, 3, 8} (``ranges.parse_ranges`` up to ``MAX_VF_INDEX``)."""
+    try:
+        return frozenset(vf_ranges.parse_ranges(text, MAX_VF_INDEX))
+    except RangeError as exc:
+        raise ConfigError(option=OPTION, reason=f"{selector!r}: {exc}") from None
 
 
 def parse_selector(text: str) -> Selector:

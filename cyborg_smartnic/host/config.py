@@ -8,24 +8,22 @@ reason``; nothing here looks at the host itself (see ``match_devices`` for that)
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cyborg_smartnic import yamlsource
+from cyborg_smartnic import ranges, yamlsource
 from cyborg_smartnic.discovery import selection
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
 from cyborg_smartnic.errors import ConfigError, InvalidPciAddress, SourceError, SourceErrors
 from cyborg_smartnic.pci import PciAddress
 from cyborg_smartnic.profiles.spec import known_vf_drivers, parse_hugepage_size, vf_driver_problem
+from cyborg_smartnic.ranges import RangeError
 
 DEFAULT_DRIVER = "default"  # vf_drivers value meaning "the vendor's netdev VF driver"
 MAX_VFS = 4096
 FLOW_STEERING_MODES = ("smfs", "dmfs")
 DRIVER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
-_RANGES_PATTERN = r"^\s*\d+(\s*-\s*\d+)?(\s*,\s*\d+(\s*-\s*\d+)?)*\s*$"
-_RANGES_RE = re.compile(_RANGES_PATTERN)
 _SELECTORS = ("address", "netdev", "select")
 #: The names profiles accept for vf_driver, plus ``default``.
 _VF_DRIVERS = (*known_vf_drivers(), DEFAULT_DRIVER)
@@ -282,26 +280,14 @@ def parse_document(doc: yamlsource.Document) -> HostConfig:
     return HostConfig(file=doc.file, devices=devices, hugepages=hugepages, ovs=ovs)
 
 
-def parse_ranges(text: str | int) -> tuple[int, ...]:
-    """``"0-3,8"`` -> ``(0, 1, 2, 3, 8)``; raises ValueError with a reason."""
-    if not (isinstance(text, str) or yamlsource.is_integer(text)):
-        raise ValueError(f"{text!r} is not a VF index list like '0-7' or '0-3,8'")
-    if isinstance(text, int):
-        if not 0 <= text < MAX_VFS:
-            raise ValueError(f"VF index {text} is outside 0-{MAX_VFS - 1}")
-        return (text,)
-    if not _RANGES_RE.fullmatch(text):
-        raise ValueError(f"{text!r} is not a VF index list like '0-7' or '0-3,8'")
-    indices: set[int] = set()
-    for part in text.split(","):
-        first, _, last = part.partition("-")
-        low, high = int(first), int(last or first)
-        if low > high:
-            raise ValueError(f"range {part.strip()!r} runs backwards")
-        if high >= MAX_VFS:
-            raise ValueError(f"VF index {high} is outside 0-{MAX_VFS - 1}")
-        indices.update(range(low, high + 1))
-    return tuple(sorted(indices))
+def parse_ranges(value: str | int) -> tuple[int, ...]:
+    """A host.yaml VF index list (``"0-3,8"``, or one YAML integer) -> sorted indices;
+    ``ranges.RangeError`` (a ValueError) with the reason."""
+    if yamlsource.is_integer(value):
+        value = str(value)
+    if not isinstance(value, str):
+        raise RangeError(f"{value!r} is not a VF index list like '0-7' or '0-3,8'")
+    return ranges.parse_ranges(value, MAX_VFS - 1)
 
 
 def parse_size_kb(value: str | int) -> int:

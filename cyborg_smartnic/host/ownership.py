@@ -22,7 +22,8 @@ from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.errors import ConfigError
 from cyborg_smartnic.host import novaspec
 from cyborg_smartnic.host.config import OWNER_CYBORG, OWNER_NOVA, OWNER_RESERVED, HostConfig
-from cyborg_smartnic.host.plan import format_ranges, selects
+from cyborg_smartnic.host.plan import selects
+from cyborg_smartnic.ranges import format_ranges
 
 BOTH = "both"
 NEITHER = "neither"

@@ -45,6 +45,7 @@ from cyborg_smartnic.host.steps import (
     Plan,
     Step,
 )
+from cyborg_smartnic.ranges import format_ranges
 
 MLX5 = "mlx5_core"
 FLOW_STEERING_PARAM = "flow_steering_mode"
@@ -84,7 +85,7 @@ def plan(desired: HostConfig, current: Host, in_use: InUse,
             continue
         steps.extend(_PfPlanner(device, after.get(str(pf.address), pf), in_use, model).run())
         if device.reserved_vfs:
-            notes.append(f"{pf.address}: reserved VFs ({_ranges(device.reserved_vfs)}) are "
+            notes.append(f"{pf.address}: reserved VFs ({format_ranges(device.reserved_vfs)}) are "
                          f"held back from Cyborg (see `host conf` for the [smartnic] lines)")
     if fw.host is not None:
         steps.extend(firmware.restore_steps(current, fw.host,
@@ -391,22 +392,3 @@ class _PfPlanner:
                  **extra: object) -> None:
         self.steps.append(Step(kind, target, reason=reason, pf=self.addr, refused=refused,
                                  **extra))  # type: ignore[arg-type]
-
-
-def _ranges(indices: tuple[int, ...]) -> str:
-    """``(0, 1, 2, 5)`` -> ``"0-2,5"``."""
-    parts: list[str] = []
-    start = prev = None
-    for index in indices:
-        if prev is not None and index == prev + 1:
-            prev = index
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = index
-    if start is not None:
-        parts.append(str(start) if start == prev else f"{start}-{prev}")
-    return ",".join(parts)
-
-
-format_ranges = _ranges

@@ -34,8 +34,9 @@ from cyborg_smartnic.host.config import (
     DeviceConfig,
     HostConfig,
 )
-from cyborg_smartnic.host.plan import format_ranges, match_devices
+from cyborg_smartnic.host.plan import match_devices
 from cyborg_smartnic.pci import PciAddress
+from cyborg_smartnic.ranges import format_ranges
 
 SERVICES = ("cyborg", "nova")
 

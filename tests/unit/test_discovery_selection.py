@@ -72,7 +72,7 @@ def test_parse(text: str, kind: str, fields: tuple[object, ...],
     (["ens1f0#3-1"], "'ens1f0#3-1': VF range '3-1' runs backwards"),
     (["ens1f0#a"], "'ens1f0#a': VF range 'a' is not N or N-M"),
     (["ens1f0#1", "x:2"], "unknown selector 'x:2'"),
-    (["ens1f0#0-70000"], "VF index 70000 is above 65535"),
+    (["ens1f0#0-70000"], "'ens1f0#0-70000': VF index 70000 is outside 0-65535"),
     (["4", "ens1f0"], "VF range '4' does not follow a selector with '#'"),
     (["ens1f0", "4"], "VF range '4' does not follow a selector with '#'"),
 ])

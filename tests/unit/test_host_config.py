@@ -160,10 +160,16 @@ def test_parse_ranges(text: str | int, expected: tuple[int, ...]) -> None:
     assert parse_ranges(text) == expected
 
 
-@pytest.mark.parametrize("text", ["3-1", "a-b", "", "1-", "5000", -1])
-def test_parse_ranges_refuses(text: str | int) -> None:
-    with pytest.raises(ValueError, match=r"."):
+@pytest.mark.parametrize(("text", "reason"), [
+    ("3-1", "VF range '3-1' runs backwards"), ("a-b", "VF range 'a-b' is not N or N-M"),
+    ("", "'' is not a VF index list like '0-7' or '0-3,8'"),
+    ("1-", "VF range '1-' is not N or N-M"), ("5000", "VF index 5000 is outside 0-4095"),
+    (-1, "VF range '-1' is not N or N-M"),
+    (True, "True is not a VF index list like '0-7' or '0-3,8'")])
+def test_parse_ranges_refuses(text: str | int, reason: str) -> None:
+    with pytest.raises(ValueError) as caught:
         parse_ranges(text)
+    assert str(caught.value) == reason
 
 
 @pytest.mark.parametrize(("text", "kb"), [

@@ -22,7 +22,7 @@ from cyborg_smartnic.host.config import (
     VfDriverRange,
 )
 from cyborg_smartnic.host.inuse import InUse, VfUser
-from cyborg_smartnic.host.plan import format_ranges, plan
+from cyborg_smartnic.host.plan import plan
 from cyborg_smartnic.host.steps import (
     BIND_DRIVER,
     FW_RESET,
@@ -346,12 +346,6 @@ def test_plan_is_serialisable_and_stable() -> None:
     data = first.to_dict()
     assert data["refused"] == 0 and len(data["destroys_vfs"]) == 4
     assert data["steps"][0]["kind"] == "set_numvfs" and data["steps"][0]["from"] == 4
-
-
-@pytest.mark.parametrize(("indices", "text"), [
-    ((0, 1, 2, 5), "0-2,5"), ((7,), "7"), ((), ""), ((1, 3, 4), "1,3-4")])
-def test_format_ranges(indices: tuple[int, ...], text: str) -> None:
-    assert format_ranges(indices) == text
 
 
 def test_blind_in_use_detection_refuses_destroying_but_not_creating() -> None:
