@@ -65,7 +65,11 @@ class _Family:
     fw_reset: bool = False
 
 
-_MLX = "mlx5_core"
+#: Driver names several modules test for; the catalogue below is where they live.
+MLX5_DRIVER = "mlx5_core"
+VFIO_DRIVER = "vfio-pci"
+#: Userspace VF drivers (no kernel netdev), in the order messages list them.
+USERSPACE_VF_DRIVERS = (VFIO_DRIVER, "igb_uio", "uio_pci_generic")
 _FAMILIES: tuple[_Family, ...] = (
     _Family("8086", "1572 1581 1583 1589 158a 158b 15ff 0d58", "X710", "X710", "154c",
             "i40e", "iavf", max_vfs=128),
@@ -78,27 +82,27 @@ _FAMILIES: tuple[_Family, ...] = (
             max_vfs=256, switchdev=True, ddp=True),
     _Family("8086", "12d2 12d3", "E830", "E830", "1889", "ice", "iavf",
             max_vfs=256, switchdev=True, ddp=True),
-    _Family("15b3", "1013", "ConnectX-4", "CONNECTX_4", "1014", _MLX, _MLX,
+    _Family("15b3", "1013", "ConnectX-4", "CONNECTX_4", "1014", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, nv_config=True),
-    _Family("15b3", "1015", "ConnectX-4 Lx", "CONNECTX_4_LX", "1016", _MLX, _MLX,
+    _Family("15b3", "1015", "ConnectX-4 Lx", "CONNECTX_4_LX", "1016", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, nv_config=True),
-    _Family("15b3", "1017", "ConnectX-5", "CONNECTX_5", "1018", _MLX, _MLX,
+    _Family("15b3", "1017", "ConnectX-5", "CONNECTX_5", "1018", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, nv_config=True, fw_reset=True),
-    _Family("15b3", "1019", "ConnectX-5 Ex", "CONNECTX_5_EX", "101a", _MLX, _MLX,
+    _Family("15b3", "1019", "ConnectX-5 Ex", "CONNECTX_5_EX", "101a", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, nv_config=True, fw_reset=True),
-    _Family("15b3", "101b", "ConnectX-6", "CONNECTX_6", "101c", _MLX, _MLX,
+    _Family("15b3", "101b", "ConnectX-6", "CONNECTX_6", "101c", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, nv_config=True, fw_reset=True),
-    _Family("15b3", "101d", "ConnectX-6 Dx", "CONNECTX_6_DX", "101e", _MLX, _MLX,
+    _Family("15b3", "101d", "ConnectX-6 Dx", "CONNECTX_6_DX", "101e", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, nv_config=True, fw_reset=True),
-    _Family("15b3", "101f", "ConnectX-6 Lx", "CONNECTX_6_LX", "101e", _MLX, _MLX,
+    _Family("15b3", "101f", "ConnectX-6 Lx", "CONNECTX_6_LX", "101e", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, nv_config=True, fw_reset=True),
-    _Family("15b3", "1021", "ConnectX-7", "CONNECTX_7", "101e", _MLX, _MLX,
+    _Family("15b3", "1021", "ConnectX-7", "CONNECTX_7", "101e", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, nv_config=True, fw_reset=True),
-    _Family("15b3", "1023", "ConnectX-8", "CONNECTX_8", "101e", _MLX, _MLX,
+    _Family("15b3", "1023", "ConnectX-8", "CONNECTX_8", "101e", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, nv_config=True, fw_reset=True),
-    _Family("15b3", "a2d6", "BlueField-2", "BLUEFIELD_2", "101e", _MLX, _MLX,
+    _Family("15b3", "a2d6", "BlueField-2", "BLUEFIELD_2", "101e", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, dpu=True, nv_config=True, fw_reset=True),
-    _Family("15b3", "a2dc", "BlueField-3", "BLUEFIELD_3", "101e", _MLX, _MLX,
+    _Family("15b3", "a2dc", "BlueField-3", "BLUEFIELD_3", "101e", MLX5_DRIVER, MLX5_DRIVER,
             switchdev=True, dpu=True, nv_config=True, fw_reset=True),
     _Family("14e4", "16d7", "BCM57414", "BCM57414", "16dc", "bnxt_en", "bnxt_en",
             switchdev=True),
@@ -123,12 +127,12 @@ XDP_NATIVE = "native"
 XDP_GENERIC = "generic"
 XDP_NONE = "none"
 NATIVE_XDP_DRIVERS = frozenset({
-    "mlx5_core", "mlx4_en", "i40e", "ice", "ixgbe", "ixgbevf", "igb", "igc", "bnxt_en",
+    MLX5_DRIVER, "mlx4_en", "i40e", "ice", "ixgbe", "ixgbevf", "igb", "igc", "bnxt_en",
     "qede", "nfp", "ionic", "rvu_nicpf", "rvu_nicvf", "virtio_net", "ena", "hv_netvsc",
     "idpf", "tun", "veth",
 })
 GENERIC_ONLY_XDP_DRIVERS = frozenset({"iavf", "igbvf", "e1000e", "tg3"})
-USERSPACE_DRIVERS = frozenset({"vfio-pci", "igb_uio", "uio_pci_generic"})
+USERSPACE_DRIVERS = frozenset(USERSPACE_VF_DRIVERS)
 
 
 def xdp_support(driver: str | None) -> str | None:

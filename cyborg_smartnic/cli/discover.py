@@ -13,14 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cyborg_smartnic.catalog import VFIO_DRIVER as VFIO
 from cyborg_smartnic.cli import common
 from cyborg_smartnic.cli import watch as watch_cli
 from cyborg_smartnic.discovery.export import host_to_dict
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
 from cyborg_smartnic.discovery.scan import scan, scan_options_from_conf
 from cyborg_smartnic.discovery.sysfs import check_root
-
-VFIO = "vfio-pci"
 
 
 def register(subparsers: Any) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from cyborg_smartnic.catalog import MLX5_DRIVER
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
 from cyborg_smartnic.discovery.sysfs import SysfsReader, UnreadableAttribute
 
@@ -34,7 +35,8 @@ DEVLINK = "devlink"
 NV_TOOL = "mstconfig"  # mstflint's; NVIDIA MFT's mlxconfig takes the same arguments
 NV_TOOL_NAMES = ("mstconfig", "mlxconfig")
 FW_RESET = "mlxfwreset"
-FLOW_STEERING_PARAM = "flow_steering_mode"  # mlx5's devlink parameter (dmfs or smfs)
+FLOW_STEERING_PARAM = "flow_steering_mode"  # mlx5's devlink parameter
+FLOW_STEERING_MODES = ("smfs", "dmfs")  # its values: software or device-managed steering
 FW_DPU = "dpu"
 FW_NIC = "nic"
 ICE_DDP_MODES = {
@@ -110,7 +112,7 @@ def recorded_queries(address: str, driver: str | None, dpu: bool, *,
     ``host.firmware`` ask. A model with NV config gets ``nv_query`` (it includes a DPU's
     mode keys) and ``reset_query``; an mlx5 PF its flow steering parameter."""
     queries = [info_query(address), eswitch_query(address)]
-    if driver == "mlx5_core":
+    if driver == MLX5_DRIVER:
         queries.append(param_query(address))
     if nv_config:
         queries += [nv_query(address), reset_query(address)]

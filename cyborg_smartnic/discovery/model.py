@@ -12,6 +12,7 @@ from cyborg_smartnic.pci import PciAddress
 
 ESWITCH_LEGACY = "legacy"
 ESWITCH_SWITCHDEV = "switchdev"
+ESWITCH_MODES = (ESWITCH_LEGACY, ESWITCH_SWITCHDEV)
 
 
 @dataclass(frozen=True, slots=True)

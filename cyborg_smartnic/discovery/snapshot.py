@@ -51,7 +51,7 @@ from oslo_config import cfg
 
 from cyborg_smartnic import __version__, safetar
 from cyborg_smartnic import conf as smartnic_conf
-from cyborg_smartnic.catalog import Catalog
+from cyborg_smartnic.catalog import MLX5_DRIVER, Catalog
 from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery.export import host_to_dict
 from cyborg_smartnic.discovery.model import Host, PhysicalFunction
@@ -414,7 +414,7 @@ def tool_files(root: str, pfs: Iterable[PhysicalFunction], catalog: Catalog,
         address = str(pf.address)
         model = catalog.lookup_pf(pf.vendor_id, pf.device_id)
         if commands is None:
-            for query in dl.recorded_queries(address, "mlx5_core", True, nv_config=True):
+            for query in dl.recorded_queries(address, MLX5_DRIVER, True, nv_config=True):
                 try:
                     out[query.recorded] = _read_file(f"{root}/{query.recorded}")
                 except OSError:

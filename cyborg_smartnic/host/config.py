@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cyborg_smartnic import ranges, yamlsource
+from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery import selection
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
 from cyborg_smartnic.errors import ConfigError, InvalidPciAddress, SourceError, SourceErrors
@@ -22,7 +23,6 @@ from cyborg_smartnic.ranges import RangeError
 
 DEFAULT_DRIVER = "default"  # vf_drivers value meaning "the vendor's netdev VF driver"
 MAX_VFS = 4096
-FLOW_STEERING_MODES = ("smfs", "dmfs")
 DRIVER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _SELECTORS = ("address", "netdev", "select")
 #: The names profiles accept for vf_driver, plus ``default``.
@@ -180,7 +180,7 @@ _DEVICE_SCHEMA: dict[str, Any] = {
         },
         "reserved_vfs": {"type": ["string", "integer"]},
         "eswitch_mode": {"enum": [ESWITCH_LEGACY, ESWITCH_SWITCHDEV]},
-        "flow_steering_mode": {"enum": list(FLOW_STEERING_MODES)},
+        "flow_steering_mode": {"enum": list(dl.FLOW_STEERING_MODES)},
         "firmware_mode": {"type": "string", "pattern": r"^[a-z0-9_]{1,64}$",
                           "x-message": "a firmware mode is lower-case letters, digits and _ "
                                        "(like nic, dpu, comms, os_default)"},

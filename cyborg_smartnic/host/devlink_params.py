@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from cyborg_smartnic.catalog import MLX5_DRIVER
 from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.sysfs import SysfsReader
 
 PARAM = dl.FLOW_STEERING_PARAM
-MLX5 = "mlx5_core"
 
 
 def read_param(root: str, address: str, name: str = PARAM) -> str | None:
@@ -28,6 +28,6 @@ def with_flow_steering(host: Host, root: str) -> Host:
     """``host`` with ``flow_steering_mode`` read for mlx5 PFs that lack it."""
     pfs = tuple(
         replace(pf, flow_steering_mode=read_param(root, str(pf.address)))
-        if pf.driver == MLX5 and pf.flow_steering_mode is None else pf
+        if pf.driver == MLX5_DRIVER and pf.flow_steering_mode is None else pf
         for pf in host.physical_functions)
     return replace(host, physical_functions=pfs)

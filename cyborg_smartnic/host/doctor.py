@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from cyborg_smartnic.catalog import VFIO_DRIVER as VFIO
 from cyborg_smartnic.catalog import Catalog
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.procfs import ProcReader
@@ -24,7 +25,6 @@ from cyborg_smartnic.host.steps import Plan, Step
 OK = "ok"
 WARN = "warn"
 FAIL = "fail"
-VFIO = "vfio-pci"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from cyborg_smartnic.catalog import MLX5_DRIVER as MLX5
 from cyborg_smartnic.catalog import Catalog, NicModel
 from cyborg_smartnic.discovery import selection
+from cyborg_smartnic.discovery.devlink import FLOW_STEERING_PARAM
 from cyborg_smartnic.discovery.model import (
     ESWITCH_LEGACY,
     ESWITCH_SWITCHDEV,
@@ -47,8 +49,6 @@ from cyborg_smartnic.host.steps import (
 )
 from cyborg_smartnic.ranges import format_ranges
 
-MLX5 = "mlx5_core"
-FLOW_STEERING_PARAM = "flow_steering_mode"
 FW_DPU = "dpu"
 
 

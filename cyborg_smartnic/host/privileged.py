@@ -41,6 +41,8 @@ from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
 
 from cyborg_smartnic.conf import PRIVSEP_GROUP
+from cyborg_smartnic.discovery import devlink as dl
+from cyborg_smartnic.discovery import model
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.scan import ScanOptions, scan_function
 from cyborg_smartnic.discovery.selection import parse_selector
@@ -63,9 +65,9 @@ context = priv_context.PrivContext(
 MAX_VFS = 4096
 MAX_NUMA_NODE = 1023
 MAX_HUGEPAGES = 1 << 32  # the real bound is the memory behind the pool (_memory_kb)
-ESWITCH_MODES = frozenset({"legacy", "switchdev"})
+ESWITCH_MODES = frozenset(model.ESWITCH_MODES)
 DEVLINK_PARAMS: dict[str, frozenset[str]] = {
-    "flow_steering_mode": frozenset({"smfs", "dmfs"}),
+    dl.FLOW_STEERING_PARAM: frozenset(dl.FLOW_STEERING_MODES),
 }
 DEVLINK_PATHS = ("/usr/sbin/devlink", "/sbin/devlink", "/usr/bin/devlink", "/bin/devlink")
 DEVLINK_TIMEOUT = 60.0

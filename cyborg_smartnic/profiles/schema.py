@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from cyborg_smartnic.catalog import VENDORS
+from cyborg_smartnic.discovery.model import ESWITCH_MODES, ESWITCH_SWITCHDEV
 
 SCHEMA_ID = "https://opendev.org/x/cyborg-smartnic/profile.schema.json"
 
@@ -25,7 +26,6 @@ MAX_DESCRIPTION_LENGTH = 255 - len(MANAGED_MARKER) - 1
 MAX_VF_COUNT = 256  # the most VFs any catalogued PF offers (ice)
 MAX_GROUPS = 8
 
-ESWITCH_MODES = ("legacy", "switchdev")
 XDP_MODES = ("native", "generic")
 CPU_POLICIES = ("dedicated", "shared", "mixed")
 #: Placement's group_policy: with several request groups, Nova needs it in the flavor.
@@ -37,7 +37,7 @@ VNIC_TYPE = "accelerator-direct"
 CYBORG_VNIC_TYPES = ("accelerator-direct", "accelerator-direct-physical")
 NOVA_VNIC_TYPES = ("direct", "remote-managed")
 VNIC_TYPES = CYBORG_VNIC_TYPES + NOVA_VNIC_TYPES
-SWITCHDEV = "switchdev"  # binding:profile capability for OVS/OVN hardware offload
+SWITCHDEV = ESWITCH_SWITCHDEV  # binding:profile capability for OVS/OVN hardware offload
 VENDOR_NAMES = tuple(sorted(set(VENDORS.values())))
 
 #: Hugepage sizes (kB) some Linux architecture offers: x86 2M/1G, arm64 64K/2M/32M/512M/1G/16G,

@@ -17,8 +17,7 @@ from cyborg_smartnic import catalog, traits
 from cyborg_smartnic.profiles import schema
 from cyborg_smartnic.yamlsource import is_integer
 
-#: Drivers a VF can be bound to: every catalogued VF driver plus the userspace ones.
-USERSPACE_VF_DRIVERS = ("vfio-pci", "igb_uio", "uio_pci_generic")
+USERSPACE_VF_DRIVERS = catalog.USERSPACE_VF_DRIVERS
 DDP_FIRMWARE_MODES = ("comms", "os_default", "wireless_edge")
 #: BlueField modes as discovery reads them from mstconfig (INTERNAL_CPU_MODEL/PAGE_SUPPLIER).
 DPU_FIRMWARE_MODES = ("dpu", "nic", "separated_host")
@@ -29,6 +28,7 @@ _UNIT_KB = {None: 1, "k": 1, "m": 1024, "g": 1024 * 1024}
 
 
 def known_vf_drivers(models: tuple[catalog.NicModel, ...] = catalog.BUILTIN_MODELS) -> list[str]:
+    """Drivers a VF can be bound to: every catalogued VF driver plus the userspace ones."""
     found = {m.vf_driver for m in models if m.vf_driver}
     return sorted(found | set(USERSPACE_VF_DRIVERS))
 

@@ -81,3 +81,24 @@ def test_bad_extra_model(entry: str) -> None:
         parse_extra_model(entry)
     assert str(caught.value).startswith("[smartnic] extra_models: ")
     assert repr(entry) in str(caught.value)
+
+
+def test_driver_and_mode_names_have_one_home() -> None:
+    """The names several modules test for are defined once (catalogue, discovery model,
+    devlink) and the privileged allow-lists, schemas and plans read them from there."""
+    from cyborg_smartnic import catalog
+    from cyborg_smartnic.discovery import devlink, model
+    from cyborg_smartnic.host import config, devlink_params, plan, privileged
+    from cyborg_smartnic.profiles import schema, spec
+
+    assert frozenset(spec.USERSPACE_VF_DRIVERS) == catalog.USERSPACE_DRIVERS
+    assert catalog.VFIO_DRIVER in catalog.USERSPACE_DRIVERS
+    cx6 = catalog.Catalog().lookup_pf("15b3", "101d")
+    assert cx6 is not None and plan.MLX5 == catalog.MLX5_DRIVER == cx6.pf_driver
+    assert plan.FLOW_STEERING_PARAM == devlink_params.PARAM == devlink.FLOW_STEERING_PARAM
+    allowed = {devlink.FLOW_STEERING_PARAM: frozenset(devlink.FLOW_STEERING_MODES)}
+    assert allowed == privileged.DEVLINK_PARAMS
+    assert config.SCHEMA["properties"]["devices"]["items"]["properties"][
+        "flow_steering_mode"]["enum"] == list(devlink.FLOW_STEERING_MODES)
+    assert privileged.ESWITCH_MODES == frozenset(model.ESWITCH_MODES) == frozenset(
+        schema.ESWITCH_MODES)
