@@ -267,59 +267,97 @@ def apply_command(args: argparse.Namespace, stdin: TextIO | None = None) -> int:
 def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
     resuming, host_config = _resume_target(args)
     config = load_host_config(host_config)
-    reader = HostReader(common.load_config(args), config)
-    progress_out = sys.stdout if args.format == "table" else sys.stderr
-
-    def progress(line: str) -> None:
-        print(line, file=progress_out, flush=True)
-
-    with host_lock.hold(reader.lock_path, args.wait, progress) as held:
-        planned = _planned(args, reader, config)
-        host, plan = planned.host, planned.plan
-        print(_tables(plan, planned.drain, host_config), file=progress_out)
-        if resuming is not None and plan.steps and plan.steps[-1].kind == REBOOT:
-            raise ApplyRefused(reason=f"resuming after a reboot, but the firmware change is "
-                                      f"still not active ({plan.steps[-1].reason}); a BlueField "
-                                      f"mode change needs a cold power cycle, not a warm "
-                                      f"reboot. The record stays in {reader.state_dir}")
-        if plan.refused:
-            first = plan.refused[0]
-            raise ApplyRefused(reason=f"refusing to apply: {len(plan.refused)} step(s) "
-                                      f"refused; first: {first.target}: {first.refused}"
-                                      f"{drain_cli.hint(plan, args)}")
-        drainer = _drainer(args, planned, host_config, progress)
-        if not plan.actions:
-            _finish_resume(reader.state_dir, resuming, progress_out)
-            if drainer is not None and planned.drain is not None:
-                drainer.adopt(planned.drain)  # an earlier drain that stopped: host is done
-                drainer.finish()
-            common.show(args, {"ok": True, "done": [],
-                               "manual": [s.to_dict() for s in plan.manual]},
-                        lambda: "No changes applied.", rows="done")
-            return 0
+    run = _ApplyRun(args, HostReader(common.load_config(args), config), config, host_config,
+                    resuming, sys.stdout if args.format == "table" else sys.stderr)
+    with host_lock.hold(run.reader.lock_path, args.wait, run.progress) as held:
+        planned = _planned(args, run.reader, config)
+        print(_tables(planned.plan, planned.drain, host_config), file=run.out)
+        _refuse_unrunnable(run, planned.plan)
+        drainer = _drainer(args, planned, host_config, run.progress)
+        if not planned.plan.actions:
+            return _nothing_to_apply(run, planned, drainer)
         if not args.yes:
-            _confirm(len(plan.actions), stdin, progress_out)
-            again = _planned(args, reader, config, planned.clouds)
-            if again.plan != plan or (again.drain and planned.drain and
+            _confirm_unchanged(run, planned, stdin)
+        result = _run_steps(run, planned, drainer, held, stop)
+    return _outcome(run, result, drainer, stop)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ApplyRun:
+    """What one ``host apply`` works with, handed to each of its phases."""
+
+    args: argparse.Namespace
+    reader: HostReader
+    config: HostConfig
+    host_config: str
+    resuming: Any  # the firmware record of --resume, or None
+    out: TextIO  # tables and progress: stdout, or stderr when stdout carries -f json|yaml
+
+    def progress(self, line: str) -> None:
+        print(line, file=self.out, flush=True)
+
+
+def _refuse_unrunnable(run: _ApplyRun, plan: Plan) -> None:
+    """A resume whose firmware change is still pending, or any refused step: nothing runs."""
+    if run.resuming is not None and plan.steps and plan.steps[-1].kind == REBOOT:
+        raise ApplyRefused(reason=f"resuming after a reboot, but the firmware change is "
+                                  f"still not active ({plan.steps[-1].reason}); a BlueField "
+                                  f"mode change needs a cold power cycle, not a warm "
+                                  f"reboot. The record stays in {run.reader.state_dir}")
+    if plan.refused:
+        first = plan.refused[0]
+        raise ApplyRefused(reason=f"refusing to apply: {len(plan.refused)} step(s) "
+                                  f"refused; first: {first.target}: {first.refused}"
+                                  f"{drain_cli.hint(plan, run.args)}")
+
+
+def _nothing_to_apply(run: _ApplyRun, planned: Planned, drainer: Drainer | None) -> int:
+    _finish_resume(run.reader.state_dir, run.resuming, run.out)
+    if drainer is not None and planned.drain is not None:
+        drainer.adopt(planned.drain)  # an earlier drain that stopped: host is done
+        drainer.finish()
+    common.show(run.args, {"ok": True, "done": [],
+                           "manual": [s.to_dict() for s in planned.plan.manual]},
+                lambda: "No changes applied.", rows="done")
+    return 0
+
+
+def _confirm_unchanged(run: _ApplyRun, planned: Planned, stdin: TextIO) -> None:
+    """Ask, then plan again: the answer only covers the plan that was shown."""
+    _confirm(len(planned.plan.actions), stdin, run.out)
+    again = _planned(run.args, run.reader, run.config, planned.clouds)
+    if again.plan != planned.plan or (again.drain and planned.drain and
                                       again.drain.moves != planned.drain.moves):
-                raise ApplyRefused(reason="the host changed while waiting for confirmation; "
-                                          "nothing was done: run host apply again")
-        try:
-            if drainer is not None and planned.drain is not None:
-                drainer.start(planned.drain, lambda view: drain.plan_drain(plan, host, view))
-            result = _execute(args, reader, plan, held, stop, progress=progress)
-            if result.failed is None and not result.after_reboot and drainer is not None:
-                _verify(args, reader, config)
-                drainer.finish()
-        except Interrupted:
-            if drainer is not None and drainer.reenable:
-                print(f"cyborg-smartnic: {drainer.stays_disabled()}", file=sys.stderr)
+        raise ApplyRefused(reason="the host changed while waiting for confirmation; "
+                                  "nothing was done: run host apply again")
+
+
+def _run_steps(run: _ApplyRun, planned: Planned, drainer: Drainer | None, held: Any,
+               stop: StopSignals) -> ApplyResult:
+    """Drain (with --drain), run the steps, and verify before nova-compute is re-enabled."""
+    plan, host = planned.plan, planned.host
+    try:
+        if drainer is not None and planned.drain is not None:
+            drainer.start(planned.drain, lambda view: drain.plan_drain(plan, host, view))
+        result = _execute(run.args, run.reader, plan, held, stop, progress=run.progress)
+        if result.failed is None and not result.after_reboot and drainer is not None:
+            _verify(run.args, run.reader, run.config)
+            drainer.finish()
+    except Interrupted:
+        if drainer is not None and drainer.reenable:
+            print(f"cyborg-smartnic: {drainer.stays_disabled()}", file=sys.stderr)
+        raise
+    except SmartNicError as exc:
+        if drainer is None or isinstance(exc, DrainStopped) or not drainer.reenable:
             raise
-        except SmartNicError as exc:
-            if drainer is None or isinstance(exc, DrainStopped) or not drainer.reenable:
-                raise
-            raise ApplyRefused(reason=f"{exc}; {drainer.stays_disabled()}") from exc
-    common.show(args, result.to_dict(), lambda: _result_text(result), rows="done")
+        raise ApplyRefused(reason=f"{exc}; {drainer.stays_disabled()}") from exc
+    return result
+
+
+def _outcome(run: _ApplyRun, result: ApplyResult, drainer: Drainer | None,
+             stop: StopSignals) -> int:
+    """Show the result; a failure (rolled back) or an interruption, or the reboot record."""
+    common.show(run.args, result.to_dict(), lambda: _result_text(result), rows="done")
     later = "" if drainer is None or not drainer.reenable else f"; {drainer.stays_disabled()}"
     if result.failed is not None:
         undone = sum(1 for o in result.restored if o.changed)
@@ -333,14 +371,14 @@ def _apply(args: argparse.Namespace, stdin: TextIO, stop: StopSignals) -> int:
         raise ApplyRefused(reason=f"apply failed at {result.failed.target}: {error}; "
                                   f"{summary}{later}")
     if result.after_reboot:
-        where = firmware_resume.record(reader.state_dir, host_config, reader.hostname,
-                                       result.after_reboot)
+        where = firmware_resume.record(run.reader.state_dir, run.host_config,
+                                       run.reader.hostname, result.after_reboot)
         print(f"reboot required: {result.after_reboot[0].reason}. Recorded in {where}; after "
               f"the reboot `cyborg-smartnic host apply --resume` (the boot unit) finishes it"
               f"{'' if not later else ' (with --drain, to re-enable nova-compute)'}.",
-              file=progress_out)
+              file=run.out)
     else:
-        _finish_resume(reader.state_dir, resuming, progress_out)
+        _finish_resume(run.reader.state_dir, run.resuming, run.out)
     return 0
 
 
