@@ -53,7 +53,8 @@ SETTINGS: tuple[Setting, ...] = (
     (-1, False, "depth-first"), (-1, True, "depth-first"),
     (1000, False, "depth-first"), (1000, True, "depth-first"),
     (100, False, "depth-first"), (100, True, "depth-first"),
-    (1000, True, "breadth-first"), (100, True, "breadth-first"))
+    (1000, False, "breadth-first"), (1000, True, "breadth-first"),
+    (100, False, "breadth-first"), (100, True, "breadth-first"))
 
 App = Callable[..., Any]
 
