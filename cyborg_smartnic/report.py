@@ -27,6 +27,7 @@ from cyborg_smartnic.discovery.model import Host, PhysicalFunction, VirtualFunct
 from cyborg_smartnic.errors import ConfigError
 from cyborg_smartnic.pci import PciAddress
 from cyborg_smartnic.pools import PoolSpec, ReportConfig
+from cyborg_smartnic.requirement_kinds import Offer, offered_traits
 
 DEVICE_TYPE = "NIC"
 CPID_TYPE = "PCI"
@@ -115,17 +116,11 @@ def board_info(pf: PhysicalFunction) -> str:
 def pool_traits(pf: PhysicalFunction, physnet: str | None, vfs: Sequence[VirtualFunction],
                 extra: Iterable[str]) -> tuple[str, ...]:
     """The traits of one pool (docs/architecture.md, "The Placement model"), sorted."""
-    found = {names.OWNER_CYBORG, names.vendor_trait(pf.vendor), names.model_trait(pf.model_key)}
-    if physnet:
-        found.add(names.physnet_trait(physnet))
-    if pf.eswitch_mode:
-        found.add(names.eswitch_trait(pf.eswitch_mode))
-    if pf.firmware.mode:
-        found.add(names.firmware_trait(pf.firmware.mode))
     drivers = {vf.driver for vf in vfs}
     shared = drivers.pop() if len(drivers) == 1 else None
-    if shared:
-        found.add(names.vf_driver_trait(shared))
+    found = {names.OWNER_CYBORG, *offered_traits(Offer(
+        physnet=physnet, eswitch_mode=pf.eswitch_mode, vf_driver=shared,
+        firmware_mode=pf.firmware.mode, vendor=pf.vendor, model=pf.model_key))}
     found.update(extra)
     return tuple(sorted(found))
 

@@ -16,6 +16,7 @@ from cyborg_smartnic.host.config import DEFAULT_DRIVER, DeviceConfig, HostConfig
 from cyborg_smartnic.host.plan import selects
 from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements
 from cyborg_smartnic.profiles.spec import format_page_size
+from cyborg_smartnic.requirement_kinds import KINDS, Offer, mismatches, values_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +91,9 @@ def _describe(group: GroupRequirement) -> str:
     words.append("VF" if group.vf_count == 1 else "VFs")
     if group.physnet:
         words.append(f"on {group.physnet}")
-    extras = [f"{name} {value}" for name, value in (
-        ("eswitch", group.eswitch_mode), ("firmware", group.firmware_mode),
-        ("vendor", group.vendor), ("model", group.model), ("xdp", group.xdp)) if value]
+    extras = [f"{kind.label} {value}" for kind in KINDS if kind.field not in ("physnet",
+              "vf_driver") and (value := getattr(group, kind.field))]
+    extras += [f"xdp {group.xdp}"] if group.xdp else []
     if extras:
         words.append(f"({', '.join(extras)})")
     return " ".join(words)
@@ -110,18 +111,13 @@ def _guest_driver(group: GroupRequirement, pf: PhysicalFunction, models: Catalog
 def _group(profile: str, group: GroupRequirement, pfs: tuple[PfOutcome, ...],
            source: str, models: Catalog | None = None) -> Finding:
     models = models or Catalog()
+    wanted = values_of(group)
     best: tuple[int, str] = (0, "")
     for out in pfs:
         pf = out.pf
-        if group.physnet and out.physnet != group.physnet:
-            continue
-        if group.eswitch_mode and out.eswitch_mode != group.eswitch_mode:
-            continue
-        if group.firmware_mode and out.firmware_mode != group.firmware_mode:
-            continue
-        if group.vendor and pf.vendor != group.vendor:
-            continue
-        if group.model and pf.model_key != group.model:
+        if mismatches(wanted, Offer(physnet=out.physnet, eswitch_mode=out.eswitch_mode,
+                                    firmware_mode=out.firmware_mode, vendor=pf.vendor,
+                                    model=pf.model_key)):
             continue
         if group.xdp == XDP_NATIVE and xdp_support(_guest_driver(group, pf, models)) != \
                 XDP_NATIVE:

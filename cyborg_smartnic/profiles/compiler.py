@@ -27,9 +27,9 @@ from cyborg_smartnic.profiles.spec import (
     GroupSpec,
     PortSpec,
     ProfileSpec,
-    derived_traits,
     format_page_size,
 )
+from cyborg_smartnic.requirement_kinds import derived_traits, values_of
 
 ACCEL_DEVICE_PROFILE = "accel:device_profile"
 GROUP_POLICY = "group_policy"
@@ -163,9 +163,7 @@ def is_managed(description: str | None) -> bool:
 
 def group_traits(group: GroupSpec) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(required, forbidden) traits of a group: derived from its fields plus the explicit."""
-    derived = derived_traits(physnet=group.physnet, eswitch_mode=group.eswitch_mode,
-                             vf_driver=group.vf_driver, vendor=group.vendor, model=group.model,
-                             firmware_mode=group.firmware_mode)
+    derived = derived_traits(values_of(group))
     required = tuple(sorted(set(derived) | set(group.required)))
     return required, tuple(sorted(set(group.forbidden)))
 
@@ -203,9 +201,7 @@ def host_requirements(profile: ProfileSpec) -> HostRequirements:
         required, forbidden = group_traits(group)
         groups.append(GroupRequirement(
             vf_count=group.vf_count, resource_class=group.resource_class,
-            required_traits=required, forbidden_traits=forbidden, physnet=group.physnet,
-            eswitch_mode=group.eswitch_mode, vf_driver=group.vf_driver,
-            firmware_mode=group.firmware_mode, vendor=group.vendor, model=group.model,
+            required_traits=required, forbidden_traits=forbidden, **values_of(group),
             xdp=group.xdp))
     size = profile.instance.hugepage_size_kb
     rams = [f.ram_mb for f in profile.flavors if f.ram_mb is not None]

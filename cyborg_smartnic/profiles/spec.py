@@ -264,27 +264,3 @@ def from_data(data: Mapping[str, Any], source: str = "",
         source=source,
         group_policy=data.get("group_policy", "isolate"),
     )
-
-
-def derived_traits(*, physnet: str | None = None, eswitch_mode: str | None = None,
-                   vf_driver: str | None = None, vendor: str | None = None,
-                   model: str | None = None, firmware_mode: str | None = None
-                   ) -> dict[str, str]:
-    """Required traits implied by a group's fields, each with the field it comes from.
-
-    Names come from ``cyborg_smartnic.traits`` exactly as the driver makes them.
-    """
-    found: dict[str, str] = {}
-    if physnet:
-        found[traits.physnet_trait(physnet)] = "physnet"
-    if eswitch_mode:
-        found[traits.eswitch_trait(eswitch_mode)] = "eswitch_mode"
-    if vf_driver:
-        found[traits.vf_driver_trait(vf_driver)] = "vf_driver"
-    if vendor:
-        found[traits.vendor_trait(vendor)] = "vendor"
-    if model:
-        found[traits.model_trait(model)] = "model"
-    if firmware_mode:
-        found[traits.firmware_trait(firmware_mode)] = "firmware_mode"
-    return found

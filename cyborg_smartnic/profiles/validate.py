@@ -19,6 +19,7 @@ from cyborg_smartnic import catalog, traits
 from cyborg_smartnic.errors import SourceError
 from cyborg_smartnic.profiles import schema, spec
 from cyborg_smartnic.profiles.sources import ProfileSource
+from cyborg_smartnic.requirement_kinds import FIELDS, derived_traits
 from cyborg_smartnic.yamlsource import (
     PathKey,
     error_sort_key,
@@ -175,13 +176,9 @@ class _ProfileRules:
             for index, name in enumerate(_list(lists.get(kind))):
                 if isinstance(name, str) and (problem := trait_problem(name)) is not None:
                     self.fail((*path, "traits", kind, index), problem)
-        derived = spec.derived_traits(
-            physnet=_str(group.get("physnet")),
-            eswitch_mode=_str(group.get("eswitch_mode")),
-            vf_driver=_str(group.get("vf_driver")),
-            vendor=_str(group.get("vendor")),
-            model=model.key if model is not None else None,
-            firmware_mode=_str(group.get("firmware_mode")))
+        derived = derived_traits({
+            **{field: _str(group.get(field)) for field in FIELDS},
+            "model": model.key if model is not None else None})
         required = {n for n in _list(lists.get("required")) if isinstance(n, str)}
         for index, name in enumerate(_list(lists.get("forbidden"))):
             if name in required:
