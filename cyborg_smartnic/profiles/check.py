@@ -21,6 +21,7 @@ from cyborg_smartnic.discovery.model import HugepagePool
 from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements
 from cyborg_smartnic.profiles.spec import PATH_CYBORG, format_page_size
 from cyborg_smartnic.report import DeviceSpec
+from cyborg_smartnic.requirement_kinds import KINDS
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,8 @@ def xdp_gap(group: GroupRequirement, offer: PoolOffer) -> str | None:
 
 def _describe(index: int, group: GroupRequirement) -> str:
     facts = [f"{group.vf_count} x {group.resource_class}"]
-    facts += [str(v) for v in (group.physnet, group.eswitch_mode, group.vf_driver,
-                               group.firmware_mode, group.model or group.vendor) if v]
+    facts += [str(value) for kind in KINDS if (value := getattr(group, kind.field))
+              and not (kind.field == "vendor" and group.model)]  # a model names its vendor
     if group.xdp:
         facts.append(f"xdp {group.xdp}")
     return f"group {index} ({', '.join(facts)})"

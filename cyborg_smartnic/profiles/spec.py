@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cyborg_smartnic import catalog, traits
+from cyborg_smartnic import catalog, requirement_kinds, traits
 from cyborg_smartnic.profiles import schema
 from cyborg_smartnic.yamlsource import is_integer
 
@@ -223,12 +223,8 @@ def from_data(data: Mapping[str, Any], source: str = "",
         groups.append(GroupSpec(
             vf_count=int(group["vf_count"]),
             resource_class=group.get("resource_class", traits.DEFAULT_RESOURCE_CLASS),
-            physnet=group.get("physnet"),
-            eswitch_mode=group.get("eswitch_mode"),
-            vf_driver=group.get("vf_driver"),
-            vendor=group.get("vendor"),
-            model=by_key[traits.normalize(model)].key if model is not None else None,
-            firmware_mode=group.get("firmware_mode"),
+            **{**{field: group.get(field) for field in requirement_kinds.FIELDS},
+               "model": by_key[traits.normalize(model)].key if model is not None else None},
             required=tuple(trait_lists.get("required", ())),
             forbidden=tuple(trait_lists.get("forbidden", ())),
             xdp=group.get("xdp"),
