@@ -15,7 +15,7 @@ import argparse
 import json
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +38,10 @@ class Point:
     placement_cpu_ms_per_host: float  # steady mean per cycle
     mariadb_cpu_ms_per_host: float
     first_conductor_cpu_s: float
-    changed_requests: int
+    # one host changes: what its cycle and the next cost beyond a stub cycle (the median)
+    changed_requests: float
     changed_cpu_s: float
-    after_change_requests: int
+    after_change_requests: float
     after_change_cpu_s: float
     placement_mb: float
     cyborg_mb: float
@@ -73,10 +74,11 @@ def reduce(raw: dict[str, Any]) -> Point:
         placement_cpu_ms_per_host=per_host("placement_cpu_s", steady, 1000),
         mariadb_cpu_ms_per_host=per_host("mariadb_cpu_s", steady, 1000),
         first_conductor_cpu_s=raw["first"]["conductor_cpu_s"],
-        changed_requests=raw["changed"]["requests"],
-        changed_cpu_s=raw["changed"]["conductor_cpu_s"],
-        after_change_requests=raw["after"]["requests"],
-        after_change_cpu_s=raw["after"]["conductor_cpu_s"],
+        changed_requests=raw["changed"]["requests"] - median_per_host("requests") * n,
+        changed_cpu_s=raw["changed"]["conductor_cpu_s"] - median_per_host("conductor_cpu_s") * n,
+        after_change_requests=raw["after"]["requests"] - median_per_host("requests") * n,
+        after_change_cpu_s=raw["after"]["conductor_cpu_s"]
+        - median_per_host("conductor_cpu_s") * n,
         placement_mb=raw["database"]["placement"]["bytes"] / 2**20,
         cyborg_mb=raw["database"]["cyborg"]["bytes"] / 2**20)
 
@@ -84,16 +86,16 @@ def reduce(raw: dict[str, Any]) -> Point:
 def table(points: Sequence[Point]) -> str:
     lines = [
         "| N | driver | first reports s | requests/host/cycle (stub) | requests/s | "
-        "conductor CPU ms/host/cycle (stub) | conductor cores | one host changes: "
-        "requests, CPU s (next cycle) | DB MB placement / cyborg |",
+        "conductor CPU ms/host/cycle (stub) | conductor cores | one host changes, beyond a "
+        "stub cycle: requests, conductor CPU s (the cycle after) | DB MB placement / cyborg |",
         "|---:|---|---:|---:|---:|---:|---:|---|---:|"]
     for p in points:
         lines.append(
             f"| {p.n} | {p.driver} | {p.first_s:.1f} | {p.requests_per_host:.2f} "
             f"({p.stub_requests_per_host:.2f}) | {p.requests_per_s:.2f} | "
             f"{p.cpu_ms_per_host:.1f} ({p.stub_cpu_ms_per_host:.1f}) | "
-            f"{p.conductor_cores:.3f} | {p.changed_requests}, {p.changed_cpu_s:.2f} "
-            f"({p.after_change_requests}, {p.after_change_cpu_s:.2f}) | "
+            f"{p.conductor_cores:.3f} | {p.changed_requests:+.0f}, {p.changed_cpu_s:+.2f} "
+            f"({p.after_change_requests:+.0f}, {p.after_change_cpu_s:+.2f}) | "
             f"{p.placement_mb:.1f} / {p.cyborg_mb:.1f} |")
     return "\n".join(lines)
 
@@ -163,10 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(HERE / "results.json"))
     parser.add_argument("--png", help="also draw the plot here (needs matplotlib)")
+    parser.add_argument("--name", action="append", default=[], metavar="DRIVER=TEXT",
+                        help="show driver DRIVER (a results label) as TEXT")
     parser.add_argument("--extrapolate", metavar="N,N",
                         help="also print the costs fitted to these fleet sizes")
     args = parser.parse_args(argv)
-    points = sorted((reduce(raw) for raw in json.loads(Path(args.results).read_text())),
+    names = dict(pair.split("=", 1) for pair in args.name)
+    points = sorted((replace(point, driver=names.get(point.driver, point.driver))
+                     for point in map(reduce, json.loads(Path(args.results).read_text()))),
                     key=lambda p: (p.n, p.driver))
     print(table(points))
     if args.extrapolate:
