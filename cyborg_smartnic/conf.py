@@ -72,6 +72,12 @@ SMARTNIC_OPTS = [
              "that vanished or changed physnet (docs/driver.md). '$state_path' is cyborg's "
              "[DEFAULT] state_path. Empty: remembered in memory only (not safe across "
              "restarts)."),
+    cfg.IntOpt(
+        "audit_interval", default=10, min=0,
+        help="Every this many report cycles the driver sends one unchanged PF (in turn) in "
+             "full, so that Cyborg's conductor recreates attach handles or deployables its "
+             "database lost; Placement-side drift is found every cycle without it. Costs "
+             "about 1 s of conductor CPU per 128 VFs of the PF. 0: never (docs/driver.md)."),
     cfg.StrOpt(
         "apply_lock_file",
         help="Lock file that `cyborg-smartnic host apply` holds (flock) while it plans and "

@@ -14,6 +14,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,6 @@ from cyborg_smartnic.statefile import (  # noqa: F401  (State, load_state: publi
 LOG = logging.getLogger(__name__)
 
 PCI_DEVICES = "sys/bus/pci/devices"
-# Unchanged devices go as stubs (the conductor skips them); every FULL_REPORT_EVERY-th
-# cycle, and the first after a start, everything is sent in full to heal a lost report.
-FULL_REPORT_EVERY = 10
 TRAITS_VERSION = "1.6"  # Placement microversion that added traits
 TREE_VERSION = "1.14"  # Placement microversion that added nested providers (in_tree)
 
@@ -121,16 +119,37 @@ def rp_uuid(deployable_name: str) -> str:
     return str(uuid.uuid3(uuid.NAMESPACE_DNS, deployable_name))
 
 
+@dataclass(frozen=True)
+class Provider:
+    """One provider of the compute node's tree, as ``GET /resource_providers?in_tree=``
+    lists it: its generation moves with every change of its inventory, traits or
+    allocations."""
+
+    uuid: str
+    generation: int
+
+
+@dataclass(frozen=True)
+class Tree:
+    """The compute node's provider tree: ``{name: Provider}`` of every provider under it."""
+
+    root: str
+    providers: Mapping[str, Provider]
+
+
 class PlacementReader:
     """Reads Placement with cyborg's own client ([placement] options, as the conductor does).
 
     Called with deployable names it returns their providers' total usage (0 when the provider
     does not exist, None when Placement could not say); ``agrees`` tells whether a pool's
-    provider shows what the last report asked for.
+    provider shows what the last report asked for; ``tree`` lists the compute node's
+    providers with their generations in one request (the compute node's UUID is looked up
+    once and kept).
     """
 
     def __init__(self) -> None:
         self._client: Any = None
+        self._root: str | None = None
 
     def _get(self, path: str, version: str | None = None) -> Any:
         if self._client is None:
@@ -159,11 +178,19 @@ class PlacementReader:
                 result[name] = None
         return result
 
-    def host_pools(self, roots: Iterable[str]) -> dict[str, str]:
-        """``{name: uuid}`` of every provider in the tree of the first of ``roots`` (compute
-        node provider names) that Placement knows. Raises ``RecoveryFailed`` when Placement
-        cannot say (an empty answer is never taken for "no pools")."""
+    def tree(self, roots: Iterable[str]) -> Tree:
+        """Every provider in the tree of the compute node: one ``GET /resource_providers?
+        in_tree=<uuid>`` once its UUID is known. The UUID is looked up by the first of
+        ``roots`` (compute node provider names) that Placement knows, and again when the
+        tree no longer contains it (the compute node provider was deleted and recreated).
+        Raises ``RecoveryFailed`` when Placement cannot say (an empty answer is never
+        taken for "no pools")."""
         try:
+            if self._root is not None:
+                tree = self._in_tree(self._root)
+                if tree is not None:
+                    return tree
+                self._root = None
             for root in roots:
                 found = self._get(f"/resource_providers?name={urllib.parse.quote(root)}")
                 if found.status_code != 200:
@@ -171,18 +198,38 @@ class PlacementReader:
                                                 f"{found.status_code}")
                 providers = found.json()["resource_providers"]
                 if providers:
-                    tree = self._get(f"/resource_providers?in_tree={providers[0]['uuid']}",
-                                     version=TREE_VERSION)
-                    if tree.status_code != 200:
-                        raise RecoveryFailed(reason=f"GET /resource_providers?in_tree=: HTTP "
-                                                    f"{tree.status_code}")
-                    return {rp["name"]: rp["uuid"] for rp in tree.json()["resource_providers"]
-                            if rp["uuid"] != providers[0]["uuid"]}
+                    tree = self._in_tree(providers[0]["uuid"])
+                    if tree is None:
+                        raise RecoveryFailed(reason=f"compute node provider {root} vanished "
+                                                    "while it was read")
+                    self._root = tree.root
+                    return tree
         except RecoveryFailed:
             raise
         except Exception as exc:
             raise RecoveryFailed(reason=str(exc) or type(exc).__name__) from exc
         raise RecoveryFailed(reason=f"no compute node provider named {', '.join(roots)}")
+
+    def _in_tree(self, root: str) -> Tree | None:
+        """The tree under provider ``root``; None when Placement does not have ``root``."""
+        try:
+            response = self._get(f"/resource_providers?in_tree={root}", version=TREE_VERSION)
+        except ks_exc.NotFound:
+            return None
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RecoveryFailed(reason=f"GET /resource_providers?in_tree=: HTTP "
+                                        f"{response.status_code}")
+        providers = response.json()["resource_providers"]
+        if not any(rp["uuid"] == root for rp in providers):
+            return None
+        return Tree(root, {rp["name"]: Provider(rp["uuid"], int(rp["generation"]))
+                           for rp in providers if rp["uuid"] != root})
+
+    def host_pools(self, roots: Iterable[str]) -> dict[str, str]:
+        """``{name: uuid}`` of every provider under the compute node (see ``tree``)."""
+        return {name: rp.uuid for name, rp in self.tree(roots).providers.items()}
 
     def delete(self, name: str) -> bool:
         """Delete the provider of deployable ``name`` (Placement refuses while it has
@@ -201,19 +248,6 @@ class PlacementReader:
         LOG.warning("Could not delete provider %s from Placement: HTTP %s", name,
                     response.status_code)
         return False
-
-    def exists(self, name: str) -> bool | None:
-        """Does the provider of deployable ``name`` exist? None when Placement cannot say."""
-        try:
-            response = self._get(f"/resource_providers/{rp_uuid(name)}")
-        except ks_exc.NotFound:
-            return False
-        except Exception as exc:
-            LOG.debug("Could not look up %s in Placement: %s", name, exc)
-            return None
-        if response.status_code in (200, 404):
-            return bool(response.status_code == 200)
-        return None
 
     def agrees(self, deployable: DeployableSpec) -> bool:
         """Does the pool's provider have exactly its inventory total and traits? (No on any
@@ -245,6 +279,14 @@ def changes(previous: Iterable[DeviceSpec], sent: Iterable[DeviceSpec]
     dropped = {dep.name: dev.address for dev in before.values() for dep in dev.deployables
                if dep.name not in kept}
     return frozenset(changed), dropped
+
+
+def kept_generations(last: State, sent: Iterable[DeviceSpec]) -> dict[str, int]:
+    """The generations of ``last`` still valid once ``sent`` is applied: those of the pools
+    it sends exactly as ``last`` had them (the conductor writes nothing for them)."""
+    before = {dep.name: dep for dev in last.report for dep in dev.deployables}
+    return {dep.name: last.generations[dep.name] for dev in sent for dep in dev.deployables
+            if dep.name in last.generations and before.get(dep.name) == dep}
 
 
 class SmartNicDriver(GenericDriver):  # type: ignore[misc]
@@ -281,11 +323,18 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
         self.stubs: tuple[str, ...] = ()
         self._recovered_rebuilds: tuple[str, ...] = ()
         self._save_failure: str | None = None
-        # PFs whose last report is to be checked against Placement (None: all, after a
-        # start) and the pools that report dropped (name -> PF address).
-        self._confirm: frozenset[str] | None = None
+        # PFs the last report changed (checked against Placement and sent in full once
+        # more), the pools it dropped (name -> PF address), the pools whose provider
+        # Placement lacks this cycle, the tree Placement showed this cycle.
+        self._confirm: frozenset[str] = frozenset()
         self._dropped: dict[str, str] = {}
-        self._cycles_since_full: int | None = None
+        self._missing: frozenset[str] = frozenset()
+        self._tree: Tree | None = None
+        # The audit: one unchanged PF sent in full every [smartnic] audit_interval cycles.
+        self._cycles = 0
+        self.audited: str | None = None  # the PF audited this cycle
+        self.audited_last: str | None = None  # the last PF audited (the turn goes on from it)
+        self.checked: tuple[str, ...] = ()  # pools compared with Placement this cycle
         LOG.info("smartnic driver: host %s, %d explicit pool(s), sysfs root %s",
                  self.report_config.hostname, len(self.report_config.pools),
                  conf.smartnic.sysfs_root)
@@ -327,8 +376,14 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                      ", ".join(sorted(converging)))
             current = as_last_reported(current, self._last.report, converging)
         self.holds, self.rebuilds = (), ()
-        if self._last is not None and (self._confirm is None or self._confirm):
-            self._last = self._verify(self._last)
+        # One request when nothing changed: every provider's generation (RecoveryFailed,
+        # no report this cycle, when Placement cannot be read: the conductor could not
+        # apply one either).
+        self._tree = self._placement.tree(self._compute_node_names())
+        full: frozenset[str] = frozenset()
+        saved = self._last
+        if self._last is not None:
+            self._last, full = self._check(self._last, self._tree)
         if self._last is None or self._last.unknown:
             # Not known what Cyborg holds for (some) PFs: Placement decides (RecoveryFailed
             # when it cannot, and nothing is reported this cycle).
@@ -337,15 +392,18 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
             last, self.stubs = self._last, ()
         current = self._guard(last, current)
         ledger = next_ledger(last.ledger, last.report, current)
-        self.unchanged = tuple(a for a in self._unchanged(last, current)
-                               if self._confirm is None or a not in self._confirm)
-        state = State(current, ledger, frozenset(self.stubs))
+        before = {dev.address: dev for dev in last.report}
+        same = [dev.address for dev in current
+                if before.get(dev.address) == dev and dev.address not in full]
+        self.audited = self._audit(same)
+        self.unchanged = tuple(a for a in same if a != self.audited)
+        state = State(current, ledger, frozenset(self.stubs), kept_generations(last, current))
         self._confirm, dropped = changes(last.report, current)
         sent = {dep.name for dev in current for dep in dev.deployables}
         # a dropped pool is watched until Placement shows it gone
         self._dropped = {name: address for name, address in {**self._dropped, **dropped}.items()
                          if name not in sent}
-        if state != self._last:
+        if state != saved:
             failure = save_state(self._state_file, state, self.report_config.hostname,
                                  log=False)
             if failure and failure != self._save_failure:  # once per change, not each cycle
@@ -364,7 +422,8 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
         scope = None if last is None else last.unknown
         hostname = self.report_config.hostname
         owner = {dep.name: dev.address for dev in current for dep in dev.deployables}
-        pools = self._placement.host_pools(self._compute_node_names())
+        tree = self._tree or self._placement.tree(self._compute_node_names())
+        pools = {name: rp.uuid for name, rp in tree.providers.items()}
         ours = {name: owner.get(name) or pf_of_name(hostname, name) for name in pools
                 if name in owner or name.startswith(name_prefix(hostname))}
         if scope is not None:
@@ -387,44 +446,74 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
             else:
                 LOG.info("smartnic: every PF is reported as scanned again")
         self.stubs = plan.stubs
-        self._recovered_rebuilds = plan.rebuilds
+        # A pool the last report had whose provider is gone: Cyborg may still hold it, and
+        # the conductor would not recreate the provider of a deployable it has; left out
+        # once (the conductor deletes the deployable), the next report creates both whole.
+        gone = {name for name in self._missing if name in owner and name not in pools
+                and owner[name] not in plan.stubs}
+        self._recovered_rebuilds = tuple(sorted({*plan.rebuilds, *gone}))
         self._delete_orphans(found, owner)
         # PFs outside the scope keep what ``last`` knows (``last`` holds nothing of the others)
         believed = State(tuple(sorted((*(last.report if last else ()), *plan.trusted),
                                       key=lambda d: PciAddress.parse(d.address))),
-                         dict(last.ledger) if last else {})
+                         dict(last.ledger) if last else {},
+                         generations=dict(last.generations) if last else {})
         return believed, tuple(dev for dev in current if dev.address not in plan.stubs)
 
-    def _verify(self, last: State) -> State:
-        """``last`` minus the PFs whose last report Placement does not show as applied.
+    def _check(self, last: State, tree: Tree) -> tuple[State, frozenset[str]]:
+        """``(last minus the PFs whose last report Placement does not show as applied,
+        the PFs to send in full)``, reading only the pools whose provider moved.
 
-        The driver cannot see whether the conductor applied a report: the RPC can fail, the
-        conductor can stop half way (it writes its database before Placement, and a failed
-        Placement call leaves both as they are). So the cycle after a change checks each
-        changed PF's pools against Placement (total and traits; pools it dropped must be
-        gone). A PF that does not match becomes unknown and goes through ``_recover``."""
-        confirm = self._confirm
-        doubtful = set()
+        A pool is compared with Placement (``agrees``: inventory total and traits) when its
+        provider's generation is not the one remembered when it last agreed (Placement
+        changed it: an allocation, the conductor, or someone else), when none is remembered
+        (a new pool, a state file without generations), or when the last report changed its
+        PF (the driver cannot see whether the conductor applied a report: the RPC can fail,
+        the conductor can stop half way). Such PFs are sent in full once more, which lets
+        the conductor finish a report that stopped after Placement. A pool whose provider
+        is gone, or that does not agree, makes its PF doubtful: unknown, re-read from
+        Placement by ``_recover`` (a pool Placement lacks is rebuilt there). A pool the last
+        report dropped must be gone from the tree."""
+        generations = dict(last.generations)
+        doubtful: set[str] = set()
+        full: set[str] = set()
+        missing: set[str] = set()
+        checked: list[str] = []
         for dev in last.report:
-            if confirm is not None and dev.address not in confirm:
-                continue
-            if not all(self._placement.agrees(dep) for dep in dev.deployables):
-                doubtful.add(dev.address)
+            changed = dev.address in self._confirm
+            if changed or any(dep.name not in generations for dep in dev.deployables):
+                full.add(dev.address)
+            for dep in dev.deployables:
+                seen = tree.providers.get(dep.name)
+                if seen is None:
+                    missing.add(dep.name)
+                    doubtful.add(dev.address)
+                elif changed or generations.get(dep.name) != seen.generation:
+                    checked.append(dep.name)
+                    if self._placement.agrees(dep):
+                        generations[dep.name] = seen.generation
+                    else:
+                        doubtful.add(dev.address)
         for name, address in list(self._dropped.items()):
-            if self._placement.exists(name) is False:
-                del self._dropped[name]  # gone, as asked
-            else:
+            if name in tree.providers:
                 doubtful.add(address)
+            else:
+                del self._dropped[name]  # gone, as asked
+        self.checked, self._missing = tuple(checked), frozenset(missing)
         if not doubtful:
-            return last
+            return replace(last, generations=generations), frozenset(full)
         LOG.warning("smartnic: Placement does not show the last report of PF(s) %s as "
-                    "applied; re-reading it before reporting them again",
-                    ", ".join(sorted(doubtful)))
+                    "applied (%s); re-reading it before reporting them again",
+                    ", ".join(sorted(doubtful)),
+                    f"provider(s) {', '.join(sorted(missing))} gone" if missing
+                    else "inventory or traits differ")
         names = {dep.name for dev in last.report if dev.address in doubtful
                  for dep in dev.deployables}
-        return State(tuple(dev for dev in last.report if dev.address not in doubtful),
-                     {name: rows for name, rows in last.ledger.items() if name not in names},
-                     last.unknown | doubtful)
+        return (State(tuple(dev for dev in last.report if dev.address not in doubtful),
+                      {name: rows for name, rows in last.ledger.items() if name not in names},
+                      last.unknown | doubtful,
+                      {name: g for name, g in generations.items() if name not in names}),
+                frozenset(full | doubtful))
 
     def _delete_orphans(self, found: Mapping[str, Found], owner: Mapping[str, str]) -> None:
         """Delete providers the last report dropped that are still in Placement, unused.
@@ -461,18 +550,24 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
                              for address in self.stubs)
         return (*current, *placeholders)
 
-    def _unchanged(self, last: State, current: tuple[DeviceSpec, ...]) -> tuple[str, ...]:
-        """Devices to send as stubs: exactly as last reported, and Placement shows their
-        pools as that report asked (so it was applied). None on a full cycle."""
-        full = (self._cycles_since_full is None
-                or self._cycles_since_full + 1 >= FULL_REPORT_EVERY)
-        self._cycles_since_full = 0 if full else (self._cycles_since_full or 0) + 1
-        if full:
-            return ()
-        before = {dev.address: dev for dev in last.report}
-        return tuple(dev.address for dev in current
-                     if before.get(dev.address) == dev
-                     and all(self._placement.agrees(dep) for dep in dev.deployables))
+    def _audit(self, unchanged: list[str]) -> str | None:
+        """The PF of ``unchanged`` to send in full this cycle, if this is an audit cycle.
+
+        Placement's generations show every change on Placement's side, but nothing shows
+        what Cyborg's database lost (an attach handle or deployable row deleted by hand, a
+        report the conductor applied only in part): the conductor diffs a full device
+        against its database and recreates what is missing. Every ``[smartnic]
+        audit_interval``-th cycle one unchanged PF, in turn, is sent in full (about 1 s of
+        conductor CPU per 128 VFs; bench/README.md "Report cycle")."""
+        self._cycles += 1
+        every = int(self._conf.smartnic.audit_interval)
+        if every <= 0 or self._cycles % every or not unchanged:
+            return None
+        ordered = sorted(unchanged, key=PciAddress.parse)
+        after = [a for a in ordered if self.audited_last is not None
+                 and PciAddress.parse(a) > PciAddress.parse(self.audited_last)]
+        self.audited_last = (after or ordered)[0]
+        return self.audited_last
 
     def _guard(self, last: State, current: tuple[DeviceSpec, ...]) -> tuple[DeviceSpec, ...]:
         """Amend ``current`` so the conductor can apply it without harm (see docs/driver.md):

@@ -35,8 +35,9 @@ from cyborg_smartnic.report import DeviceSpec, dicts_to_specs, specs_to_dicts
 
 LOG = logging.getLogger(__name__)
 
-STATE_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 had no "host" and no "unknown"
+STATE_VERSION = 3
+# version 1 had no "host" and no "unknown", version 2 no "generations"
+READABLE_VERSIONS = (1, 2, 3)
 MAX_STATE_BYTES = 64 * 1024 * 1024  # a 2048-VF host's state is well under 1 MiB
 
 _PCI = r"^[0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$"
@@ -48,6 +49,8 @@ _SCHEMA: dict[str, Any] = {
         "version": {"enum": list(READABLE_VERSIONS)},
         "host": _STR,
         "unknown": {"type": "array", "items": {"type": "string", "pattern": _PCI}},
+        "generations": {"type": "object", "additionalProperties": {"type": "integer",
+                                                                   "minimum": 0}},
         "ledger": {"type": "object", "additionalProperties": {
             "type": "array", "items": {"type": "array", "items": _STR}}},
         "report": {"type": "array", "items": {
@@ -91,12 +94,15 @@ class State:
 
     ``unknown`` lists PFs (addresses) whose Cyborg content the driver does not know (state
     lost while a pool of that PF had allocations); they are sent as stubs, which Cyborg
-    leaves untouched, until Placement shows them free.
+    leaves untouched, until Placement shows them free. ``generations`` holds, per pool, the
+    Placement generation of its provider when Placement was last seen to show the pool as
+    ``report`` has it: while it has not moved, the pool needs no other Placement read.
     """
 
     report: tuple[DeviceSpec, ...] = ()
     ledger: Mapping[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
     unknown: frozenset[str] = frozenset()
+    generations: Mapping[str, int] = field(default_factory=dict)
 
 
 class _Unusable(Exception):
@@ -147,7 +153,8 @@ def _parse(raw: bytes, host: str | None) -> State:
         raise _Unusable(f"report: bad attach_info: {exc!r}"[:300]) from None
     ledger = {name: tuple(tuple(batch) for batch in batches)
               for name, batches in data["ledger"].items()}
-    return State(report, ledger, frozenset(data.get("unknown", ())))
+    return State(report, ledger, frozenset(data.get("unknown", ())),
+                 dict(data.get("generations", {})))
 
 
 def load_state(path: str | None, host: str | None = None) -> State | None:
@@ -177,6 +184,7 @@ def state_to_json(state: State, host: str | None = None) -> str:
         "ledger": {name: [list(batch) for batch in batches]
                    for name, batches in sorted(state.ledger.items())},
         "unknown": sorted(state.unknown),
+        "generations": dict(sorted(state.generations.items())),
     }
     if host is not None:
         data["host"] = host

@@ -212,7 +212,7 @@ def test_placement_faults_at_every_request_of_a_cycle_heal(cloud: Cloud, name: s
     failures: dict[str, list[str]] = {}
     started = time.monotonic()
     points = list(injection_points(cloud, transition))
-    assert len(points) >= 3
+    assert len(points) >= 2  # an unchanged cycle: the driver's and the conductor's one read
     for cycle, request in points:
         for kind in FAULT_KINDS:
             transition.forward(cloud.tree)

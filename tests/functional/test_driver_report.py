@@ -76,28 +76,33 @@ def test_an_unchanged_host_causes_no_placement_writes(example: InProcessCloud) -
     example.run_agent_cycle()
     example.run_agent_cycle()
     assert example.placement_log.writes(mark) == []
-    # per cycle: the conductor reads the compute node RP; the driver checks each of the 5
-    # pools' inventory and traits before sending their devices as unchanged stubs
-    assert example.placement_log.by_method(mark) == {"GET": 2 * (1 + 2 * 5)}
+    # per cycle: the conductor reads the compute node RP; the driver reads the generations
+    # of the 5 pools' providers in one request and sends their devices as unchanged stubs
+    assert example.placement_log.by_method(mark) == {"GET": 2 * (1 + 1)}
     assert example.provider_view() == before
 
 
-def test_unchanged_devices_go_as_stubs_with_a_full_report_every_tenth_cycle(
+def test_unchanged_devices_go_as_stubs_and_one_pf_in_turn_is_audited(
         make_inproc: Callable[..., InProcessCloud]) -> None:
-    from cyborg_smartnic.driver import FULL_REPORT_EVERY
-
-    inproc = make_inproc(smartnic={"physical_device_mappings": EXAMPLE_MAPPINGS})
+    inproc = make_inproc(smartnic={"physical_device_mappings": EXAMPLE_MAPPINGS,
+                                   "audit_interval": 3})
     tree = build_scenario(inproc.sysfs_root, "example")
     inproc.run_agent_cycle()
     (driver,) = inproc.agent._rt.acc_drivers
-    assert driver.unchanged == ()  # the first report after a start is always full
+    assert driver.unchanged == ()  # the first report after a start without state is full
     inproc.run_agent_cycle()
     assert driver.unchanged == ()  # and so is the next: what changed is sent again once
-    sent = driver.discover()
-    assert driver.unchanged == tuple(sorted(d.controlpath_id.cpid_info for d in sent))
-    assert all(d.stub and d.deployable_list == [] for d in sent)
-    full = [driver.unchanged == () for _ in range(FULL_REPORT_EVERY) if driver.discover()]
-    assert full.count(True) == 1
+    pfs = tuple(sorted(d.controlpath_id.cpid_info for d in driver.discover()))
+    assert driver.audited == pfs[0]  # the third cycle audits the first PF
+    audited = []
+    for _ in range(3 * len(pfs)):
+        sent = driver.discover()
+        full = [d.controlpath_id.cpid_info for d in sent if not d.stub]
+        assert full == ([driver.audited] if driver.audited else [])
+        assert all(d.deployable_list == [] for d in sent if d.stub)
+        audited.append(driver.audited)
+    assert audited[2::3] == [*pfs[1:], pfs[0]]  # in turn, round the host
+    assert set(audited[0::3]) == set(audited[1::3]) == {None}
     # a changed device goes in full (and is applied), the others stay stubs
     tree.set_num_vfs("0000:3b:00.1", 2)
     handles = len(inproc.attach_handles())
