@@ -51,7 +51,8 @@ def kinds(entries: list[tuple[str, str, int]], inproc: InProcessCloud) -> list[s
     names = {rp["uuid"]: rp["name"].rsplit("_", 1)[-1] for rp in inproc.resource_providers()}
     names[str(inproc.compute_rp_uuid)] = "<compute>"
     out = []
-    for method, path, _status in entries:
+    for method, raw, _status in entries:
+        path = raw
         for rp, name in names.items():
             path = path.replace(rp, name)
         out.append(f"{method} {path}")

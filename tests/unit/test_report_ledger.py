@@ -79,7 +79,7 @@ def test_state_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("content", "reason"), [
     ("", "not JSON"),
     ("{", "not JSON"),
-    ('{"version": 99, "report": [], "ledger": {}}', "version: 99 is not one of [1, 2]"),
+    ('{"version": 99, "report": [], "ledger": {}}', "version: 99 is not one of [1, 2, 3]"),
     ('{"version": 1}', "'report' is a required property"),
     ("[]", "is not of type 'object'"),
     ('{"version": 2, "report": [], "ledger": {"a": NaN}}', "NaN is not a number JSON allows"),
