@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cyborg_smartnic.driver import SmartNicDriver
-from tests.fixtures.sysfs import large
+from cyborg_smartnic.hostgen import large
 from tests.functional.harness import InProcessCloud
 
 RC = "CUSTOM_SMARTNIC_VF"
