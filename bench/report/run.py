@@ -8,7 +8,8 @@ for: the first report, an unchanged host, the audit cycle (one PF in full every
 VFs, and drift healing (a trait removed from one pool in Placement behind the driver's back:
 cycles until Placement shows it again). The same scenario runs a second time, in a fresh
 cloud, with the driver of ``--old REV`` (``git show REV:cyborg_smartnic/driver.py``, loaded as
-its own module; the rest of the package is this tree's), so both columns come from one run.
+its own module; the rest of the package is this tree's, the names it imported from report.py
+are served from report.py and conductor_guards.py), so both columns come from one run.
 Placement requests are counted per method by the harness's WSGI hook. Prints a Markdown table
 (the bench/README.md "Report cycle" section) and exits 1 if a target of this tree's driver is
 missed: an unchanged cycle must make 2 Placement requests (the driver's one and the
@@ -88,6 +89,14 @@ def load_old(rev: str, into: Path) -> ModuleType:
     """``cyborg_smartnic/driver.py`` of ``rev`` as module ``bench_old_driver``."""
     source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:cyborg_smartnic/driver.py"],
                             check=True, capture_output=True, text=True).stdout
+    # report.py's Cyborg workarounds have their own module since: the old driver's imports
+    # from report.py are served from both
+    combined = ModuleType("bench_old_report")
+    for home in ("cyborg_smartnic.report", "cyborg_smartnic.conductor_guards"):
+        if importlib.util.find_spec(home) is not None:
+            combined.__dict__.update(vars(importlib.import_module(home)))
+    sys.modules["bench_old_report"] = combined
+    source = source.replace("from cyborg_smartnic.report import", "from bench_old_report import")
     path = into / "bench_old_driver.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("bench_old_driver", path)
