@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from cyborg_smartnic import driver, report, statefile
+from cyborg_smartnic.conductor_guards import next_ledger
 from cyborg_smartnic.pools import ReportConfig
 from tests.unit.test_report import HOST, make_host, make_pf
 
@@ -20,7 +21,7 @@ def _plan(**kwargs: Any) -> tuple[report.DeviceSpec, ...]:
 def test_generations_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "state.json"
     four = _plan(vfs=4)
-    state = statefile.State(four, report.next_ledger({}, (), four), frozenset(), {NAME: 7})
+    state = statefile.State(four, next_ledger({}, (), four), frozenset(), {NAME: 7})
     statefile.save_state(str(path), state, HOST)
     assert json.loads(path.read_text())["version"] == 3
     loaded = statefile.load_state(str(path), HOST)
