@@ -227,10 +227,6 @@ class PlacementReader:
         return Tree(root, {rp["name"]: Provider(rp["uuid"], int(rp["generation"]))
                            for rp in providers if rp["uuid"] != root})
 
-    def host_pools(self, roots: Iterable[str]) -> dict[str, str]:
-        """``{name: uuid}`` of every provider under the compute node (see ``tree``)."""
-        return {name: rp.uuid for name, rp in self.tree(roots).providers.items()}
-
     def delete(self, name: str) -> bool:
         """Delete the provider of deployable ``name`` (Placement refuses while it has
         allocations); True when it is gone."""
