@@ -90,27 +90,12 @@ def one_round(work: Path, pfs: int, vfs: int) -> Round:
     mappings = [f"physnet{1 + i % 2}:{n}" for i, n in enumerate(netdevs)]
     with InProcessCloud(work, smartnic={"physical_device_mappings": mappings}) as inproc:
         large(inproc.sysfs_root, pfs=pfs, vfs=vfs)
-        (driver,) = inproc.agent._rt.acc_drivers
-        marks: list[int] = []
-        discover = driver.discover
-
-        def marked() -> Any:
-            marks.append(inproc.placement_log.mark())
-            try:
-                return discover()
-            finally:
-                marks.append(inproc.placement_log.mark())
-
-        driver.discover = marked
         with _instrumented(inproc) as timers:
-            first = inproc.placement_log.mark()
             start = time.perf_counter()
-            inproc.run_agent_cycle()
+            driver_requests, other_requests = inproc.run_agent_cycle_split()
             wall = time.perf_counter() - start
-        entries = inproc.placement_log.since(first)
-        begin, end = marks[0] - first, marks[1] - first
-        ours = Counter(kind(*e) for e in entries[begin:end])
-        theirs = Counter(kind(*e) for e in entries[:begin] + entries[end:])
+        ours = Counter(kind(*e) for e in driver_requests)
+        theirs = Counter(kind(*e) for e in other_requests)
         return Round(wall, timers["discover"].seconds, timers["report_data"].seconds,
                      timers["placement"].seconds, ours, theirs)
 

@@ -495,6 +495,34 @@ class InProcessCloud(fixtures.Fixture):
             self.start_agent()
         self.agent.update_available_resource(context.get_admin_context())
 
+    def run_agent_cycle_split(self) -> tuple[list[tuple[str, str, int]],
+                                             list[tuple[str, str, int]]]:
+        """One agent cycle, its Placement requests split by sender: ``(the driver's, the
+        others')``. The driver's are those made while its ``discover()`` ran; the others are
+        the conductor's (and any the agent makes around the report)."""
+        if self.agent is None:
+            self.start_agent()
+        (driver,) = self.agent._rt.acc_drivers
+        marks: list[int] = []
+        discover = driver.discover
+
+        def marked() -> Any:
+            marks.append(self.placement_log.mark())
+            try:
+                return discover()
+            finally:
+                marks.append(self.placement_log.mark())
+
+        driver.discover = marked
+        try:
+            first = self.placement_log.mark()
+            self.run_agent_cycle()
+        finally:
+            driver.discover = discover
+        entries = self.placement_log.since(first)
+        begin, end = marks[0] - first, marks[1] - first
+        return entries[begin:end], entries[:begin] + entries[end:]
+
     # -- Reading back ------------------------------------------------------------------------
     def resource_providers(self) -> list[dict[str, Any]]:
         """Every RP nested under the compute node, sorted by name."""

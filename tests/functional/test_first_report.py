@@ -32,22 +32,8 @@ def _first_report(make_inproc: Callable[..., InProcessCloud]
     inproc = make_inproc(smartnic={"physical_device_mappings": MAPPINGS})
     large(inproc.sysfs_root, pfs=PFS, vfs=VFS, noise=20)
     (driver,) = inproc.agent._rt.acc_drivers
-    marks: list[int] = []
-    discover = driver.discover
-
-    def marked() -> Any:
-        marks.append(inproc.placement_log.mark())
-        try:
-            return discover()
-        finally:
-            marks.append(inproc.placement_log.mark())
-
-    driver.discover = marked
-    first = inproc.placement_log.mark()
-    inproc.run_agent_cycle()
-    entries = inproc.placement_log.since(first)
-    begin, end = marks[0] - first, marks[1] - first
-    return inproc, driver, entries[begin:end], entries[:begin] + entries[end:]
+    ours, theirs = inproc.run_agent_cycle_split()
+    return inproc, driver, ours, theirs
 
 
 def test_first_report_request_bound_and_placement_content(

@@ -19,6 +19,7 @@ from cyborg_smartnic.host import drain
 from cyborg_smartnic.host.drain import CloudView, Holding, Server, Service
 from cyborg_smartnic.host.drain_run import Drainer, DrainStopped
 from cyborg_smartnic.host.steps import Plan
+from tests.fixtures.clock import Clock
 from tests.unit.test_host_drain import HOST, TARGET, VFS, numvfs
 
 ENABLED = Service("s1", "node1", "enabled", "up")
@@ -67,16 +68,6 @@ def blocked() -> CloudView:
         "i9", "vm-i9", "ACTIVE", "node1", extra_specs={"accel:device_profile": "x"})},
         (Holding("i9", VFS[1], "Cyborg ARQ a9"),))
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def drainer(clouds: ScriptedClouds, lines: list[str], timeout: float = 60.0) -> Drainer:

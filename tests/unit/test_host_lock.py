@@ -16,20 +16,11 @@ from cyborg_smartnic.host import lock
 from cyborg_smartnic.hostgen import build_scenario
 from cyborg_smartnic.hostgen.kernel import KernelEmulator, emulated_kernel
 from cyborg_smartnic.report import DeviceSpec
+from tests.fixtures.clock import Clock
 
 EXAMPLE_CONFIG = str(Path(__file__).parents[2] / "deploy" / "host.example.yaml")
 CX_PF = "0000:3b:00.0"
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def test_a_second_holder_waits_then_fails_naming_the_first(tmp_path: Path) -> None:
