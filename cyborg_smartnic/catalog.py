@@ -156,6 +156,18 @@ def _expand(families: tuple[_Family, ...]) -> tuple[NicModel, ...]:
 
 BUILTIN_MODELS: tuple[NicModel, ...] = _expand(_FAMILIES)
 
+# Drivers whose functions always register a netdev: such a VF without one in our network
+# namespace has most likely been moved to another (a container, a VM's network namespace),
+# and a generated host gives such a function a netdev.
+NETDEV_DRIVERS = frozenset(
+    {driver for model in BUILTIN_MODELS for driver in (model.pf_driver, model.vf_driver)
+     if driver is not None}
+    | {"ixgbevf", "igbvf", "i40evf", "mlx4_core", "enic", "hinic", "liquidio_vf",
+       "octeon_ep_vf", "cxgb4vf", "qlcnic", "be2net", "idpf", "ena", "sfc", "virtio_net",
+       "igb", "e1000e", "tg3"})
+# The most VFs the host tool asks of one PF (host.yaml's vf_count, the privileged write).
+MAX_VFS_PER_PF = 4096
+
 _EXTRA_RE = re.compile(
     r"(?P<vendor>[0-9a-fA-F]{4}):(?P<device>[0-9a-fA-F]{4})(?::(?P<vf>[0-9a-fA-F]{4}))?"
     r"=(?P<name>[^=]+)"

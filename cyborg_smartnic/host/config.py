@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cyborg_smartnic import ranges, yamlsource
+from cyborg_smartnic.catalog import MAX_VFS_PER_PF
 from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery import selection
 from cyborg_smartnic.discovery.model import ESWITCH_LEGACY, ESWITCH_SWITCHDEV
@@ -22,7 +23,6 @@ from cyborg_smartnic.profiles.spec import known_vf_drivers, parse_hugepage_size,
 from cyborg_smartnic.ranges import RangeError
 
 DEFAULT_DRIVER = "default"  # vf_drivers value meaning "the vendor's netdev VF driver"
-MAX_VFS = 4096
 DRIVER_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _SELECTORS = ("address", "netdev", "select")
 #: The names profiles accept for vf_driver, plus ``default``.
@@ -170,7 +170,7 @@ _DEVICE_SCHEMA: dict[str, Any] = {
         "netdev": {"type": "string", "pattern": r"^[A-Za-z0-9_.:@-]{1,15}$",
                    "x-message": "not a network interface name (1-15 of A-Z a-z 0-9 _ . : @ -)"},
         "select": {"type": "string", "minLength": 1},
-        "vf_count": {"type": "integer", "minimum": 0, "maximum": MAX_VFS},
+        "vf_count": {"type": "integer", "minimum": 0, "maximum": MAX_VFS_PER_PF},
         "vf_drivers": {
             "type": "object",
             "additionalProperties": {
@@ -287,7 +287,7 @@ def parse_ranges(value: str | int) -> tuple[int, ...]:
         value = str(value)
     if not isinstance(value, str):
         raise RangeError(f"{value!r} is not a VF index list like '0-7' or '0-3,8'")
-    return ranges.parse_ranges(value, MAX_VFS - 1)
+    return ranges.parse_ranges(value, MAX_VFS_PER_PF - 1)
 
 
 def parse_size_kb(value: str | int) -> int:

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from cyborg_smartnic.catalog import BUILTIN_MODELS
+from cyborg_smartnic.catalog import NETDEV_DRIVERS
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.procfs import CAP_SYS_PTRACE, ProcReader, ProcUnreadable
 from cyborg_smartnic.discovery.sysfs import (
@@ -65,13 +65,6 @@ _VFIO_GROUP_NODE = re.compile(r"/dev/vfio/(?:noiommu-)?(\d+)")
 # Modules whose refcnt counts what user space holds open, and the driver they provide.
 _OPEN_COUNTING_MODULES = (("vfio_pci", "vfio-pci"), ("uio_pci_generic", "uio_pci_generic"),
                           ("igb_uio", "igb_uio"))
-# Drivers whose functions always register a netdev: such a VF without one in our network
-# namespace has most likely been moved to another (a container, a VM's network namespace).
-NETDEV_DRIVERS = frozenset(
-    {driver for model in BUILTIN_MODELS for driver in (model.pf_driver, model.vf_driver)
-     if driver is not None}
-    | {"ixgbevf", "igbvf", "i40evf", "mlx4_core", "enic", "hinic", "liquidio_vf",
-       "octeon_ep_vf", "cxgb4vf", "qlcnic", "be2net", "idpf", "ena", "sfc", "virtio_net"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from typing import Protocol
 from oslo_privsep import capabilities as caps
 from oslo_privsep import priv_context
 
+from cyborg_smartnic.catalog import MAX_VFS_PER_PF
 from cyborg_smartnic.conf import PRIVSEP_GROUP
 from cyborg_smartnic.discovery import devlink as dl
 from cyborg_smartnic.discovery import model
@@ -62,7 +63,6 @@ context = priv_context.PrivContext(
     capabilities=[caps.CAP_DAC_OVERRIDE, caps.CAP_NET_ADMIN, caps.CAP_SYS_PTRACE],
 )
 
-MAX_VFS = 4096
 MAX_NUMA_NODE = 1023
 MAX_HUGEPAGES = 1 << 32  # the real bound is the memory behind the pool (_memory_kb)
 ESWITCH_MODES = frozenset(model.ESWITCH_MODES)
@@ -288,7 +288,7 @@ def _guard_numvfs(root: str, sysfs: SysDir, address: str, count: int) -> None:
     host = _pf_view(root, address)
     action = f"set {address} sriov_numvfs {current} -> {count}"
     doomed = set()
-    for index in range(count, min(current, MAX_VFS + 1)):
+    for index in range(count, min(current, MAX_VFS_PER_PF + 1)):
         try:  # a VF without its virtfn link does not exist (yet): nothing can hold it
             link = sysfs.readlink("bus", "pci", "devices", address, f"virtfn{index}")
         except FileNotFoundError:
@@ -364,7 +364,7 @@ def _node_names(sysfs: SysDir) -> list[str]:
 def set_sriov_numvfs(root: str, pf_address: str, count: int) -> None:
     """Write ``sriov_numvfs`` of a PF (the kernel enforces sriov_totalvfs: ERANGE)."""
     address = _address(pf_address)
-    count = _int(count, 0, MAX_VFS, "VF count")
+    count = _int(count, 0, MAX_VFS_PER_PF, "VF count")
     with _root(root) as sysfs:
         _device(sysfs, address)
         path = _sys_path(sysfs, "sriov_numvfs (not an SR-IOV PF)",

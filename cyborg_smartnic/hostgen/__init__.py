@@ -23,7 +23,6 @@ from cyborg_smartnic.hostgen.broken import (
 from cyborg_smartnic.hostgen.builder import (
     ICE_DDP_NAMES,
     INIT_PID_NAMESPACE,
-    NETDEV_DRIVERS,
     SWITCHDEV_DRIVERS,
     FunctionIds,
     NetdevOptions,
@@ -57,7 +56,7 @@ from cyborg_smartnic.hostgen.scenarios import (
 
 __all__ = [
     "BYSTANDER_PF", "EXAMPLE_CMDLINE", "EXAMPLE_HOSTNAME", "ICE_DDP_NAMES", "INIT_PID_NAMESPACE",
-    "NETDEV_DRIVERS", "PATHOLOGIES", "PATHOLOGY_PF", "SCENARIOS", "SWITCHDEV_DRIVERS",
+    "PATHOLOGIES", "PATHOLOGY_PF", "SCENARIOS", "SWITCHDEV_DRIVERS",
     "FunctionIds", "NetdevOptions", "PfHandle", "PfOptions", "SysfsTree", "bcm57414",
     "bluefield2", "bluefield2_dpu", "build_pathology", "build_scenario", "cx6dx_switchdev",
     "e810_comms", "example", "example_conf", "example_files", "large", "noise", "pathology_base",
