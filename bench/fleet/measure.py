@@ -1,9 +1,9 @@
 """What the fleet bench reads from the running services, outside the driver's view.
 
 Placement requests come from Placement's own access log (gunicorn, one line per request,
-written by ``deploy/stack.py start --only fleet``), the conductor's CPU from ``/proc`` (the
-cyborg-conductor master and its forked worker), database sizes from MariaDB's
-``information_schema``. Pure parsing functions plus thin readers.
+written by ``deploy/stack.py start --only fleet``), the conductor's CPU from ``/proc``
+through the project's ``ProcReader`` (the cyborg-conductor master and its forked worker),
+database sizes from MariaDB's ``information_schema``. Pure parsing functions plus thin readers.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from cyborg_smartnic.discovery.procfs import ProcReader
 
 # gunicorn's default access log format: ... "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) '
@@ -62,22 +64,16 @@ class AccessLog:
         return parse_access(data.decode(errors="replace").splitlines())
 
 
-def _stat_fields(pid: int) -> list[str]:
-    text = Path(f"/proc/{pid}/stat").read_text()
-    return text[text.rindex(")") + 2:].split()  # fields after "pid (comm)"
+_PROC = ProcReader("/")
 
 
-def descendants(pid: int) -> list[int]:
+def descendants(pid: int, proc: ProcReader = _PROC) -> list[int]:
     """``pid`` and every process below it (cyborg-conductor forks its worker)."""
     children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            ppid = int(_stat_fields(int(entry))[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
+    for entry in proc.pids():
+        fields = proc.stat_fields(entry)  # [1] is the parent's pid
+        if fields and len(fields) > 1 and fields[1].isdigit():
+            children.setdefault(int(fields[1]), []).append(entry)
     found, todo = [], [pid]
     while todo:
         current = todo.pop()
@@ -86,16 +82,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def cpu_seconds(pids: Iterable[int]) -> float:
-    """utime + stime of the processes (fields 14 and 15 of /proc/PID/stat)."""
+def cpu_seconds(pids: Iterable[int], proc: ProcReader = _PROC) -> float:
+    """utime + stime of the processes (proc(5) fields 14 and 15 of /proc/PID/stat)."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
     for pid in pids:
-        try:
-            fields = _stat_fields(pid)
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
+        fields = proc.stat_fields(pid)
+        if fields is not None and len(fields) > 12:
+            total += int(fields[11]) + int(fields[12])
     return total / ticks
 
 
