@@ -149,15 +149,20 @@ def test_role_passes_os_cloud_when_configured() -> None:
     assert render_argv(apply, cyborg_smartnic_os_cloud="") == [
         "cyborg-smartnic", "host", "apply", "--yes", "-f", "json",
         "/etc/cyborg-smartnic/host.yaml"]
+    # the role never drains unless asked (cyborg_smartnic_drain is false by default)
     assert render_argv(apply, cyborg_smartnic_os_cloud="site") == [
         "cyborg-smartnic", "host", "apply", "--yes", "-f", "json", "--os-cloud", "site",
-        "--drain", "--drain-timeout", "600", "/etc/cyborg-smartnic/host.yaml"]
-    assert render_argv(apply, cyborg_smartnic_os_cloud="site", cyborg_smartnic_drain=False
+        "/etc/cyborg-smartnic/host.yaml"]
+    assert render_argv(apply, cyborg_smartnic_os_cloud="site", cyborg_smartnic_drain=True
                        ) == ["cyborg-smartnic", "host", "apply", "--yes", "-f", "json",
-                             "--os-cloud", "site", "/etc/cyborg-smartnic/host.yaml"]
+                             "--os-cloud", "site", "--drain", "--drain-timeout", "600",
+                             "/etc/cyborg-smartnic/host.yaml"]
     plan = by_name["Plan host changes (read-only)"]
+    staged = {"path": "/tmp/h.yaml"}
+    assert "--drain" not in render_argv(plan, cyborg_smartnic_os_cloud="site",
+                                        cyborg_smartnic_staged=staged)
     assert "--drain" in render_argv(plan, cyborg_smartnic_os_cloud="site",
-                                    cyborg_smartnic_staged={"path": "/tmp/h.yaml"})
+                                    cyborg_smartnic_drain=True, cyborg_smartnic_staged=staged)
     guard = by_name["A drain goes through Nova, so it needs a cloud"]["ansible.builtin.assert"]
     assert "cyborg_smartnic_os_cloud | length > 0" in guard["that"]
     for name in ("Plan host changes (read-only)", "Check the host after the change"):
