@@ -42,7 +42,7 @@ if __package__ in (None, ""):  # run as a file: import deploy.* from this checko
 from deploy.stacklib import (
     config,
     cyborg,
-    mariadb,
+    database,
     neutron,
     nova,
     placement,
@@ -59,7 +59,7 @@ BIN = Path(sys.executable).parent
 STATE = "stack.json"
 PIDS = "pids.json"
 DEFAULT_HOSTNAME = "compute-0"
-SUBDIRS = ("logs", "placement", "cyborg", "nova", "rabbitmq", "mariadb", "neutron")
+SUBDIRS = ("logs", "placement", "cyborg", "nova", "rabbitmq", database.NAME, "neutron")
 DATABASES = ("placement", "cyborg", "nova_api", "nova", "nova_cell0", "neutron")
 # `--only fleet`: the services N simulated compute nodes report into (bench/fleet), and the
 # databases they use. Placement then writes an access log (one line per request).
@@ -126,7 +126,7 @@ def start(args: argparse.Namespace) -> dict[str, Any]:
         raise StackError(f"a stack is already running in {work} "
                          f"({', '.join(p.name for p in running)}): run `stop` first")
     rabbit.check_installed()
-    mariadb.check_installed()
+    database.check_installed()
     if (args.only == "all" and args.driver == "smartnic_driver"
             and not (BIN / "cyborg-smartnic").exists()):
         raise StackError(f"{BIN}/cyborg-smartnic is missing: install the project (make install)")
@@ -155,7 +155,7 @@ class Plan:
     state: dict[str, Any]
     values: dict[str, str]
     broker: rabbit.Broker
-    database: mariadb.Server
+    db_server: database.Server
 
 
 def _plan(work: Path, args: argparse.Namespace) -> Plan:
@@ -169,7 +169,7 @@ def _plan(work: Path, args: argparse.Namespace) -> Plan:
     hostname = args.hostname or smartnic.get("hostname") or DEFAULT_HOSTNAME
     smartnic.setdefault("state_file", str(work / "cyborg" / "smartnic-last-report.json"))
     broker = rabbit.plan(work / "rabbitmq")
-    database = mariadb.plan(work / "mariadb")
+    db_server = database.plan(work / database.NAME)
     ports = {name: procs.free_port()
              for name in ("placement", "cyborg", "nova", "standins", "neutron")}
     stand_ins = f"http://127.0.0.1:{ports['standins']}"
@@ -192,9 +192,7 @@ def _plan(work: Path, args: argparse.Namespace) -> Plan:
                              "dist_port": broker.dist_port, "epmd_port": broker.epmd_port,
                              "user": broker.user, "password": broker.password,
                              "vhost": broker.vhost},
-        "mariadb": {"port": database.port, "socket": str(database.socket),
-                    "user": database.user, "password": database.password,
-                    "databases": list(_databases(args.only))},
+        database.NAME: database.state_entry(db_server, _databases(args.only)),
         "admin_token": ADMIN_TOKEN,
         "service_token": SERVICE_TOKEN,
         "cyborg_config": str(work / "cyborg" / "cyborg.conf"),
@@ -214,8 +212,8 @@ def _plan(work: Path, args: argparse.Namespace) -> Plan:
               "service_token": SERVICE_TOKEN, "sysfs_root": str(sysfs_root),
               "smartnic_extra": config.ini_lines(smartnic),
               **neutron.template_values(smartnic),
-              **{f"{name}_db": database.url(name) for name in DATABASES}}
-    return Plan(state=state, values=values, broker=broker, database=database)
+              **{f"{name}_db": db_server.url(name) for name in DATABASES}}
+    return Plan(state=state, values=values, broker=broker, db_server=db_server)
 
 
 def _databases(only: str) -> tuple[str, ...]:
@@ -251,7 +249,8 @@ def _start(st: Starter, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _start_backends(st: Starter, plan: Plan) -> None:
-    """RabbitMQ (booting in the background), the stand-ins, MariaDB with its databases."""
+    """RabbitMQ (booting in the background), the stand-ins, the database server with the
+    stack's databases."""
     logs = st.work / "logs"
     rabbit.prepare(plan.broker)
     for proc in rabbit.start(plan.broker, logs):
@@ -260,11 +259,11 @@ def _start_backends(st: Starter, plan: Plan) -> None:
         port = plan.state["image_url"].rsplit(":", 1)[1].split("/", 1)[0]
         st.spawn("standins", [sys.executable, str(DEPLOY_DIR / "stacklib" / "standins.py"),
                               "--port", port], _service_env())
-    mariadb.prepare(plan.database, logs)
-    server = st.add(mariadb.start(plan.database, logs))
-    mariadb.wait_ready(plan.database, server, st.remaining())
-    mariadb.create_databases(plan.database, plan.state["mariadb"]["databases"])
-    st.mark("mariadb up, databases created")
+    database.prepare(plan.db_server, logs)
+    server = st.add(database.start(plan.db_server, logs))
+    database.wait_ready(plan.db_server, server, st.remaining())
+    database.create_databases(plan.db_server, database.databases_of(plan.state))
+    st.mark(f"{database.NAME} up, databases created")
 
 
 def _start_openstack(st: Starter, plan: Plan) -> None:
@@ -293,7 +292,7 @@ def _start_openstack(st: Starter, plan: Plan) -> None:
     procs.finish_job(upgrade, st.remaining())
     st.mark("cyborg database migrated")
     _spawn_cyborg(st, state)  # Cyborg starts while Nova's cells are being mapped
-    nova.map_cells(manage, syncs, plan.database.url("nova_cell0"), st.remaining())
+    nova.map_cells(manage, syncs, plan.db_server.url("nova_cell0"), st.remaining())
     st.mark("nova databases synced, cell0 and cell1 mapped")
     _spawn_nova(st, state)
     procs.finish_job(neutron_upgrade, st.remaining())
@@ -436,7 +435,7 @@ def _wait_nova(st: Starter, plan: Plan, manage: nova.Manage) -> None:
     procs.wait_until(lambda: nova.api_get(state["nova_url"], "/flavors") is not None,
                      st.by_name("nova-api"), "waiting for the Nova API", st.remaining())
     st.mark("nova-api, nova-conductor, nova-scheduler up")
-    nova.wait_compute_ready(state, st.by_name("nova-compute"), manage, plan.database,
+    nova.wait_compute_ready(state, st.by_name("nova-compute"), manage, plan.db_server,
                             st.remaining())
     st.mark(f"nova-compute up, {state['hostname']} mapped to {nova.CELL}")
 

@@ -3,25 +3,25 @@
 Placement requests come from Placement's own access log (gunicorn, one line per request,
 written by ``deploy/stack.py start --only fleet``), the conductor's CPU from ``/proc``
 through the project's ``ProcReader`` (the cyborg-conductor master and its forked worker),
-database sizes from MariaDB's ``information_schema``. Pure parsing functions plus thin readers.
+database sizes from the database server's ``information_schema`` (through
+deploy/stacklib/database.py; MySQL-family SQL). Pure parsing functions plus thin readers.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from cyborg_smartnic.discovery.procfs import ProcReader
+from deploy.stacklib import database
 
 # gunicorn's default access log format: ... "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"
 ACCESS_LINE = re.compile(r'"(?P<method>[A-Z]+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) '
                          r'\S+ "[^"]*" "(?P<agent>[^"]*)"')
-MARIADB_CLIENT = "/usr/bin/mariadb"
 
 
 @dataclass(frozen=True)
@@ -93,14 +93,6 @@ def cpu_seconds(pids: Iterable[int], proc: ProcReader = _PROC) -> float:
     return total / ticks
 
 
-def sql(socket: str, statements: str) -> list[list[str]]:
-    done = subprocess.run([MARIADB_CLIENT, "--no-defaults", f"--socket={socket}", "--user=root",
-                           "--batch", "--skip-column-names", "--execute", statements],
-                          capture_output=True, text=True, timeout=300, check=True,
-                          stdin=subprocess.DEVNULL)
-    return [line.split("\t") for line in done.stdout.splitlines() if line]
-
-
 TABLES_QUERY = ("SELECT table_schema, table_name FROM information_schema.tables "
                 "WHERE table_schema IN ('placement', 'cyborg')")
 SIZES_QUERY = ("SELECT table_schema, SUM(data_length + index_length), SUM(table_rows) "
@@ -108,20 +100,20 @@ SIZES_QUERY = ("SELECT table_schema, SUM(data_length + index_length), SUM(table_
                "GROUP BY table_schema")
 
 
-def database_sizes(socket: str) -> dict[str, dict[str, int]]:
+def database_sizes(server: database.Server) -> dict[str, dict[str, int]]:
     """Data + index bytes and rows of the placement and cyborg schemas, after ANALYZE TABLE
     refreshed the statistics information_schema reports."""
-    tables = sql(socket, TABLES_QUERY)
+    tables = database.rows(server, TABLES_QUERY)
     if tables:  # names read from information_schema, quoted as identifiers
-        sql(socket, "ANALYZE TABLE " + ", ".join(f"`{s}`.`{t}`" for s, t in tables))
-    rows = sql(socket, SIZES_QUERY)
-    return {schema: {"bytes": int(size), "rows": int(count)} for schema, size, count in rows}
+        database.rows(server, "ANALYZE TABLE " + ", ".join(f"`{s}`.`{t}`" for s, t in tables))
+    sizes = database.rows(server, SIZES_QUERY)
+    return {schema: {"bytes": int(size), "rows": int(count)} for schema, size, count in sizes}
 
 
-def counts(socket: str) -> dict[str, int]:
+def counts(server: database.Server) -> dict[str, int]:
     """Exact row counts of what a report creates."""
-    (row,) = sql(socket,
-                 "SELECT (SELECT COUNT(*) FROM placement.resource_providers), "
+    (row,) = database.rows(server,
+                           "SELECT (SELECT COUNT(*) FROM placement.resource_providers), "
                  "(SELECT COUNT(*) FROM cyborg.deployables WHERE rp_uuid IS NOT NULL), "
                  "(SELECT COUNT(*) FROM cyborg.attach_handles)")
     providers, deployables, handles = (int(v) for v in row)
@@ -129,7 +121,7 @@ def counts(socket: str) -> dict[str, int]:
             "attach_handles": handles}
 
 
-def connections_used(socket: str) -> int:
-    """The most client connections MariaDB held at once since it started."""
-    ((_, value),) = sql(socket, "SHOW GLOBAL STATUS LIKE 'Max_used_connections'")
+def connections_used(server: database.Server) -> int:
+    """The most client connections the server held at once since it started."""
+    ((_, value),) = database.rows(server, "SHOW GLOBAL STATUS LIKE 'Max_used_connections'")
     return int(value)

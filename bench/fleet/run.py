@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bench.fleet import measure
 from cyborg_smartnic.hostgen import SysfsTree, large, scratch_dir
-from deploy.stacklib import placement
+from deploy.stacklib import database, placement
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -194,7 +194,7 @@ class Probe:
     """One measured cycle: Placement requests and the CPU of the conductor, Placement and
     MariaDB around the agents' cycle."""
 
-    SERVICES = ("cyborg-conductor", "placement", "mariadb")
+    SERVICES = ("cyborg-conductor", "placement", database.NAME)
 
     def __init__(self, state: dict[str, Any]) -> None:
         self.log = measure.AccessLog(Path(state["placement_access_log"]))
@@ -213,7 +213,7 @@ class Probe:
         time.sleep(0.5)  # gunicorn writes the access line after the response
         requests = self.log.since_mark()
         return {**result, "conductor_cpu_s": cpu, "placement_cpu_s": used["placement"],
-                "mariadb_cpu_s": used["mariadb"], "requests": requests.total,
+                "mariadb_cpu_s": used[database.NAME], "requests": requests.total,
                 "conductor_requests": requests.conductor, "writes": requests.writes,
                 "by_method": requests.by_method,
                 "requests_per_host": round(requests.total / hosts, 2),
@@ -224,7 +224,7 @@ def landed(state: dict[str, Any], hosts: Sequence[Host]) -> tuple[bool, dict[str
     """Is every pool a provider in Placement and a linked deployable in Cyborg? (report_data
     is an RPC call: when it returns, the conductor is done with that report.)"""
     pools = sum(h.pfs for h in hosts)
-    found = measure.counts(state["mariadb"]["socket"])
+    found = measure.counts(database.server_of(state))
     return (found["resource_providers"] == len(hosts) + pools
             and found["linked_deployables"] == pools), found
 
@@ -278,8 +278,8 @@ def run_point(hosts: Sequence[Host], rev: str, args: argparse.Namespace, scratch
                 print(f"  the cycle after: {_short(after)}", flush=True)
             finally:
                 hosts[0].tree.set_num_vfs(CHANGED_PF, hosts[0].vfs)
-            sizes = measure.database_sizes(state["mariadb"]["socket"])
-            connections = measure.connections_used(state["mariadb"]["socket"])
+            sizes = measure.database_sizes(database.server_of(state))
+            connections = measure.connections_used(database.server_of(state))
         finally:
             agents.close()
     return {"n": len(hosts), "rev": rev, "driver": label, "hosts": describe(hosts),

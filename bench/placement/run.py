@@ -1,7 +1,7 @@
 """Allocation-candidates benchmark: a device-profile boot request against 200 SmartNIC hosts.
 
-Real Placement 16 (its WSGI app, called in process) on a private MariaDB
-(deploy/stacklib/mariadb.py: own data dir, socket and port, stopped by PID). The fleet is
+Real Placement 16 (its WSGI app, called in process) on the stack's private database server
+(deploy/stacklib/database.py, MariaDB: own data dir, socket and port, stopped by PID). The fleet is
 ``--hosts`` compute nodes, each with the pool providers this driver and Cyborg's conductor
 create for ``large(--pfs, --vfs)`` (see fleet.py), and running instances holding VFs. Each
 request is the ``GET /allocation_candidates`` nova-scheduler sends for a flavor with
@@ -38,7 +38,7 @@ sys.path[:0] = [str(REPO), str(Path(__file__).resolve().parent)]
 
 import fleet  # noqa: E402
 
-from deploy.stacklib import mariadb, procs  # noqa: E402
+from deploy.stacklib import database, procs  # noqa: E402
 from tests.functional.harness import request_groups_query  # noqa: E402
 
 VERSION = "placement 1.39"
@@ -199,27 +199,27 @@ def measure(app: App, request: Request, runs: int, roots: Mapping[str, str],
                   len(hosts))
 
 
-# -- MariaDB -------------------------------------------------------------------------------
+# -- Database ------------------------------------------------------------------------------
 @contextmanager
-def private_mariadb(work: Path) -> Iterator[tuple[mariadb.Server, int]]:
-    mariadb.check_installed()
+def private_database(work: Path) -> Iterator[tuple[database.Server, int]]:
+    database.check_installed()
     logs = work / "logs"
     logs.mkdir(parents=True)
-    server = mariadb.plan(work / "mariadb")
-    mariadb.prepare(server, logs)
-    proc = mariadb.start(server, logs)
+    server = database.plan(work / database.NAME)
+    database.prepare(server, logs)
+    proc = database.start(server, logs)
     try:
-        mariadb.wait_ready(server, proc, 120)
-        mariadb.create_databases(server, ["placement"])
+        database.wait_ready(server, proc, 120)
+        database.create_databases(server, ["placement"])
         yield server, proc.pid
     finally:
         procs.stop(proc)
 
 
-def database_mib(server: mariadb.Server) -> float:
-    done = mariadb.sql(server, "SELECT SUM(data_length + index_length) FROM "
-                               "information_schema.tables WHERE table_schema = 'placement'")
-    return int(done.stdout.split()[-1]) / 2**20
+def database_mib(server: database.Server) -> float:
+    ((size,),) = database.rows(server, "SELECT SUM(data_length + index_length) FROM "
+                                       "information_schema.tables WHERE table_schema = 'placement'")
+    return int(size) / 2**20
 
 
 # -- Main ----------------------------------------------------------------------------------
@@ -239,11 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         nodes = fleet.scanned_pools(work / "host", [fleet.host_name(i)
                                                     for i in range(args.hosts)],
                                     args.pfs, args.vfs)
-        with private_mariadb(work) as (server, db_pid):
+        with private_database(work) as (server, db_pid):
             return run(work, server, db_pid, nodes, args)
 
 
-def run(work: Path, server: mariadb.Server, db_pid: int, nodes: Sequence[fleet.ComputeNode],
+def run(work: Path, server: database.Server, db_pid: int, nodes: Sequence[fleet.ComputeNode],
         args: argparse.Namespace) -> int:
     url = server.url("placement")
     confs = {setting: placement_conf(work, url, setting) for setting in SETTINGS}

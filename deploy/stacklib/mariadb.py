@@ -13,12 +13,14 @@ import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from deploy.stacklib import procs
 
+NAME = "mariadb"  # the service, its work subdirectory and its stack.json entry
 SERVER = "/usr/sbin/mariadbd"
 INSTALL_DB = "/usr/bin/mariadb-install-db"
 CLIENT = "/usr/bin/mariadb"
@@ -48,6 +50,18 @@ class Server:
         """The SQLAlchemy URL of one database (PyMySQL over TCP, as the services use)."""
         return (f"mysql+pymysql://{self.user}:{self.password}@127.0.0.1:{self.port}"
                 f"/{database}?charset=utf8")
+
+
+def state_entry(server: Server, databases: Sequence[str]) -> dict[str, Any]:
+    """What stack.json records, enough for `from_state` and for a client on the socket."""
+    return {"port": server.port, "socket": str(server.socket), "user": server.user,
+            "password": server.password, "databases": list(databases)}
+
+
+def from_state(base: Path, entry: Mapping[str, Any]) -> Server:
+    """The running server `state_entry` recorded (its files under ``base``)."""
+    return Server(base=base, port=int(entry["port"]), user=str(entry["user"]),
+                  password=str(entry["password"]))
 
 
 def check_installed() -> None:
@@ -117,7 +131,7 @@ def prepare(server: Server, log_dir: Path) -> None:
 
 
 def start(server: Server, log_dir: Path) -> procs.Proc:
-    return procs.spawn("mariadb", [SERVER, f"--defaults-file={server.defaults_file}"],
+    return procs.spawn(NAME, [SERVER, f"--defaults-file={server.defaults_file}"],
                        {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                         "LANG": "C.UTF-8", "HOME": str(server.base)},
                        log_dir, cwd=server.base)

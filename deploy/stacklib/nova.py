@@ -24,7 +24,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from deploy.stacklib import mariadb, placement, procs
+from deploy.stacklib import database, placement, procs
 from deploy.stacklib.config import ADMIN_TOKEN
 from deploy.stacklib.procs import Proc, StackError
 
@@ -103,8 +103,8 @@ def api_get(nova_url: str, path: str) -> Any:
         return None
 
 
-def _compute_node_recorded(database: mariadb.Server, node_uuid: str) -> bool:
-    done = mariadb.sql(database, "SELECT uuid FROM nova.compute_nodes WHERE deleted = 0")
+def _compute_node_recorded(server: database.Server, node_uuid: str) -> bool:
+    done = database.sql(server, "SELECT uuid FROM nova.compute_nodes WHERE deleted = 0")
     return done.returncode == 0 and node_uuid in done.stdout.split()
 
 
@@ -125,7 +125,7 @@ def _hypervisor_up(state: Mapping[str, Any]) -> bool:
 
 
 def wait_compute_ready(state: Mapping[str, Any], compute: Proc, manage: Manage,
-                       database: mariadb.Server, timeout: float) -> None:
+                       server: database.Server, timeout: float) -> None:
     """Until nova-compute's first resource update is through and its host is mapped.
 
     Its compute node record (uuid = the adopted provider) says the update ran; then
@@ -133,7 +133,7 @@ def wait_compute_ready(state: Mapping[str, Any], compute: Proc, manage: Manage,
     the API lists the hypervisor as up and Placement holds nova-compute's inventory.
     """
     node = state["compute_rp_uuid"]
-    procs.wait_until(partial(_compute_node_recorded, database, node), compute,
+    procs.wait_until(partial(_compute_node_recorded, server, node), compute,
                      "waiting for nova-compute's compute node record", timeout, interval=0.5)
     deadline = time.monotonic() + timeout
     while manage.run("discover_hosts", ["cell_v2", "discover_hosts", "--strict",

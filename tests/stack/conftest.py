@@ -25,13 +25,14 @@ import pytest
 
 from cyborg_smartnic.discovery.example import example_conf_path
 from cyborg_smartnic.hostgen import build_scenario
+from deploy.stacklib import database
+from deploy.stacklib.procs import StackError
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 STACK_SCRIPT = DEPLOY / "stack.py"
 
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
-MARIADB_SERVER = Path("/usr/sbin/mariadbd")
 SHARED = pytest.mark.xdist_group("shared-stack")
 
 
@@ -45,7 +46,10 @@ def _require(path: Path, package: str) -> None:
 @pytest.fixture(scope="session")
 def services_installed() -> None:
     _require(RABBITMQ_SERVER, "rabbitmq-server")
-    _require(MARIADB_SERVER, "mariadb-server")
+    try:
+        database.check_installed()  # its message names the package to install
+    except StackError as exc:
+        pytest.fail(f"{exc} (.ci/run does) before the stack tests", pytrace=False)
 
 
 @pytest.fixture

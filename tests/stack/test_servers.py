@@ -18,7 +18,7 @@ import pytest
 
 from cyborg_smartnic.pci import PciAddress
 from cyborg_smartnic.profiles.nova_rules import FLAVOR_REFUSED
-from deploy.stacklib import client, mariadb
+from deploy.stacklib import client, database
 from deploy.stacklib.client import Clients, StackInfo
 from tests.stack.conftest import SHARED, stack
 
@@ -35,7 +35,7 @@ class Cloud:
     state: dict[str, Any]
     info: StackInfo
     api: Clients
-    database: mariadb.Server
+    db_server: database.Server
 
     def flavor(self, name: str) -> dict[str, Any]:
         found = client.json_of(self.api.nova.get("/flavors/detail"), "flavors")["flavors"]
@@ -51,9 +51,9 @@ class Cloud:
         return client.boot(self.info, self.api, self.flavor(flavor), name)
 
     def handles(self) -> dict[str, int]:
-        """Cyborg's attach handles straight from MariaDB: VF address -> in_use."""
-        done = mariadb.sql(self.database, "SELECT attach_info, in_use FROM "
-                                          "cyborg.attach_handles")
+        """Cyborg's attach handles straight from its database: VF address -> in_use."""
+        done = database.sql(self.db_server, "SELECT attach_info, in_use FROM "
+                                            "cyborg.attach_handles")
         assert done.returncode == 0, done.stderr
         rows = {}
         for line in done.stdout.splitlines()[1:]:
@@ -73,11 +73,8 @@ def vf_address(info: dict[str, str]) -> str:
 @pytest.fixture
 def cloud(shared_stack: dict[str, Any]) -> Iterator[Cloud]:
     info = StackInfo.from_state(shared_stack)
-    db = shared_stack["mariadb"]
     cloud = Cloud(state=shared_stack, info=info, api=Clients(info),
-                  database=mariadb.Server(base=Path(shared_stack["work_dir"]) / "mariadb",
-                                          port=db["port"], user=db["user"],
-                                          password=db["password"]))
+                  db_server=database.server_of(shared_stack))
     assert cloud.server_ids() == []
     yield cloud
     for server in cloud.server_ids():  # a failed test's servers must not fail the next

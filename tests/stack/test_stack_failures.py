@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from deploy.stacklib import database
 from tests.stack.conftest import processes_in, stack
 
 
@@ -55,6 +56,7 @@ def test_bad_smartnic_option_is_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.stack
 def test_restart_refuses_what_it_cannot_restart(tmp_path: Path) -> None:
-    done = stack("restart", "--work-dir", str(tmp_path), "mariadb")
+    done = stack("restart", "--work-dir", str(tmp_path), database.NAME)
     assert done.returncode == 1
-    assert done.stderr.startswith("stack: error: cannot restart mariadb: one of cyborg-agent,")
+    assert done.stderr.startswith(f"stack: error: cannot restart {database.NAME}: one of "
+                                  "cyborg-agent,")

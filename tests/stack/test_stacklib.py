@@ -1,5 +1,5 @@
 """deploy/stacklib without starting a stack: process bookkeeping, the auth filter, the
-stand-ins, the MariaDB and RabbitMQ set-up files."""
+stand-ins, the database seam and RabbitMQ's set-up files."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from deploy.stacklib import mariadb, noauth, procs, rabbit, standins
+from deploy.stacklib import database, noauth, procs, rabbit, standins
 
 
 def _spawn(tmp_path: Path, script: str) -> procs.Proc:
@@ -181,27 +181,14 @@ def test_no_network_standin_is_left_the_network_api_is_real_neutron() -> None:
     assert _get("/network/v2.0/ports?device_id=x")[0].startswith("404")
 
 
-# -- MariaDB and RabbitMQ set-up -----------------------------------------------------------
-def test_missing_mariadb_is_one_line_naming_the_package(monkeypatch: pytest.MonkeyPatch,
-                                                        tmp_path: Path) -> None:
-    monkeypatch.setattr(mariadb, "SERVER", str(tmp_path / "mariadbd"))
-    with pytest.raises(procs.StackError) as caught:
-        mariadb.check_installed()
-    assert str(caught.value) == (f"mariadb-server is not installed (no {tmp_path}/mariadbd): "
-                                 "run `apt-get install mariadb-server`")
-
-
-def test_mariadb_is_private_to_the_work_dir(tmp_path: Path) -> None:
-    server = mariadb.plan(tmp_path / "mariadb")
-    options = mariadb.options(server)
-    assert "bind-address = 127.0.0.1\n" in options
-    assert f"port = {server.port}\n" in options
-    assert f"socket = {tmp_path}/mariadb/mysqld.sock\n" in options
-    assert f"datadir = {tmp_path}/mariadb/data\n" in options
-    assert server.url("nova").startswith(f"mysql+pymysql://stack:{server.password}@127.0.0.1:"
-                                         f"{server.port}/nova?")
-    with pytest.raises(procs.StackError, match="too long for a unix socket"):
-        mariadb.plan(tmp_path / ("x" * 120))
+# -- The database seam and RabbitMQ set-up ------------------------------------------------
+def test_the_database_seam_reads_back_the_server_stack_json_records(tmp_path: Path) -> None:
+    server = database.plan(tmp_path / database.NAME)
+    state = json.loads(json.dumps({"work_dir": str(tmp_path),
+                                   database.NAME: database.state_entry(server, ["nova"])}))
+    assert database.server_of(state) == server
+    assert database.databases_of(state) == ["nova"]
+    assert database.server_of(state).url("nova") == server.url("nova")
 
 
 def test_rabbitmq_account_is_loaded_at_boot_with_a_salted_hash(tmp_path: Path) -> None:
