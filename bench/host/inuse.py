@@ -15,7 +15,6 @@ compare revisions on the same tree.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ from types import ModuleType
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench import oldrev
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.scan import scan
 from cyborg_smartnic.host import inuse
@@ -32,12 +32,7 @@ from cyborg_smartnic.hostgen import SysfsTree, large, scratch_dir
 def _load(path: str | None) -> ModuleType:
     if path is None:
         return inuse
-    spec = importlib.util.spec_from_file_location("bench_inuse", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_inuse"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return oldrev.load_file("bench_inuse", Path(path))
 
 
 def _busy_proc(tree: SysfsTree, host: Host, processes: int, fds: int) -> None:

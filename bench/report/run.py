@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +35,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from bench import oldrev
 from cyborg_smartnic.hostgen import large
 from tests.functional.harness import InProcessCloud
-
-ROOT = Path(__file__).resolve().parents[2]
 
 # The driver before the steady state (33 requests a cycle, a full report every 10th).
 DEFAULT_OLD = "b637fa9"
@@ -87,8 +85,7 @@ def timed(inproc: InProcessCloud, cycles: int = 1,
 
 def load_old(rev: str, into: Path) -> ModuleType:
     """``cyborg_smartnic/driver.py`` of ``rev`` as module ``bench_old_driver``."""
-    source = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:cyborg_smartnic/driver.py"],
-                            check=True, capture_output=True, text=True).stdout
+    source = oldrev.git_show(rev, "cyborg_smartnic/driver.py")
     # report.py's Cyborg workarounds have their own module since: the old driver's imports
     # from report.py are served from both
     combined = ModuleType("bench_old_report")
@@ -99,12 +96,7 @@ def load_old(rev: str, into: Path) -> ModuleType:
     source = source.replace("from cyborg_smartnic.report import", "from bench_old_report import")
     path = into / "bench_old_driver.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("bench_old_driver", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_old_driver"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return oldrev.load_file("bench_old_driver", path)
 
 
 def use_driver(inproc: InProcessCloud, old: ModuleType | None) -> Any:
