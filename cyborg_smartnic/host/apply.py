@@ -31,24 +31,12 @@ from cyborg_smartnic.discovery.model import (
     VirtualFunction,
 )
 from cyborg_smartnic.errors import SmartNicError
-from cyborg_smartnic.host import guard, privileged
+from cyborg_smartnic.host import guard, privileged, steps
 from cyborg_smartnic.host.firmware_apply import FirmwareRunner
 from cyborg_smartnic.host.inuse import InUse
 from cyborg_smartnic.host.ovs.apply import OvsRunner
 from cyborg_smartnic.host.runner import StepFailed, StepRunner
-from cyborg_smartnic.host.steps import (
-    BIND_DRIVER,
-    FIRMWARE_KINDS,
-    OVS_KINDS,
-    REBOOT,
-    SET_DEVLINK_PARAM,
-    SET_ESWITCH_MODE,
-    SET_HUGEPAGES,
-    SET_NUMVFS,
-    Plan,
-    Step,
-    show,
-)
+from cyborg_smartnic.host.steps import Plan, Step, show
 
 LOG = logging.getLogger(__name__)
 
@@ -178,7 +166,7 @@ class Executor:
         undo: list[list[Step]] = []
         actions = plan.actions
         for number, step in enumerate(actions, 1):
-            if step.kind == REBOOT:  # ends the apply: the boot unit resumes it
+            if step.kind == steps.REBOOT:  # ends the apply: the boot unit resumes it
                 self.progress(f"[{number}/{len(actions)}] {describe(step)}: stopping here, "
                               f"reboot to continue")
                 return ApplyResult(tuple(done), plan.manual, after_reboot=actions[number - 1:])
@@ -257,11 +245,11 @@ class Executor:
 
     def _read(self, step: Step) -> Host:
         """What ``step`` can change and must check: its PF, its pools, or else the host."""
-        if step.kind in OVS_KINDS:  # OVS steps read OVSDB themselves (OvsRunner)
+        if step.kind in steps.OVS_KINDS:  # OVS steps read OVSDB themselves (OvsRunner)
             return Host(hostname="", physical_functions=(), skipped=())
-        if step.kind in FIRMWARE_KINDS:  # a reset or reload disturbs more than its PF
+        if step.kind in steps.FIRMWARE_KINDS:  # a reset or reload disturbs more than its PF
             return self.scan()
-        if step.kind == SET_HUGEPAGES and self.scan_hugepages is not None:
+        if step.kind == steps.SET_HUGEPAGES and self.scan_hugepages is not None:
             return Host(hostname="", physical_functions=(), skipped=(),
                         hugepages=self.scan_hugepages())
         if step.pf is not None and self.scan_pf is not None:
@@ -274,30 +262,30 @@ class Executor:
         runner = self._runner(step)
         if runner is not None:  # firmware: none, see host.firmware_apply
             return runner.undo_for(step)
-        if step.kind == SET_HUGEPAGES:
+        if step.kind == steps.SET_HUGEPAGES:
             pool = _pool(host, step)
             if pool is None:
                 return []
             return [replace(step, reason=why, from_value=None, to_value=pool.total)]
         pf = _pf(host, step)
-        if step.kind == SET_NUMVFS:
+        if step.kind == steps.SET_NUMVFS:
             # one step back to the old count (through 0 when both are non-zero), then the
             # old VFs' drivers; what it destroys is judged when it runs
             back = [replace(step, reason=why, from_value=None, to_value=pf.num_vfs,
                             destroys_vfs=(), disruptive=False)]
-            back.extend(Step(BIND_DRIVER, f"{pf.address} vf{old.index}", why,
+            back.extend(Step(steps.BIND_DRIVER, f"{pf.address} vf{old.index}", why,
                                to_value=old.driver, pf=step.pf, vf_index=old.index)
                         for old in pf.virtual_functions if pf.num_vfs)
             return back
-        if step.kind == BIND_DRIVER:
+        if step.kind == steps.BIND_DRIVER:
             vf = _vf(pf, step)
             return [] if vf is None else [replace(
                 step, reason=why, from_value=None, to_value=vf.driver, destroys_vfs=(),
                 disruptive=False)]
-        if step.kind == SET_ESWITCH_MODE and pf.eswitch_mode is not None:
+        if step.kind == steps.SET_ESWITCH_MODE and pf.eswitch_mode is not None:
             return [replace(step, reason=why, from_value=None, to_value=pf.eswitch_mode,
                             destroys_vfs=())]
-        if step.kind == SET_DEVLINK_PARAM and pf.flow_steering_mode is not None:
+        if step.kind == steps.SET_DEVLINK_PARAM and pf.flow_steering_mode is not None:
             return [replace(step, reason=why, from_value=None,
                             to_value=pf.flow_steering_mode)]
         return []
@@ -307,15 +295,15 @@ class Executor:
     def _run(self, step: Step, before: Host | None = None) -> str:
         host = before if before is not None else self._read(step)
         self._check_not_in_use(step, host)
-        if step.kind == SET_NUMVFS:
+        if step.kind == steps.SET_NUMVFS:
             return self._numvfs(step, host)
-        if step.kind == BIND_DRIVER:
+        if step.kind == steps.BIND_DRIVER:
             return self._bind(step, host)
-        if step.kind == SET_ESWITCH_MODE:
+        if step.kind == steps.SET_ESWITCH_MODE:
             return self._eswitch(step, host)
-        if step.kind == SET_DEVLINK_PARAM:
+        if step.kind == steps.SET_DEVLINK_PARAM:
             return self._devlink_param(step, host)
-        if step.kind == SET_HUGEPAGES:
+        if step.kind == steps.SET_HUGEPAGES:
             return self._hugepages(step, host)
         runner = self._runner(step)
         if runner is not None:
@@ -324,11 +312,11 @@ class Executor:
 
     def _runner(self, step: Step) -> StepRunner | None:
         """The runner of a step the executor does not run itself (OVS, firmware)."""
-        if step.kind in OVS_KINDS:
+        if step.kind in steps.OVS_KINDS:
             if self.ovs is None:
                 raise StepFailed(target=step.target, reason="no Open vSwitch to apply this to")
             return self.ovs
-        if step.kind in FIRMWARE_KINDS:
+        if step.kind in steps.FIRMWARE_KINDS:
             if self.firmware is None:
                 self.firmware = FirmwareRunner(self.root, self.scan, self.sleep, self.clock)
             return self.firmware
@@ -517,15 +505,15 @@ def affected_vfs(step: Step, host: Host) -> tuple[str, ...]:
     A VF count change destroys every VF of the PF (the kernel goes through 0); a driver
     change takes the VF from its current driver; an eswitch mode change disturbs every VF.
     """
-    if step.kind not in (SET_NUMVFS, BIND_DRIVER, SET_ESWITCH_MODE):
+    if step.kind not in (steps.SET_NUMVFS, steps.BIND_DRIVER, steps.SET_ESWITCH_MODE):
         return ()
     pf = next((p for p in host.physical_functions if str(p.address) == step.pf), None)
     if pf is None:
         return ()
     present = tuple(str(vf.address) for vf in pf.virtual_functions)
-    if step.kind == SET_NUMVFS:
+    if step.kind == steps.SET_NUMVFS:
         return present if pf.num_vfs != int(step.to_value or 0) else ()
-    if step.kind == SET_ESWITCH_MODE:
+    if step.kind == steps.SET_ESWITCH_MODE:
         return present if pf.eswitch_mode != step.to_value else ()
     vf = _vf(pf, step)
     want = None if step.to_value is None else str(step.to_value)

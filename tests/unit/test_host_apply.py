@@ -16,20 +16,12 @@ import pytest
 
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.scan import scan
-from cyborg_smartnic.host import inuse
+from cyborg_smartnic.host import inuse, steps
 from cyborg_smartnic.host.apply import ApplyOptions, ApplyResult, Executor, PlanRefused
 from cyborg_smartnic.host.config import HostConfig, load_host_config
 from cyborg_smartnic.host.devlink_params import with_flow_steering
 from cyborg_smartnic.host.plan import plan
-from cyborg_smartnic.host.steps import (
-    BIND_DRIVER,
-    SET_DEVLINK_PARAM,
-    SET_ESWITCH_MODE,
-    SET_HUGEPAGES,
-    SET_NUMVFS,
-    Plan,
-    Step,
-)
+from cyborg_smartnic.host.steps import Plan, Step
 from cyborg_smartnic.hostgen import PfOptions, SysfsTree, build_scenario
 from cyborg_smartnic.hostgen.kernel import KernelEmulator, emulated_kernel
 
@@ -103,7 +95,7 @@ def test_interrupted_apply_is_resumed_by_running_it_again(example: KernelEmulato
     config = load_host_config(EXAMPLE_CONFIG)
     first = plan_for(example.tree, config)
     crash_at = next(i for i, s in enumerate(first.actions, 1)
-                    if s.kind == SET_NUMVFS and s.pf == CX_PF and s.to_value == 8)
+                    if s.kind == steps.SET_NUMVFS and s.pf == CX_PF and s.to_value == 8)
 
     def progress(line: str) -> None:
         if line.startswith(f"[{crash_at}/"):
@@ -114,7 +106,7 @@ def test_interrupted_apply_is_resumed_by_running_it_again(example: KernelEmulato
     assert example.num_vfs(CX_PF) == 0  # stopped between "go to 0" and "create 8"
 
     resumed = plan_for(example.tree, config)
-    assert [s.kind for s in resumed.actions][:1] == [SET_NUMVFS]
+    assert [s.kind for s in resumed.actions][:1] == [steps.SET_NUMVFS]
     assert resumed.actions[0].from_value == 0 and resumed.actions[0].to_value == 8
     assert len(resumed.actions) < len(first.actions)
     assert executor(example).apply(resumed).ok
@@ -131,7 +123,7 @@ def test_failure_rolls_everything_back_in_reverse(example: KernelEmulator) -> No
     assert not result.ok
     assert result.failed is not None
     assert (result.failed.kind, result.failed.pf, result.failed.to_value) == (
-        SET_NUMVFS, CX_PF, 8)
+        steps.SET_NUMVFS, CX_PF, 8)
     assert result.error is not None and result.error.startswith("ENOSPC")
     assert "ask for fewer" in result.error
     assert result.not_restored == ()
@@ -139,10 +131,10 @@ def test_failure_rolls_everything_back_in_reverse(example: KernelEmulator) -> No
     restored = [(o.step.kind, o.step.target, o.step.to_value) for o in result.restored
                 if o.changed]
     # newest change first: the CX VFs come back with their drivers, then X710, then hugepages
-    assert restored[0] == (SET_NUMVFS, CX_PF, 4)
-    assert (BIND_DRIVER, f"{CX_PF} vf0", "vfio-pci") in restored
-    assert restored[-2:] == [(SET_HUGEPAGES, "node1 1048576kB", 8),
-                             (SET_HUGEPAGES, "node0 1048576kB", 8)]
+    assert restored[0] == (steps.SET_NUMVFS, CX_PF, 4)
+    assert (steps.BIND_DRIVER, f"{CX_PF} vf0", "vfio-pci") in restored
+    assert restored[-2:] == [(steps.SET_HUGEPAGES, "node1 1048576kB", 8),
+                             (steps.SET_HUGEPAGES, "node0 1048576kB", 8)]
 
 
 def test_ebusy_is_retried_with_backoff(example: KernelEmulator) -> None:
@@ -165,14 +157,14 @@ def test_persistent_ebusy_fails_and_restores(example: KernelEmulator) -> None:
 
 
 def test_kernel_erange_and_enoent_fail_clearly(example: KernelEmulator) -> None:
-    too_many = Plan((Step(SET_NUMVFS, X710_PF1, "test", 0, 64, pf=X710_PF1),))
+    too_many = Plan((Step(steps.SET_NUMVFS, X710_PF1, "test", 0, 64, pf=X710_PF1),))
     result = executor(example).apply(too_many)
     assert result.error == ("ERANGE: writing '64' to "
                             f"{example.tree.device_path(X710_PF1).resolve()}/sriov_numvfs: "
                             "Numerical result out of range (more VFs than sriov_totalvfs "
                             "allows)")
     example.tree.unbind(X710_PF1)
-    one = Plan((Step(SET_NUMVFS, X710_PF1, "test", 0, 1, pf=X710_PF1),))
+    one = Plan((Step(steps.SET_NUMVFS, X710_PF1, "test", 0, 1, pf=X710_PF1),))
     result = executor(example).apply(one)
     assert str(result.error).startswith("ENOENT") and "no PF driver bound" in str(result.error)
 
@@ -255,9 +247,9 @@ def test_rollback_that_fails_is_reported(example: KernelEmulator) -> None:
             example.faults[-1].times = 100
 
     result = replace(executor(example), progress=progress).apply(first)
-    assert result.failed is not None and result.failed.kind == BIND_DRIVER
+    assert result.failed is not None and result.failed.kind == steps.BIND_DRIVER
     assert [(o.step.kind, o.step.to_value) for o in result.not_restored] == [
-        (SET_NUMVFS, 0)]
+        (steps.SET_NUMVFS, 0)]
     assert str(result.not_restored[0].detail).startswith("EIO")
 
 
@@ -274,9 +266,9 @@ def test_mlx5_switchdev_unbinds_vfs_first(tmp_path: Path) -> None:
         config = write_config(tmp_path, f'devices:\n  - address: "{CX_PF}"\n'
                                         f'    eswitch_mode: switchdev\n')
         first = plan_for(kernel.tree, config)
-        assert [s.kind for s in first.actions] == [BIND_DRIVER, BIND_DRIVER,
-                                                   SET_ESWITCH_MODE, BIND_DRIVER,
-                                                   BIND_DRIVER]
+        assert [s.kind for s in first.actions] == [steps.BIND_DRIVER, steps.BIND_DRIVER,
+                                                   steps.SET_ESWITCH_MODE, steps.BIND_DRIVER,
+                                                   steps.BIND_DRIVER]
         result = executor(kernel).apply(first)
         assert result.ok, result.error
         assert kernel.eswitch_mode(CX_PF) == "switchdev"
@@ -288,7 +280,7 @@ def test_mlx5_switchdev_unbinds_vfs_first(tmp_path: Path) -> None:
 def test_mlx5_switchdev_with_bound_vfs_is_ebusy(tmp_path: Path) -> None:
     """Why the planner unbinds first: the naive order fails (and changes nothing)."""
     with emulated_kernel(mlx5_legacy(tmp_path / "host")) as kernel:
-        naive = Plan((Step(SET_ESWITCH_MODE, f"pci/{CX_PF}", "test", "legacy",
+        naive = Plan((Step(steps.SET_ESWITCH_MODE, f"pci/{CX_PF}", "test", "legacy",
                                "switchdev", pf=CX_PF),))
         result = executor(kernel, busy_retries=1).apply(naive)
         assert str(result.error).startswith("EBUSY")
@@ -302,9 +294,9 @@ def test_flow_steering_goes_through_legacy(tmp_path: Path) -> None:
         config = write_config(tmp_path, f'devices:\n  - address: "{CX_PF}"\n'
                                         f'    flow_steering_mode: smfs\n')
         first = plan_for(tree, config)
-        assert [(s.kind, s.to_value) for s in first.actions if s.kind != BIND_DRIVER] == [
-            (SET_ESWITCH_MODE, "legacy"), (SET_DEVLINK_PARAM, "smfs"),
-            (SET_ESWITCH_MODE, "switchdev")]
+        assert [(s.kind, s.to_value) for s in first.actions if s.kind != steps.BIND_DRIVER] == [
+            (steps.SET_ESWITCH_MODE, "legacy"), (steps.SET_DEVLINK_PARAM, "smfs"),
+            (steps.SET_ESWITCH_MODE, "switchdev")]
         result = executor(kernel).apply(first)
         assert result.ok, result.error
         assert kernel.flow_steering[CX_PF] == "smfs"
@@ -358,8 +350,8 @@ def test_eswitch_change_is_rolled_back_when_a_later_step_fails(tmp_path: Path) -
                                         f'    eswitch_mode: switchdev\n')
         kernel.fail_next("drivers_probe", errno.EIO)  # rebinding VF 0 after the mode change
         result = executor(kernel).apply(plan_for(kernel.tree, config))
-        assert result.failed is not None and result.failed.kind == BIND_DRIVER
-        assert (SET_ESWITCH_MODE, "legacy") in [(o.step.kind, o.step.to_value)
+        assert result.failed is not None and result.failed.kind == steps.BIND_DRIVER
+        assert (steps.SET_ESWITCH_MODE, "legacy") in [(o.step.kind, o.step.to_value)
                                                   for o in result.restored if o.changed]
         assert state(kernel.tree.root) == before
 
@@ -374,7 +366,7 @@ def test_flow_steering_change_is_rolled_back(tmp_path: Path) -> None:
         first = plan_for(tree, config)
         kernel.fail_next("mode switchdev", errno.EINVAL)  # going back to switchdev fails
         result = executor(kernel).apply(first)
-        assert result.failed is not None and result.failed.kind == SET_ESWITCH_MODE
+        assert result.failed is not None and result.failed.kind == steps.SET_ESWITCH_MODE
         assert str(result.error).startswith("EINVAL")
         assert kernel.flow_steering[CX_PF] == "dmfs"
         assert state(tree.root) == before
@@ -387,7 +379,8 @@ def test_rollback_never_takes_a_vf_a_vm_grabbed_meanwhile(example: KernelEmulato
                                                     f'    vf_count: 2\n    vf_drivers:\n'
                                                     f'      "0-1": vfio-pci\n')
     first = plan_for(example.tree, config)
-    assert [s.kind for s in first.actions] == [SET_NUMVFS, BIND_DRIVER, BIND_DRIVER]
+    assert [s.kind for s in first.actions] == [steps.SET_NUMVFS, steps.BIND_DRIVER,
+                                               steps.BIND_DRIVER]
 
     def progress(line: str) -> None:
         if line.startswith("[3/3]"):  # vf0 is on vfio-pci now: a VM opens it
@@ -401,7 +394,7 @@ def test_rollback_never_takes_a_vf_a_vm_grabbed_meanwhile(example: KernelEmulato
     vf0 = example.tree.vfs(X710_PF1)[0]
     assert example.num_vfs(X710_PF1) == 2 and example.driver_of(vf0) == "vfio-pci"
     assert [(o.step.kind, o.step.target, o.step.to_value) for o in result.not_restored] == [
-        (BIND_DRIVER, f"{X710_PF1} vf0", "iavf"), (SET_NUMVFS, X710_PF1, 0)]
+        (steps.BIND_DRIVER, f"{X710_PF1} vf0", "iavf"), (steps.SET_NUMVFS, X710_PF1, 0)]
     for outcome in result.not_restored:
         assert f"not touching it now: VF {vf0} is in use (/dev/vfio/" in outcome.detail
     assert result.to_dict()["not_restored"] != []
@@ -429,8 +422,8 @@ def test_vfs_that_are_slow_to_go_are_reported_once_and_restored(
     config = write_config(example.tree.root.parent, f'devices:\n  - address: "{CX_PF}"\n'
                                                     f'    vf_count: 6\n')
     first = plan_for(example.tree, config)
-    assert [(s.kind, s.to_value) for s in first.actions[:2]] == [(SET_NUMVFS, 0),
-                                                                 (SET_NUMVFS, 6)]
+    assert [(s.kind, s.to_value) for s in first.actions[:2]] == [(steps.SET_NUMVFS, 0),
+                                                                 (steps.SET_NUMVFS, 6)]
     original = example.write
 
     def stalled(path: str, value: str) -> None:
@@ -446,7 +439,7 @@ def test_vfs_that_are_slow_to_go_are_reported_once_and_restored(
     assert result.error == f"{CX_PF}: 4 of 4 VFs were not removed within 3s"
     assert result.not_restored == ()
     assert [(o.step.kind, o.step.to_value) for o in result.restored][:1] == [
-        (SET_NUMVFS, 4)]
+        (steps.SET_NUMVFS, 4)]
     assert state(example.tree.root) == before
     assert not any("of 0 VFs" in line for line in lines)
 
