@@ -19,6 +19,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -55,6 +56,15 @@ def services_installed() -> None:
 @pytest.fixture
 def rabbitmq_installed() -> None:
     _require(RABBITMQ_SERVER, "rabbitmq-server")
+
+
+def missing_server_error(monkeypatch: pytest.MonkeyPatch, backend: ModuleType,
+                         missing: Path) -> str:
+    """What a backend's check_installed() says when its server binary is not there."""
+    monkeypatch.setattr(backend, "SERVER", str(missing))
+    with pytest.raises(StackError) as caught:
+        backend.check_installed()
+    return str(caught.value)
 
 
 def stack(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -8,15 +8,14 @@ from pathlib import Path
 import pytest
 
 from deploy.stacklib import mariadb, procs
+from tests.stack.conftest import missing_server_error
 
 
 def test_missing_mariadb_is_one_line_naming_the_package(monkeypatch: pytest.MonkeyPatch,
                                                         tmp_path: Path) -> None:
-    monkeypatch.setattr(mariadb, "SERVER", str(tmp_path / "mariadbd"))
-    with pytest.raises(procs.StackError) as caught:
-        mariadb.check_installed()
-    assert str(caught.value) == (f"mariadb-server is not installed (no {tmp_path}/mariadbd): "
-                                 "run `apt-get install mariadb-server`")
+    error = missing_server_error(monkeypatch, mariadb, tmp_path / "mariadbd")
+    assert error == (f"mariadb-server is not installed (no {tmp_path}/mariadbd): "
+                     "run `apt-get install mariadb-server`")
 
 
 def test_mariadb_is_private_to_the_work_dir(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from deploy.stacklib import database, noauth, procs, rabbit, standins
+from tests.stack.conftest import missing_server_error
 
 
 def _spawn(tmp_path: Path, script: str) -> procs.Proc:
@@ -103,11 +104,9 @@ def test_records_round_trip(tmp_path: Path) -> None:
 
 def test_missing_rabbitmq_is_one_line_naming_the_package(monkeypatch: pytest.MonkeyPatch,
                                                          tmp_path: Path) -> None:
-    monkeypatch.setattr(rabbit, "SERVER", str(tmp_path / "rabbitmq-server"))
-    with pytest.raises(procs.StackError) as caught:
-        rabbit.check_installed()
-    assert str(caught.value) == (f"rabbitmq-server is not installed (no {tmp_path}/"
-                                 "rabbitmq-server): run `apt-get install rabbitmq-server`")
+    error = missing_server_error(monkeypatch, rabbit, tmp_path / "rabbitmq-server")
+    assert error == (f"rabbitmq-server is not installed (no {tmp_path}/rabbitmq-server): "
+                     "run `apt-get install rabbitmq-server`")
 
 
 # -- the auth filter -----------------------------------------------------------------------
