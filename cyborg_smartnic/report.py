@@ -27,7 +27,7 @@ from cyborg_smartnic.discovery.model import Host, PhysicalFunction, VirtualFunct
 from cyborg_smartnic.errors import ConfigError
 from cyborg_smartnic.pci import PciAddress
 from cyborg_smartnic.pools import PoolSpec, ReportConfig
-from cyborg_smartnic.requirement_kinds import Offer, offered_traits
+from cyborg_smartnic.requirement_kinds import offer_of, offered_traits
 
 DEVICE_TYPE = "NIC"
 CPID_TYPE = "PCI"
@@ -118,9 +118,8 @@ def pool_traits(pf: PhysicalFunction, physnet: str | None, vfs: Sequence[Virtual
     """The traits of one pool (docs/architecture.md, "The Placement model"), sorted."""
     drivers = {vf.driver for vf in vfs}
     shared = drivers.pop() if len(drivers) == 1 else None
-    found = {names.OWNER_CYBORG, *offered_traits(Offer(
-        physnet=physnet, eswitch_mode=pf.eswitch_mode, vf_driver=shared,
-        firmware_mode=pf.firmware.mode, vendor=pf.vendor, model=pf.model_key))}
+    found = {names.OWNER_CYBORG, *offered_traits(offer_of(
+        pf, {"physnet": physnet, "vf_driver": shared}))}
     found.update(extra)
     return tuple(sorted(found))
 

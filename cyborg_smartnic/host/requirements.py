@@ -16,7 +16,7 @@ from cyborg_smartnic.host.config import DEFAULT_DRIVER, DeviceConfig, HostConfig
 from cyborg_smartnic.host.plan import selects
 from cyborg_smartnic.profiles.compiler import GroupRequirement, HostRequirements
 from cyborg_smartnic.profiles.spec import format_page_size
-from cyborg_smartnic.requirement_kinds import KINDS, Offer, mismatches, values_of
+from cyborg_smartnic.requirement_kinds import KINDS, Offer, mismatches, offer_of, values_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +32,7 @@ class PfOutcome:
 
     pf: PhysicalFunction
     vf_drivers: tuple[str | None, ...]  # per VF index, reserved VFs left out as None
-    eswitch_mode: str | None
-    firmware_mode: str | None
-    physnet: str | None
+    offer: Offer  # per-PF kinds: host.yaml's setting where it has one, else the PF's own
 
 
 def outcomes(config: HostConfig | None, host: Host,
@@ -49,17 +47,21 @@ def outcomes(config: HostConfig | None, host: Host,
         current = {vf.index: vf.driver for vf in pf.virtual_functions}
         if device is None:
             result.append(PfOutcome(pf, tuple(current.get(i) for i in range(pf.num_vfs)),
-                                    pf.eswitch_mode, pf.firmware.mode, pf.physnet))
+                                    offer_of(pf)))
             continue
         count = device.vf_count if device.vf_count is not None else pf.num_vfs
         recreated = count != pf.num_vfs
         drivers = tuple(None if i in device.reserved_vfs else
                         _driver(device, i, default, None if recreated else current.get(i))
                         for i in range(count))
-        result.append(PfOutcome(pf, drivers, device.eswitch_mode or pf.eswitch_mode,
-                                device.firmware_mode or pf.firmware.mode,
-                                device.physnet or pf.physnet))
+        result.append(PfOutcome(pf, drivers, offer_of(pf, _settings(device))))
     return tuple(result)
+
+
+def _settings(device: DeviceConfig) -> dict[str, str | None]:
+    """The per-PF kinds host.yaml sets on ``device`` (None: left as the PF has it)."""
+    return {kind.field: getattr(device, kind.host_setting) for kind in KINDS
+            if kind.per_pf and kind.host_setting is not None}
 
 
 def _driver(device: DeviceConfig, index: int, default: str | None,
@@ -115,9 +117,7 @@ def _group(profile: str, group: GroupRequirement, pfs: tuple[PfOutcome, ...],
     best: tuple[int, str] = (0, "")
     for out in pfs:
         pf = out.pf
-        if mismatches(wanted, Offer(physnet=out.physnet, eswitch_mode=out.eswitch_mode,
-                                    firmware_mode=out.firmware_mode, vendor=pf.vendor,
-                                    model=pf.model_key)):
+        if mismatches(wanted, out.offer):
             continue
         if group.xdp == XDP_NATIVE and xdp_support(_guest_driver(group, pf, models)) != \
                 XDP_NATIVE:
@@ -140,7 +140,7 @@ def _firmware_hint(group: GroupRequirement, pfs: tuple[PfOutcome, ...],
                    models: Catalog, best: int) -> str | None:
     """The firmware change that would serve ``group`` (host.firmware), when one would."""
     host = Host(hostname="", physical_functions=tuple(out.pf for out in pfs), skipped=())
-    if group.firmware_mode and not any(out.firmware_mode == group.firmware_mode
+    if group.firmware_mode and not any(out.offer.firmware_mode == group.firmware_mode
                                        for out in pfs):
         return firmware.firmware_hint(group.firmware_mode, host, models)
     return firmware.sriov_hint(host, models) if best == 0 else None

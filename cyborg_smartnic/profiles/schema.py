@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cyborg_smartnic.catalog import VENDORS
-from cyborg_smartnic.discovery.model import ESWITCH_MODES, ESWITCH_SWITCHDEV
+from cyborg_smartnic.discovery.model import ESWITCH_SWITCHDEV
+from cyborg_smartnic.requirement_kinds import group_properties
 
 SCHEMA_ID = "https://opendev.org/x/cyborg-smartnic/profile.schema.json"
 
@@ -38,7 +38,6 @@ CYBORG_VNIC_TYPES = ("accelerator-direct", "accelerator-direct-physical")
 NOVA_VNIC_TYPES = ("direct", "remote-managed")
 VNIC_TYPES = CYBORG_VNIC_TYPES + NOVA_VNIC_TYPES
 SWITCHDEV = ESWITCH_SWITCHDEV  # binding:profile capability for OVS/OVN hardware offload
-VENDOR_NAMES = tuple(sorted(set(VENDORS.values())))
 
 #: Hugepage sizes (kB) some Linux architecture offers: x86 2M/1G, arm64 64K/2M/32M/512M/1G/16G,
 #: ppc64 16M/16G, s390x 1M. A size outside this list is a typo, never a kernel feature.
@@ -52,7 +51,6 @@ DEDICATED_PROPERTIES = {
     "hw:numa_nodes": "instance.numa_nodes",
 }
 
-_SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 _TRAIT_LIST: dict[str, Any] = {
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -65,33 +63,34 @@ _FLAVOR_NAME: dict[str, Any] = {
     "pattern": r"^[a-zA-Z0-9._-][a-zA-Z0-9. _-]*$",
 }
 
-GROUP_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "One Placement request group: N VFs from a single VF pool.",
-    "additionalProperties": False,
-    "required": ["vf_count"],
-    "properties": {
-        "vf_count": {"type": "integer", "minimum": 1, "maximum": MAX_VF_COUNT},
-        "resource_class": {"type": "string", "minLength": 1, "maxLength": 255,
-                           "description": "Default CUSTOM_SMARTNIC_VF."},
-        "physnet": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,64}$"},
-        "eswitch_mode": {"enum": list(ESWITCH_MODES)},
-        "vf_driver": {"type": "string", "pattern": _SLUG, "maxLength": 64},
-        "vendor": {"enum": list(VENDOR_NAMES)},
-        "model": {"type": "string", "minLength": 1, "maxLength": 64,
-                  "description": "Catalogue model key (CONNECTX_6_DX) or name (ConnectX-6 Dx)."},
-        "firmware_mode": {"type": "string", "pattern": _SLUG, "maxLength": 64},
-        "xdp": {"enum": list(XDP_MODES),
-                "description": "The guest runs XDP programs on the VF: native needs a VF "
-                               "driver with XDP in the driver (mlx5_core, ixgbevf, bnxt_en; "
-                               "not iavf), generic works with any kernel netdev driver."},
-        "traits": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {"required": _TRAIT_LIST, "forbidden": _TRAIT_LIST},
+
+
+def group_schema() -> dict[str, Any]:
+    """A profile group: its count and resource class, one property per requirement kind
+    (``requirement_kinds.KINDS``), XDP and extra traits."""
+    return {
+        "type": "object",
+        "description": "One Placement request group: N VFs from a single VF pool.",
+        "additionalProperties": False,
+        "required": ["vf_count"],
+        "properties": {
+            "vf_count": {"type": "integer", "minimum": 1, "maximum": MAX_VF_COUNT},
+            "resource_class": {"type": "string", "minLength": 1, "maxLength": 255,
+                               "description": "Default CUSTOM_SMARTNIC_VF."},
+            **group_properties(),
+            "xdp": {"enum": list(XDP_MODES),
+                    "description": "The guest runs XDP programs on the VF: native needs a "
+                                   "VF driver with XDP in the driver (mlx5_core, ixgbevf, "
+                                   "bnxt_en; not iavf), generic works with any kernel netdev "
+                                   "driver."},
+            "traits": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"required": _TRAIT_LIST, "forbidden": _TRAIT_LIST},
+            },
         },
-    },
-}
+    }
+
 
 INSTANCE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -167,18 +166,18 @@ PROFILE_SCHEMA: dict[str, Any] = {
     },
 }
 
-DEFS: dict[str, Any] = {
-    "group": GROUP_SCHEMA,
-    "instance": INSTANCE_SCHEMA,
-    "flavor": FLAVOR_SCHEMA,
-    "port": PORT_SCHEMA,
-}
+
+
+def defs() -> dict[str, Any]:
+    """The named parts a profile refers to (``#/$defs/...``); the group's from the table."""
+    return {"group": group_schema(), "instance": INSTANCE_SCHEMA, "flavor": FLAVOR_SCHEMA,
+            "port": PORT_SCHEMA}
 
 
 def profile_schema() -> dict[str, Any]:
     """Schema of one profile (a mapping), self-contained."""
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **PROFILE_SCHEMA,
-            "$defs": DEFS}
+            "$defs": defs()}
 
 
 def file_schema() -> dict[str, Any]:
@@ -192,7 +191,7 @@ def file_schema() -> dict[str, Any]:
             {"$ref": "#/$defs/profile"},
             {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/profile"}},
         ],
-        "$defs": {"profile": PROFILE_SCHEMA, **DEFS},
+        "$defs": {"profile": PROFILE_SCHEMA, **defs()},
     }
 
 

@@ -19,7 +19,7 @@ from cyborg_smartnic import catalog, traits
 from cyborg_smartnic.errors import SourceError
 from cyborg_smartnic.profiles import schema, spec
 from cyborg_smartnic.profiles.sources import ProfileSource
-from cyborg_smartnic.requirement_kinds import FIELDS, derived_traits
+from cyborg_smartnic.requirement_kinds import FIELDS, VENDOR_NAMES, derived_traits
 from cyborg_smartnic.yamlsource import (
     PathKey,
     error_sort_key,
@@ -123,7 +123,7 @@ class _ProfileRules:
             self.fail((*path, "model"), f"unknown model {name!r}{hint}")
             return None
         vendor = _str(group.get("vendor"))
-        if vendor is not None and vendor in schema.VENDOR_NAMES and vendor != model.vendor:
+        if vendor is not None and vendor in VENDOR_NAMES and vendor != model.vendor:
             self.fail((*path, "vendor"), f"{model.name} is made by {model.vendor}, not {vendor}")
         if group.get("eswitch_mode") == "switchdev" and not model.switchdev:
             self.fail((*path, "eswitch_mode"), f"{model.name} has no switchdev eswitch mode")
