@@ -48,6 +48,7 @@ function configure_cyborg_smartnic {
     _smartnic_set smartnic use_devlink "$SMARTNIC_USE_DEVLINK"
     _smartnic_set smartnic pci_ids_path "$SMARTNIC_PCI_IDS_PATH"
     _smartnic_set smartnic state_file "$SMARTNIC_STATE_FILE"
+    _smartnic_set smartnic audit_interval "$SMARTNIC_AUDIT_INTERVAL"
     _smartnic_set smartnic apply_lock_file "$SMARTNIC_APPLY_LOCK_FILE"
     _smartnic_set smartnic apply_state_dir "$SMARTNIC_APPLY_STATE_DIR"
     _smartnic_set smartnic privileged_call_timeout "$SMARTNIC_PRIVILEGED_CALL_TIMEOUT"
