@@ -39,6 +39,9 @@ FLOW_STEERING_PARAM = "flow_steering_mode"  # mlx5's devlink parameter
 FLOW_STEERING_MODES = ("smfs", "dmfs")  # its values: software or device-managed steering
 FW_DPU = "dpu"
 FW_NIC = "nic"
+FW_SEPARATED_HOST = "separated_host"
+# BlueField modes as read from mstconfig (INTERNAL_CPU_MODEL/PAGE_SUPPLIER).
+DPU_FIRMWARE_MODES = (FW_DPU, FW_NIC, FW_SEPARATED_HOST)
 ICE_DDP_MODES = {
     "ICE COMMS Package": "comms",
     "ICE OS Default Package": "os_default",

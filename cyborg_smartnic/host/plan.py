@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from cyborg_smartnic.catalog import MLX5_DRIVER as MLX5
 from cyborg_smartnic.catalog import Catalog, NicModel
 from cyborg_smartnic.discovery import selection
-from cyborg_smartnic.discovery.devlink import FLOW_STEERING_PARAM
+from cyborg_smartnic.discovery.devlink import FLOW_STEERING_PARAM, FW_DPU
 from cyborg_smartnic.discovery.model import (
     ESWITCH_LEGACY,
     ESWITCH_SWITCHDEV,
@@ -48,8 +48,6 @@ from cyborg_smartnic.host.steps import (
     Step,
 )
 from cyborg_smartnic.ranges import format_ranges
-
-FW_DPU = "dpu"
 
 
 def plan(desired: HostConfig, current: Host, in_use: InUse,

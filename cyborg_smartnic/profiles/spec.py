@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from cyborg_smartnic import catalog, requirement_kinds, traits
+from cyborg_smartnic.discovery import devlink
 from cyborg_smartnic.profiles import schema
 from cyborg_smartnic.yamlsource import is_integer
 
 USERSPACE_VF_DRIVERS = catalog.USERSPACE_VF_DRIVERS
 DDP_FIRMWARE_MODES = ("comms", "os_default", "wireless_edge")
 #: BlueField modes as discovery reads them from mstconfig (INTERNAL_CPU_MODEL/PAGE_SUPPLIER).
-DPU_FIRMWARE_MODES = ("dpu", "nic", "separated_host")
+DPU_FIRMWARE_MODES = devlink.DPU_FIRMWARE_MODES
 FIRMWARE_MODES = DDP_FIRMWARE_MODES + DPU_FIRMWARE_MODES
 
 _SIZE = re.compile(r"(?P<number>[0-9]+)\s*(?:(?P<unit>[kKmMgG])(?:i?[bB])?)?")
