@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 from cyborg_smartnic.catalog import VFIO_DRIVER as VFIO
 from cyborg_smartnic.catalog import Catalog
+from cyborg_smartnic.discovery.devlink import FW_DPU
 from cyborg_smartnic.discovery.model import Host
 from cyborg_smartnic.discovery.procfs import ProcReader
 from cyborg_smartnic.discovery.sysfs import SysfsReader, open_regular
 from cyborg_smartnic.host.config import HostConfig
 from cyborg_smartnic.host.ovs import plan as ovs_plan
-from cyborg_smartnic.host.plan import FW_DPU
 from cyborg_smartnic.host.requirements import Finding
 from cyborg_smartnic.host.steps import Plan, Step
 
