@@ -29,8 +29,10 @@ from cyborg_smartnic.errors import SmartNicError
 
 ANY = "*"
 REGEX_ANY = ".*"
-_MAX = {"domain": 0xFFFF, "bus": 0xFF, "slot": 0x1F, "func": 0x7}
-_FORMAT = {"domain": "%04x", "bus": "%02x", "slot": "%02x", "func": "%01x"}
+_MAX = {"domain": 0xFFFF, "bus": 0xFF, "slot": 0x1F, "func": 0x7, "vendor_id": 0xFFFF,
+        "product_id": 0xFFFF}
+_FORMAT = {"domain": "%04x", "bus": "%02x", "slot": "%02x", "func": "%01x",
+           "vendor_id": "%04x", "product_id": "%04x"}
 _TRUE = ("1", "t", "true", "on", "y", "yes")  # oslo_utils.strutils.TRUE_STRINGS
 REMOTE_MANAGED = "remote_managed"
 PHYSICAL_NETWORK = "physical_network"
@@ -153,8 +155,8 @@ def parse_spec(raw: Mapping[str, Any], host: Host) -> DeviceSpec:
     product = str(tags.pop("product_id", ANY))
     devname = tags.pop("devname", None)
     address = tags.pop("address", None)
-    vendor = _id(vendor, "vendor_id")
-    product = _id(product, "product_id")
+    vendor = _hex_field("vendor_id", vendor)
+    product = _hex_field("product_id", product)
     text = json.dumps(dict(raw), sort_keys=True)
     if address and devname:
         raise _Bad("give either address or devname, not both")
@@ -181,19 +183,6 @@ def parse_spec(raw: Mapping[str, Any], host: Host) -> DeviceSpec:
     single = all(all(c in string.hexdigits for c in f) for f in fields)
     is_pf = single and _is_pf(fields, host)
     return DeviceSpec(text, vendor, product, "physical" if is_pf else "glob", fields, tags)
-
-
-def _id(value: str, name: str) -> str:
-    if value == ANY:
-        return value
-    try:
-        number = int(value, 16)
-    except ValueError:
-        raise _Bad(f"property {name} ({value!r}) does not parse as a hex number") from None
-    if number > 0xFFFF:
-        raise _Bad(f"property {name} ({value}) is greater than the maximum allowable value "
-                   f"(FFFF)")
-    return f"{number:04x}"
 
 
 def _is_pf(fields: tuple[str, ...], host: Host) -> bool:
