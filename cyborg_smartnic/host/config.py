@@ -8,6 +8,7 @@ reason``; nothing here looks at the host itself (see ``match_devices`` for that)
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -351,19 +352,9 @@ def _vf_owners(doc: yamlsource.Document, base: yamlsource.JsonPath, entry: dict[
                ) -> tuple[VfOwnerRange, ...]:
     """``vf_owners``: ranges -> cyborg|nova, with the rules Nova's PCI tracker imposes."""
     result: list[VfOwnerRange] = []
-    seen: dict[int, str] = {}
-    for text, owner in entry.get("vf_owners", {}).items():
-        path = (*base, "vf_owners", text)
-        try:
-            indices = parse_ranges(text)
-        except ValueError as exc:
-            found.append(doc.error(path, str(exc)))
-            continue
-        clash = sorted({seen[i] for i in indices if i in seen})
-        if clash:
-            found.append(doc.error(path, f"overlaps the range {clash[0]!r}"))
-        seen.update((i, text) for i in indices)
-        _check_inside(doc, path, indices, entry.get("vf_count"), found)
+    for text, owner, indices, path in _vf_ranges(doc, base, "vf_owners",
+                                                  entry.get("vf_owners", {}),
+                                                  entry.get("vf_count"), found):
         held = sorted(set(indices) & set(reserved))
         if held:
             found.append(doc.error(path, f"VF {held[0]} is in reserved_vfs (held back from "
@@ -384,23 +375,34 @@ def _vf_owners(doc: yamlsource.Document, base: yamlsource.JsonPath, entry: dict[
 def _vf_drivers(doc: yamlsource.Document, base: yamlsource.JsonPath, raw: dict[str, str],
                 vf_count: int | None, found: list[SourceError]) -> tuple[VfDriverRange, ...]:
     result: list[VfDriverRange] = []
-    owner: dict[int, str] = {}
-    for text, driver in raw.items():
-        path = (*base, "vf_drivers", text)
+    for text, driver, indices, path in _vf_ranges(doc, base, "vf_drivers", raw, vf_count,
+                                                   found):
+        if (problem := vf_driver_problem(driver, _VF_DRIVERS)) is not None:
+            found.append(doc.error(path, problem))
+        result.append(VfDriverRange(indices, driver, text))
+    return tuple(result)
+
+
+def _vf_ranges(doc: yamlsource.Document, base: yamlsource.JsonPath, key: str,
+               raw: Mapping[str, str], vf_count: int | None, found: list[SourceError]
+               ) -> Iterator[tuple[str, str, tuple[int, ...], yamlsource.JsonPath]]:
+    """``(range text, value, VF indices, path)`` of each entry of the ``key`` map (VF range
+    -> value) that parses; an unparsable range, an overlap with an earlier range and a VF
+    beyond ``vf_count`` are added to ``found``."""
+    seen: dict[int, str] = {}
+    for text, value in raw.items():
+        path = (*base, key, text)
         try:
             indices = parse_ranges(text)
         except ValueError as exc:
             found.append(doc.error(path, str(exc)))
             continue
-        clash = sorted({owner[i] for i in indices if i in owner})
+        clash = sorted({seen[i] for i in indices if i in seen})
         if clash:
             found.append(doc.error(path, f"overlaps the range {clash[0]!r}"))
-        owner.update((i, text) for i in indices)
+        seen.update((i, text) for i in indices)
         _check_inside(doc, path, indices, vf_count, found)
-        if (problem := vf_driver_problem(driver, _VF_DRIVERS)) is not None:
-            found.append(doc.error(path, problem))
-        result.append(VfDriverRange(indices, driver, text))
-    return tuple(result)
+        yield text, value, indices, path
 
 
 def _check_inside(doc: yamlsource.Document, path: yamlsource.JsonPath,
