@@ -560,8 +560,8 @@ class SmartNicDriver(GenericDriver):  # type: ignore[misc]
         if every <= 0 or self._cycles % every or not unchanged:
             return None
         ordered = sorted(unchanged, key=PciAddress.parse)
-        after = [a for a in ordered if self.audited_last is not None
-                 and PciAddress.parse(a) > PciAddress.parse(self.audited_last)]
+        previous = None if self.audited_last is None else PciAddress.parse(self.audited_last)
+        after = [a for a in ordered if previous is not None and PciAddress.parse(a) > previous]
         self.audited_last = (after or ordered)[0]
         return self.audited_last
 
